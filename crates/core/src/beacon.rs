@@ -75,10 +75,14 @@ pub fn decode(datagram: &[u8]) -> Result<Beacon, BeaconError> {
     let envelope: Envelope = postcard::from_bytes(payload).map_err(|_| BeaconError::Malformed)?;
     let key =
         PublicKey::try_decode_protobuf(&envelope.public_key).map_err(|_| BeaconError::BadKey)?;
-    if !key.verify(&[SIGNING_DOMAIN, &envelope.info].concat(), &envelope.signature) {
+    if !key.verify(
+        &[SIGNING_DOMAIN, &envelope.info].concat(),
+        &envelope.signature,
+    ) {
         return Err(BeaconError::BadSignature);
     }
-    let info: BeaconInfo = postcard::from_bytes(&envelope.info).map_err(|_| BeaconError::Malformed)?;
+    let info: BeaconInfo =
+        postcard::from_bytes(&envelope.info).map_err(|_| BeaconError::Malformed)?;
     check_name(&info.name)?;
     Ok(Beacon {
         peer: key.to_peer_id(),
@@ -120,7 +124,11 @@ mod tests {
     fn round_trip() {
         let key = Keypair::generate_ed25519();
         let datagram = encode(&key, &info()).unwrap();
-        assert!(datagram.len() < 200, "beacons stay small: {}", datagram.len());
+        assert!(
+            datagram.len() < 200,
+            "beacons stay small: {}",
+            datagram.len()
+        );
         let beacon = decode(&datagram).unwrap();
         assert_eq!(beacon.peer, key.public().to_peer_id());
         assert_eq!(beacon.info, info());

@@ -93,15 +93,11 @@ impl fmt::Display for ChannelName {
 pub enum ChannelNameError {
     #[error("a channel name cannot be empty")]
     Empty,
-    #[error(
-        "a channel name is at most {MAX_CHANNEL_NAME_BYTES} bytes; this one has {0}"
-    )]
+    #[error("a channel name is at most {MAX_CHANNEL_NAME_BYTES} bytes; this one has {0}")]
     TooLong(usize),
     #[error("a channel name cannot start with '.'")]
     LeadingDot,
-    #[error(
-        "a channel name may only hold ASCII letters, digits, '-', '_' and '.'; found {0:?}"
-    )]
+    #[error("a channel name may only hold ASCII letters, digits, '-', '_' and '.'; found {0:?}")]
     BadCharacter(char),
 }
 
@@ -190,7 +186,8 @@ impl Message {
         if !key.verify(&signing_input(&envelope.body), &envelope.signature) {
             return Err(MessageError::BadSignature);
         }
-        let body: Body = postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
+        let body: Body =
+            postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
         check_text(&body.text)?;
         check_name(&body.author_name)?;
         Ok(Self::assemble(key.to_peer_id(), body, wire.to_vec()))
@@ -315,7 +312,10 @@ mod tests {
         assert!("general".parse::<ChannelName>().is_ok());
         assert!("team-2.ops_x".parse::<ChannelName>().is_ok());
         assert_eq!("".parse::<ChannelName>(), Err(ChannelNameError::Empty));
-        assert_eq!(".hidden".parse::<ChannelName>(), Err(ChannelNameError::LeadingDot));
+        assert_eq!(
+            ".hidden".parse::<ChannelName>(),
+            Err(ChannelNameError::LeadingDot)
+        );
         assert_eq!(
             "a/b".parse::<ChannelName>(),
             Err(ChannelNameError::BadCharacter('/'))

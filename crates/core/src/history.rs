@@ -102,7 +102,10 @@ mod tests {
         let now = 100 * 24 * HOUR;
         assert!(in_window(499, 0, now), "the 500 newest are always in");
         assert!(!in_window(500, now - 25 * HOUR, now));
-        assert!(in_window(3_000, now - 23 * HOUR, now), "the last day is always in");
+        assert!(
+            in_window(3_000, now - 23 * HOUR, now),
+            "the last day is always in"
+        );
         assert!(!in_window(WINDOW_HARD_CAP, now, now));
     }
 

@@ -30,6 +30,19 @@ pub enum Source {
     Remembered,
 }
 
+impl Source {
+    /// The lowercase name shown to people and scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mdns => "mdns",
+            Source::Broadcast => "broadcast",
+            Source::Manual => "manual",
+            Source::Inbound => "inbound",
+            Source::Remembered => "remembered",
+        }
+    }
+}
+
 /// What the table knows about one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEntry {
@@ -237,7 +250,10 @@ impl PeerTable {
     }
 
     pub fn connected_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
-        self.peers.values().filter(|e| e.is_connected()).map(|e| e.peer)
+        self.peers
+            .values()
+            .filter(|e| e.is_connected())
+            .map(|e| e.peer)
     }
 }
 
@@ -266,7 +282,10 @@ mod tests {
         assert_eq!(entry.addrs, vec![addr(1)]);
 
         table.connected(p, addr(1), false, 200);
-        assert!(table.expire(200 + DEPART_AFTER_MS * 10).is_empty(), "connected peers stay");
+        assert!(
+            table.expire(200 + DEPART_AFTER_MS * 10).is_empty(),
+            "connected peers stay"
+        );
         table.disconnected(p, 0, 1_000);
         assert!(table.expire(1_000 + DEPART_AFTER_MS).is_empty());
         let gone = table.expire(1_001 + DEPART_AFTER_MS);
@@ -291,7 +310,10 @@ mod tests {
         assert_eq!(table.beacon(p, 5, "a", [addr(1)], 0), BeaconVerdict::New);
         assert_eq!(table.beacon(p, 5, "a", [addr(1)], 10), BeaconVerdict::Stale);
         assert_eq!(table.beacon(p, 4, "a", [addr(9)], 10), BeaconVerdict::Stale);
-        assert_eq!(table.beacon(p, 6, "b", [addr(1)], 20), BeaconVerdict::Refreshed);
+        assert_eq!(
+            table.beacon(p, 6, "b", [addr(1)], 20),
+            BeaconVerdict::Refreshed
+        );
         let entry = table.get(&p).unwrap();
         assert_eq!(entry.name.as_deref(), Some("b"));
         assert_eq!(entry.addrs, vec![addr(1)], "a stale beacon adds no address");

@@ -1,0 +1,50 @@
+//! `ferry start`: the node in the foreground, logging to stderr.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ferry_node::daemon::{StartOptions, run};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::StartArgs;
+
+/// ferry's own crates, raised to debug by `-v` while libp2p stays at info.
+const FERRY_DEBUG: &str =
+    "info,ferry=debug,ferry_node=debug,ferry_net=debug,ferry_store=debug,ferry_core=debug";
+
+pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter(verbose)?)
+        .with_writer(std::io::stderr)
+        .init();
+    let options = StartOptions {
+        data_dir,
+        name: args.name,
+        // The node parses these (as it does config.toml's), so both get the
+        // same checks and the same messages.
+        listen: args.listen,
+        // Only an explicit --no-… overrides config.toml; without it, None lets
+        // the config (or the default, on) decide.
+        mdns: args.no_mdns.then_some(false),
+        beacon: args.no_beacon.then_some(false),
+        beacon_port: args.beacon_port,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(options))
+}
+
+/// RUST_LOG wins when set; otherwise `-v` picks how much to show.
+fn log_filter(verbose: u8) -> anyhow::Result<EnvFilter> {
+    match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => EnvFilter::try_new(&filter)
+            .with_context(|| format!("RUST_LOG={filter:?} is not a valid log filter")),
+        _ => Ok(EnvFilter::new(match verbose {
+            0 => "info",
+            1 => FERRY_DEBUG,
+            _ => "debug",
+        })),
+    }
+}

@@ -1,0 +1,815 @@
+//! LAN acceptance test in the network lab (needs root; skips otherwise).
+//!
+//! Three hosts `h1`, `h2`, `h3` on one bridge segment, no default route, each
+//! running `ferry start` with no address given (default listen, mDNS and beacons
+//! on). Checks discovery, channel gossip, a crash and restart with catch-up,
+//! hostile datagrams on the beacon port, and departure of a crashed peer.
+//!
+//! Run: `cargo test -p ferry --test lan_lab -- --nocapture` (as root). The
+//! measured times are printed; `FERRY_LAB_KEEP=1` keeps the namespaces and the
+//! data directories after a run for a look.
+
+mod lab;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_node::control::types::{IdInfo, MessageView, PeerInfo};
+use lab::{Host, Lab, Segment};
+use serde::de::DeserializeOwned;
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+const BEACON_PORT: u16 = 45_458;
+const POLL: Duration = Duration::from_millis(100);
+
+/// Discovery must finish within this (the target is 2 s).
+const DISCOVERY_LIMIT: Duration = Duration::from_secs(10);
+const DISCOVERY_TARGET: Duration = Duration::from_secs(2);
+/// A crashed peer must be gone from the list within this (the target is 30 s).
+const DEPARTURE_LIMIT: Duration = Duration::from_secs(35);
+const DEPARTURE_TARGET: Duration = Duration::from_secs(30);
+/// Channel messages must arrive within this.
+const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
+/// After a restart: the node answers, reconnects and catches up within this.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(20);
+
+/// Calls `f` every `interval` until it returns `Some`, or `limit` has passed.
+/// Returns the value and the time it took.
+fn poll<T>(
+    limit: Duration,
+    interval: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<(T, Duration)> {
+    let start = Instant::now();
+    loop {
+        let round = Instant::now();
+        if let Some(value) = f() {
+            return Some((value, start.elapsed()));
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(interval.saturating_sub(round.elapsed()));
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// One `ferry` node in its lab host.
+struct Node {
+    name: String,
+    host: Host,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Node {
+    fn new(name: &str, host: Host, base: &Path) -> Node {
+        let data_dir = base.join(name);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Node {
+            name: name.to_owned(),
+            host,
+            data_dir,
+            log_dir: base.to_owned(),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    fn log_path(&self, start: u32, stream: &str) -> PathBuf {
+        self.log_dir
+            .join(format!("{}.start{start}.{stream}.log", self.name))
+    }
+
+    /// `ferry start --data-dir DIR --name NAME` in the node's namespace, output
+    /// to log files (one pair per start).
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        self.starts += 1;
+        let stdout = File::create(self.log_path(self.starts, "stdout")).unwrap();
+        let stderr = File::create(self.log_path(self.starts, "stderr")).unwrap();
+        let mut command = self.host.command(FERRY);
+        command
+            .arg("start")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--name", &self.name])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        self.child = Some(command.spawn().expect("spawn ferry start"));
+    }
+
+    /// SIGKILL, no goodbye.
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's exit status, if it has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// `ferry --data-dir DIR ARGS...` in the node's namespace.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.host
+            .command(FERRY)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the ferry CLI")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.cli(args);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "`ferry {}` on {} failed ({}): {}{}",
+                args.join(" "),
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn json<T: DeserializeOwned>(&self, args: &[&str]) -> Result<T, String> {
+        let text = self.cli_ok(args)?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "`ferry {}` on {}: bad JSON ({e}): {text}",
+                args.join(" "),
+                self.name
+            )
+        })
+    }
+
+    fn id(&self) -> Result<IdInfo, String> {
+        self.json(&["id", "--json"])
+    }
+
+    fn peers(&self) -> Result<Vec<PeerInfo>, String> {
+        self.json(&["peers", "--json"])
+    }
+
+    /// `ferry read CH --json`: one message per line.
+    fn read(&self, channel: &str) -> Result<Vec<MessageView>, String> {
+        let text = self.cli_ok(&["read", channel, "--json"])?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .map_err(|e| format!("`ferry read` on {}: bad line ({e}): {l}", self.name))
+            })
+            .collect()
+    }
+
+    fn post(&self, channel: &str, text: &str) {
+        if let Err(e) = self.cli_ok(&["post", channel, text]) {
+            panic!("{e}");
+        }
+    }
+
+    /// Polls until the control API answers `id`; returns the id.
+    fn wait_ready(&mut self, limit: Duration) -> IdInfo {
+        let mut last = String::new();
+        let got = poll(limit, POLL, || {
+            if let Some(status) = self.exited() {
+                panic!("{} exited: {status}", self.name);
+            }
+            self.id().map_err(|e| last = e).ok()
+        });
+        match got {
+            Some((id, _)) => id,
+            None => panic!("{} does not answer after {limit:?}: {last}", self.name),
+        }
+    }
+}
+
+/// The lab, its nodes and their files. On a failed test it prints every node's
+/// logs; then it kills the nodes and (through [`Lab`]) removes the namespaces.
+struct Cluster {
+    nodes: Vec<Node>,
+    lab: Lab,
+    segment: Segment,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    fn new(names: &[&str]) -> Cluster {
+        let lab = Lab::new();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", lab.prefix()))
+            .tempdir()
+            .unwrap();
+        let segment = lab.bridge_segment("lan", "10.77.1.0/24");
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let host = lab.host(name);
+                lab.attach(&host, &segment, i as u32 + 1);
+                Node::new(name, host, dir.path())
+            })
+            .collect();
+        Cluster {
+            nodes,
+            lab,
+            segment,
+            dir: Some(dir),
+        }
+    }
+
+    fn print_logs(&self) {
+        for node in &self.nodes {
+            for start in 1..=node.starts {
+                for stream in ["stdout", "stderr"] {
+                    let path = node.log_path(start, stream);
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    eprintln!(
+                        "----- {} start {start} {stream} ({}) -----\n{text}",
+                        node.name,
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for node in &mut self.nodes {
+            node.kill9();
+        }
+        if std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0")
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("FERRY_LAB_KEEP: keeping {}", dir.keep().display());
+        }
+    }
+}
+
+/// Peer ids `node` lists now (empty if it does not answer).
+fn listed(node: &Node) -> Vec<PeerInfo> {
+    node.peers().unwrap_or_default()
+}
+
+fn lists_all(peers: &[PeerInfo], wanted: &[&str], connected: bool) -> bool {
+    wanted.iter().all(|id| {
+        peers
+            .iter()
+            .any(|p| p.peer_id == *id && (!connected || p.connected))
+    })
+}
+
+fn texts(messages: &[MessageView]) -> BTreeSet<&str> {
+    messages.iter().map(|m| m.text.as_str()).collect()
+}
+
+fn assert_no_duplicates(node: &Node, messages: &[MessageView]) {
+    let mut seen = HashSet::new();
+    for m in messages {
+        assert!(
+            seen.insert(&m.id),
+            "{} shows message {} twice: {messages:#?}",
+            node.name,
+            m.id
+        );
+    }
+}
+
+/// Waits until every node in `readers` shows a message with `text` on `channel`.
+/// Returns the time it took for each.
+fn wait_delivery(readers: &[&Node], channel: &str, text: &str) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut took = vec![None; readers.len()];
+    let done = poll(DELIVERY_LIMIT, Duration::from_millis(50), || {
+        for (i, node) in readers.iter().enumerate() {
+            if took[i].is_none()
+                && node
+                    .read(channel)
+                    .is_ok_and(|ms| ms.iter().any(|m| m.text == text))
+            {
+                took[i] = Some(start.elapsed());
+            }
+        }
+        took.iter().all(Option::is_some).then_some(())
+    });
+    if done.is_none() {
+        let missing: Vec<&str> = readers
+            .iter()
+            .zip(&took)
+            .filter(|(_, t)| t.is_none())
+            .map(|(n, _)| n.name.as_str())
+            .collect();
+        let views: Vec<String> = readers
+            .iter()
+            .map(|n| format!("{}: {:?}", n.name, n.read(channel)))
+            .collect();
+        panic!(
+            "{text:?} did not reach {missing:?} within {DELIVERY_LIMIT:?}\n{}",
+            views.join("\n")
+        );
+    }
+    took.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn lan_three_nodes_discover_gossip_restart_and_depart() {
+    if lab::skip_unless_root() {
+        return;
+    }
+    let mut c = Cluster::new(&["h1", "h2", "h3"]);
+    let tag = format!("{:08x}", lab::random_u64() as u32);
+    println!(
+        "lab {} on {}/{}",
+        c.lab.prefix(),
+        c.segment.network,
+        c.segment.prefix_len
+    );
+
+    // (a) Discovery: start all three, poll until each lists (and is connected to)
+    // the other two.
+    let t0 = Instant::now();
+    for node in &mut c.nodes {
+        node.start();
+    }
+    let mut ids: Vec<Option<String>> = vec![None; 3];
+    let mut listed_at: Vec<Option<Duration>> = vec![None; 3];
+    let mut connected_at: Vec<Option<Duration>> = vec![None; 3];
+    let discovered = poll(DISCOVERY_LIMIT + DISCOVERY_LIMIT, POLL, || {
+        for i in 0..3 {
+            if let Some(status) = c.nodes[i].exited() {
+                panic!("{} exited during discovery: {status}", c.nodes[i].name);
+            }
+            if ids[i].is_none() {
+                ids[i] = c.nodes[i].id().ok().map(|id| id.peer_id);
+            }
+        }
+        if ids.iter().any(Option::is_none) {
+            return None;
+        }
+        for i in 0..3 {
+            if connected_at[i].is_some() {
+                continue;
+            }
+            let others: Vec<&str> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| ids[j].as_deref().unwrap())
+                .collect();
+            let peers = listed(&c.nodes[i]);
+            if listed_at[i].is_none() && lists_all(&peers, &others, false) {
+                listed_at[i] = Some(t0.elapsed());
+            }
+            if lists_all(&peers, &others, true) {
+                connected_at[i] = Some(t0.elapsed());
+            }
+        }
+        connected_at.iter().all(Option::is_some).then_some(())
+    });
+    let ids: Vec<String> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| id.unwrap_or_else(|| panic!("{} never answered `id`", c.nodes[i].name)))
+        .collect();
+    for i in 0..3 {
+        println!(
+            "discovery: {} lists both others after {}, connected to both after {}",
+            c.nodes[i].name,
+            listed_at[i].map_or("never".into(), secs),
+            connected_at[i].map_or("never".into(), secs),
+        );
+    }
+    let all_listed = listed_at.iter().map(|t| t.unwrap_or(Duration::MAX)).max();
+    let all_listed = all_listed.unwrap();
+    let peer_views: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| format!("{}: {:#?}", n.name, n.peers()))
+        .collect();
+    assert!(
+        all_listed <= DISCOVERY_LIMIT,
+        "not every node listed the other two within {DISCOVERY_LIMIT:?}:\n{}",
+        peer_views.join("\n")
+    );
+    assert!(
+        discovered.is_some(),
+        "not every node connected to the other two within {:?}:\n{}",
+        DISCOVERY_LIMIT + DISCOVERY_LIMIT,
+        peer_views.join("\n")
+    );
+    println!(
+        "discovery: all three list each other after {} (target {}{})",
+        secs(all_listed),
+        secs(DISCOVERY_TARGET),
+        if all_listed <= DISCOVERY_TARGET {
+            ", met"
+        } else {
+            ", MISSED"
+        }
+    );
+    for (node, id) in c.nodes.iter().zip(&ids) {
+        for peer in node.peers().unwrap() {
+            assert!(
+                ids.contains(&peer.peer_id) && peer.peer_id != *id,
+                "{} lists an unexpected peer: {peer:#?}",
+                node.name
+            );
+        }
+    }
+
+    // (b) Gossip: a post on h1 reaches h2 and h3.
+    let first = format!("hello from h1 {tag}");
+    c.nodes[0].post("general", &first);
+    let took = wait_delivery(&[&c.nodes[1], &c.nodes[2]], "general", &first);
+    println!(
+        "gossip: h1 -> h2 in {}, h1 -> h3 in {} (includes CLI polling every 50 ms)",
+        secs(took[0]),
+        secs(took[1])
+    );
+
+    // (c) Crash and restart: h3 misses two posts, comes back with the same id and
+    // its history, and catches up.
+    c.nodes[2].kill9();
+    let missed = [format!("missed one {tag}"), format!("missed two {tag}")];
+    for text in &missed {
+        c.nodes[0].post("general", text);
+    }
+    wait_delivery(&[&c.nodes[1]], "general", &missed[1]);
+    let restarted = Instant::now();
+    c.nodes[2].start();
+    let id_after = c.nodes[2].wait_ready(CATCH_UP_LIMIT);
+    assert_eq!(
+        id_after.peer_id, ids[2],
+        "h3 came back with another peer id"
+    );
+    let history = c.nodes[2].read("general").unwrap();
+    assert!(
+        history.iter().any(|m| m.text == first),
+        "h3 lost its history over the restart: {history:#?}"
+    );
+    let caught_up = poll(CATCH_UP_LIMIT, POLL, || {
+        let messages = c.nodes[2].read("general").ok()?;
+        let have = texts(&messages);
+        missed
+            .iter()
+            .all(|t| have.contains(t.as_str()))
+            .then_some(messages)
+    });
+    let Some((messages, _)) = caught_up else {
+        panic!(
+            "h3 did not get the posts it missed within {CATCH_UP_LIMIT:?} of answering: {:#?}",
+            c.nodes[2].read("general")
+        );
+    };
+    println!(
+        "restart: h3 same peer id, history kept, caught up on 2 missed posts {} after restart",
+        secs(restarted.elapsed())
+    );
+    // Let any late duplicate arrive before checking for one.
+    std::thread::sleep(Duration::from_secs(1));
+    for node in &c.nodes {
+        let messages = node.read("general").unwrap();
+        assert_no_duplicates(node, &messages);
+        assert_eq!(
+            messages.len(),
+            3,
+            "{} should show exactly the 3 posts: {messages:#?}",
+            node.name
+        );
+    }
+    drop(messages);
+    let rejoined = poll(CATCH_UP_LIMIT, POLL, || {
+        (lists_all(&listed(&c.nodes[0]), &[&ids[2]], true)
+            && lists_all(&listed(&c.nodes[2]), &[&ids[0], &ids[1]], true))
+        .then_some(())
+    });
+    assert!(
+        rejoined.is_some(),
+        "h3 and the others did not reconnect: h1 {:#?}\nh3 {:#?}",
+        c.nodes[0].peers(),
+        c.nodes[2].peers()
+    );
+    println!(
+        "restart: h3 reconnected to both {} after restart",
+        secs(restarted.elapsed())
+    );
+
+    // Hostile datagrams on h1's beacon port, sent from h2's namespace.
+    hostile_beacons(&mut c, &ids);
+
+    // (d) Departure: h2 crashes; h1 drops it from its list.
+    c.nodes[1].kill9();
+    let killed = Instant::now();
+    let gone = poll(DEPARTURE_LIMIT, POLL, || {
+        let peers = c.nodes[0].peers().ok()?;
+        (!peers.iter().any(|p| p.peer_id == ids[1])).then_some(())
+    });
+    let Some(((), took)) = gone else {
+        panic!(
+            "h1 still lists h2 {DEPARTURE_LIMIT:?} after it died: {:#?}",
+            c.nodes[0].peers()
+        );
+    };
+    println!(
+        "departure: h1 stopped listing h2 {} after kill -9 (target {}{})",
+        secs(took),
+        secs(DEPARTURE_TARGET),
+        if took <= DEPARTURE_TARGET {
+            ", met"
+        } else {
+            ", MISSED"
+        }
+    );
+    assert!(
+        lists_all(&c.nodes[0].peers().unwrap(), &[&ids[2]], true),
+        "h1 lost h3 too: {:#?}",
+        c.nodes[0].peers()
+    );
+    println!("total: {}", secs(killed.elapsed() + (killed - t0)));
+}
+
+/// Sends garbage, oversized and forged beacons to h1's beacon port from h2's
+/// namespace; h1 must stay up, keep answering and list no new or renamed peer.
+fn hostile_beacons(c: &mut Cluster, ids: &[String]) {
+    let target = c.nodes[0].host.ip();
+    let tmp = c.dir.as_ref().unwrap().path().to_owned();
+    let h3_key = peer_id_public_key(&ids[2]);
+    let mut datagrams: Vec<(&str, Vec<u8>)> = vec![
+        ("text garbage", b"garbage\n".to_vec()),
+        ("random bytes", lab::random_bytes(200)),
+        (
+            "magic then garbage",
+            [b"FRYb".as_slice(), &lab::random_bytes(100)].concat(),
+        ),
+        ("magic only", b"FRYb".to_vec()),
+        (
+            "600 bytes",
+            [b"FRYb".as_slice(), &lab::random_bytes(596)].concat(),
+        ),
+        (
+            "64 KiB - 1 bytes",
+            [b"FRYb".as_slice(), &vec![0xff; 65_507 - 4]].concat(),
+        ),
+        (
+            "h3's key, bad signature, name evil, seq max",
+            forged_beacon(h3_key.clone(), u64::MAX, "evil", lab::random_bytes(64)),
+        ),
+        (
+            "random key, random signature, name bogus",
+            forged_beacon(
+                [&[0x08, 0x01, 0x12, 0x20][..], &lab::random_bytes(32)].concat(),
+                1,
+                "bogus",
+                lab::random_bytes(64),
+            ),
+        ),
+        (
+            "h3's key, empty signature",
+            forged_beacon(h3_key.clone(), u64::MAX - 1, "evil", Vec::new()),
+        ),
+    ];
+    // A valid-looking envelope cut short at every length, to probe the decoder.
+    let whole = forged_beacon(h3_key, 7, "evil", lab::random_bytes(64));
+    for cut in (5..whole.len()).step_by(9) {
+        datagrams.push(("truncated forged beacon", whole[..cut].to_vec()));
+    }
+    let sender = &c.nodes[1].host;
+    for (i, (what, bytes)) in datagrams.iter().enumerate() {
+        let path = tmp.join(format!("datagram{i}.bin"));
+        std::fs::write(&path, bytes).unwrap();
+        // bash's /dev/udp sends what `cat` writes in one write(): one datagram.
+        let out = sender
+            .command("bash")
+            .args([
+                "-c",
+                "cat \"$1\" > /dev/udp/$2/$3",
+                "send",
+                path.to_str().unwrap(),
+                &target.to_string(),
+                &BEACON_PORT.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sending {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    if let Some(status) = c.nodes[0].exited() {
+        panic!("h1 died after hostile datagrams: {status}");
+    }
+    let peers = c.nodes[0]
+        .peers()
+        .unwrap_or_else(|e| panic!("h1 stopped answering after hostile datagrams: {e}"));
+    for peer in &peers {
+        assert!(
+            ids[1..].contains(&peer.peer_id),
+            "h1 lists a bogus peer after hostile datagrams: {peer:#?}"
+        );
+        assert!(
+            !matches!(peer.name.as_deref(), Some("evil" | "bogus")),
+            "a forged beacon renamed a peer on h1: {peer:#?}"
+        );
+    }
+    assert!(
+        lists_all(&peers, &[&ids[1], &ids[2]], true),
+        "h1 lost a peer after hostile datagrams: {peers:#?}"
+    );
+    println!(
+        "beacons: h1 ignored {} hostile datagrams and still lists only h2 and h3",
+        datagrams.len()
+    );
+}
+
+/// A beacon datagram in ferry's wire format (magic, then a postcard envelope of
+/// protobuf public key, postcard `BeaconInfo` and signature) with the signature
+/// given, so: a forgery.
+fn forged_beacon(public_key: Vec<u8>, seq: u64, name: &str, signature: Vec<u8>) -> Vec<u8> {
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    fn bytes(b: &[u8], out: &mut Vec<u8>) {
+        varint(b.len() as u64, out);
+        out.extend_from_slice(b);
+    }
+    let mut info = Vec::new();
+    varint(seq, &mut info);
+    bytes(name.as_bytes(), &mut info);
+    for port in [4001u64, 4001] {
+        info.push(1);
+        varint(port, &mut info);
+    }
+    let mut datagram = b"FRYb".to_vec();
+    bytes(&public_key, &mut datagram);
+    bytes(&info, &mut datagram);
+    bytes(&signature, &mut datagram);
+    datagram
+}
+
+/// The protobuf-encoded public key inside an Ed25519 peer id (base58btc of an
+/// identity multihash of that key).
+fn peer_id_public_key(peer_id: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut big: Vec<u8> = Vec::new(); // little-endian base-256
+    for ch in peer_id.bytes() {
+        let mut carry = ALPHABET
+            .iter()
+            .position(|&a| a == ch)
+            .unwrap_or_else(|| panic!("{peer_id} is not base58")) as u32;
+        for byte in &mut big {
+            carry += u32::from(*byte) * 58;
+            *byte = carry as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            big.push(carry as u8);
+            carry >>= 8;
+        }
+    }
+    let leading_zeros = peer_id.bytes().take_while(|&b| b == b'1').count();
+    big.extend(std::iter::repeat_n(0, leading_zeros));
+    big.reverse();
+    assert!(
+        big.len() == 38 && big[0] == 0x00 && big[1] == 36,
+        "{peer_id} is not an identity-hashed Ed25519 peer id"
+    );
+    big[2..].to_vec()
+}
+
+// ---- tests of the lab itself ----
+
+fn ping(from: &Host, to: std::net::Ipv4Addr) -> bool {
+    from.command("ping")
+        .args(["-c1", "-W1", "-n", &to.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn lab_namespaces(prefix: &str) -> Vec<String> {
+    let out = lab::run(Command::new("ip").args(["netns", "list"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|ns| ns.starts_with(&format!("{prefix}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn lab_segment_hosts_reach_each_other_and_clean_up() {
+    if lab::skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let prefix = lab.prefix().to_owned();
+    let seg = lab.bridge_segment("lan", "10.77.9.0/24");
+    let a = lab.host("a");
+    let b = lab.host("b");
+    let ia = lab.attach(&a, &seg, 1);
+    let ib = lab.attach(&b, &seg, 2);
+    assert_eq!(ia.addr, seg.addr(1));
+    assert_eq!(ib.name, "eth0");
+    assert_eq!(seg.broadcast().to_string(), "10.77.9.255");
+    assert!(ping(&a, b.ip()), "a cannot ping b");
+    assert!(ping(&b, a.ip()), "b cannot ping a");
+    // No default route unless asked.
+    let routes = a.command("ip").args(["route", "show", "default"]).output();
+    assert!(routes.unwrap().stdout.is_empty());
+    // The root namespace got no new link.
+    let root_links = lab::run(Command::new("ip").args(["-o", "link"]));
+    assert!(!String::from_utf8_lossy(&root_links.stdout).contains(&prefix));
+    // Processes inside are killed on drop.
+    let mut sleeper = a.command("sleep").arg("600").spawn().unwrap();
+    assert_eq!(lab_namespaces(&prefix).len(), 3);
+    drop(lab);
+    assert!(lab_namespaces(&prefix).is_empty(), "namespaces left behind");
+    let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "the sleeper was not killed");
+}
+
+#[test]
+fn lab_cleans_up_on_panic() {
+    if lab::skip_unless_root() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        let lab = Lab::new();
+        tx.send(lab.prefix().to_owned()).unwrap();
+        let _h = lab.host("x");
+        panic!("on purpose");
+    })
+    .join();
+    assert!(result.is_err());
+    let prefix = rx.recv().unwrap();
+    assert!(lab_namespaces(&prefix).is_empty(), "namespaces left behind");
+}
+
+#[test]
+fn lab_loss_and_nat() {
+    if lab::skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let inside = lab.bridge_segment("lan", "192.168.7.0/24");
+    let outside = lab.bridge_segment("wan", "10.78.0.0/24");
+    let a = lab.host("a");
+    let r = lab.router("r");
+    let b = lab.host("b");
+    lab.attach(&a, &inside, 10);
+    let r_in = lab.attach(&r, &inside, 1);
+    let r_out = lab.attach(&r, &outside, 1);
+    lab.attach(&b, &outside, 20);
+    assert_eq!(r_out.name, "eth1");
+
+    // b has no route back to 192.168.7.0/24: only the NAT makes this work.
+    a.add_default_route(r_in.addr);
+    assert!(!ping(&a, b.ip()), "reached b without NAT");
+    r.masquerade(&r_out, false);
+    assert!(ping(&a, b.ip()), "a cannot reach b through the NAT");
+
+    // Full loss on the segment, then on a host, then none.
+    outside.set_loss(100);
+    assert!(!ping(&r, b.ip()), "ping crossed a segment with 100 % loss");
+    outside.set_loss(0);
+    assert!(ping(&r, b.ip()));
+    b.set_loss(100);
+    assert!(!ping(&r, b.ip()), "ping reached a host with 100 % loss");
+    b.set_loss(0);
+    assert!(ping(&r, b.ip()));
+}

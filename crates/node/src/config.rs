@@ -1,0 +1,149 @@
+//! Settings for `ferry start`: command-line flags, over `config.toml` in the
+//! data directory, over defaults.
+
+use std::path::{Path, PathBuf};
+
+use ferry_core::Multiaddr;
+use ferry_core::beacon::DEFAULT_BEACON_PORT;
+use serde::Deserialize;
+
+use crate::daemon::StartOptions;
+
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// `DATA_DIR/config.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub name: Option<String>,
+    pub listen: Option<Vec<String>>,
+    pub mdns: Option<bool>,
+    pub beacon: Option<bool>,
+    pub beacon_port: Option<u16>,
+}
+
+impl ConfigFile {
+    /// Reads the config file; a missing file is an empty config, a broken one an
+    /// error that names the file and the problem.
+    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// The settings a node runs with, after flags, file and defaults are merged.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// `None`: derive a nickname from the peer id.
+    pub name: Option<String>,
+    pub listen: Vec<Multiaddr>,
+    /// True when `listen` is the default set: an address family the host lacks
+    /// (IPv6 in a bare namespace) is then skipped instead of fatal.
+    pub default_listen: bool,
+    pub mdns: bool,
+    pub beacon: bool,
+    pub beacon_port: u16,
+}
+
+impl Settings {
+    pub fn resolve(options: StartOptions, file: ConfigFile) -> anyhow::Result<Self> {
+        let listen_text = if options.listen.is_empty() {
+            file.listen.unwrap_or_default()
+        } else {
+            options.listen
+        };
+        let default_listen = listen_text.is_empty();
+        let listen = if default_listen {
+            default_listen_addrs()
+        } else {
+            listen_text
+                .iter()
+                .map(|text| parse_multiaddr(text))
+                .collect::<anyhow::Result<_>>()?
+        };
+        let name = options.name.or(file.name);
+        if let Some(name) = &name {
+            ferry_core::channel::check_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+        }
+        Ok(Self {
+            data_dir: options.data_dir,
+            name,
+            listen,
+            default_listen,
+            mdns: options.mdns.or(file.mdns).unwrap_or(true),
+            beacon: options.beacon.or(file.beacon).unwrap_or(true),
+            beacon_port: options
+                .beacon_port
+                .or(file.beacon_port)
+                .unwrap_or(DEFAULT_BEACON_PORT),
+        })
+    }
+}
+
+/// Parses a multiaddr typed by a person, with an error that shows the form.
+pub fn parse_multiaddr(text: &str) -> anyhow::Result<Multiaddr> {
+    text.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{text:?} is not a valid multiaddr ({e}); it looks like /ip4/192.168.1.7/tcp/4001 or /ip4/192.168.1.7/udp/4001/quic-v1"
+        )
+    })
+}
+
+/// TCP and QUIC on every interface, IPv4 and IPv6, on ports the OS picks.
+fn default_listen_addrs() -> Vec<Multiaddr> {
+    [
+        "/ip4/0.0.0.0/tcp/0",
+        "/ip4/0.0.0.0/udp/0/quic-v1",
+        "/ip6/::/tcp/0",
+        "/ip6/::/udp/0/quic-v1",
+    ]
+    .iter()
+    .map(|a| a.parse().expect("default listen addresses are valid"))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> StartOptions {
+        StartOptions {
+            data_dir: "/tmp/x".into(),
+            ..StartOptions::default()
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let file: ConfigFile =
+            toml::from_str("name = \"file\"\nmdns = false\nbeacon_port = 5000\n").unwrap();
+        let mut opts = options();
+        opts.name = Some("flag".into());
+        let settings = Settings::resolve(opts, file).unwrap();
+        assert_eq!(settings.name.as_deref(), Some("flag"));
+        assert!(!settings.mdns);
+        assert!(settings.beacon);
+        assert_eq!(settings.beacon_port, 5000);
+        assert!(settings.default_listen);
+        assert_eq!(settings.listen.len(), 4);
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_a_clear_error() {
+        let mut opts = options();
+        opts.listen = vec!["garbage".into()];
+        let err = Settings::resolve(opts, ConfigFile::default()).unwrap_err();
+        assert!(err.to_string().contains("not a valid multiaddr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("nmae = \"typo\"").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The control API: how the `ferry` CLI drives a running node.
+
+mod file;
+pub mod server;
+pub mod types;
+
+pub use file::ControlFile;

@@ -1,0 +1,279 @@
+//! Finding peers: LAN beacons, mDNS, identify, remembered peers; and noticing
+//! when one is gone.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use ferry_core::beacon::{self, BeaconInfo};
+use ferry_core::peers::{BeaconVerdict, Source};
+use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::{Millis, Multiaddr, PeerId};
+use ferry_net::beacon::BeaconSocket;
+use ferry_net::libp2p::multiaddr::Protocol;
+use ferry_net::libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use ferry_net::libp2p::{identify, mdns, ping};
+use ferry_store::RememberedPeer;
+
+use super::Engine;
+
+/// A beacon is sent this often (in ticks of 500 ms): often enough that a new
+/// node is found within about a second, rarely enough to be no load.
+const BEACON_EVERY_TICKS: u64 = 2;
+
+/// The beacon socket and what guards it.
+pub struct Beacons {
+    socket: BeaconSocket,
+    /// Datagrams per sender address: a flood from one host is dropped early,
+    /// before any signature is checked.
+    limiter: KeyedLimiter<IpAddr>,
+    /// Rejected datagrams, logged in summary so a flood cannot flood the log.
+    rejected: u64,
+}
+
+impl Beacons {
+    pub fn new(socket: BeaconSocket) -> Self {
+        Self {
+            socket,
+            limiter: KeyedLimiter::new(10, 4.0, 1024),
+            rejected: 0,
+        }
+    }
+}
+
+/// The next datagram on the beacon socket; never resolves when beacons are off.
+pub async fn next_beacon(beacons: &Option<Beacons>) -> io::Result<(Vec<u8>, SocketAddr)> {
+    match beacons {
+        Some(b) => b.socket.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Engine {
+    pub(super) fn on_beacon(&mut self, received: io::Result<(Vec<u8>, SocketAddr)>) {
+        let now = self.clock.mono_ms();
+        let Some(beacons) = self.beacon.as_mut() else {
+            return;
+        };
+        let (datagram, from) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("beacon socket: {e}");
+                return;
+            }
+        };
+        if !beacons.limiter.allow(&from.ip(), now) {
+            beacons.rejected += 1;
+            return;
+        }
+        let beacon = match beacon::decode(&datagram) {
+            Ok(b) => b,
+            Err(e) => {
+                beacons.rejected += 1;
+                if beacons.rejected.is_power_of_two() {
+                    tracing::warn!(%from, rejected = beacons.rejected, "ignored a bad beacon: {e}");
+                }
+                return;
+            }
+        };
+        let addrs = beacon_addrs(from.ip(), &beacon.info);
+        let verdict =
+            self.peers
+                .beacon(beacon.peer, beacon.info.seq, &beacon.info.name, addrs, now);
+        if verdict == BeaconVerdict::New {
+            tracing::info!(peer = %beacon.peer, name = %beacon.info.name, %from, "found by broadcast");
+        }
+        if verdict != BeaconVerdict::Stale {
+            self.maybe_dial(beacon.peer, now);
+        }
+    }
+
+    pub(super) async fn send_beacon(&mut self) {
+        if self.beacon.is_none() || self.ticks % BEACON_EVERY_TICKS != 1 {
+            return;
+        }
+        let (tcp_port, quic_port) = self.listen_ports();
+        if tcp_port.is_none() && quic_port.is_none() {
+            return;
+        }
+        let info = BeaconInfo {
+            // The wall clock grows across restarts, so a restarted node's
+            // beacons are never taken for replays of its old ones.
+            seq: self.clock.unix_ms(),
+            name: self.name.clone(),
+            tcp_port,
+            quic_port,
+        };
+        let datagram = match beacon::encode(&self.keypair, &info) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("cannot encode a beacon: {e}");
+                return;
+            }
+        };
+        if let Some(beacons) = &self.beacon
+            && beacons.socket.broadcast(&datagram).await == 0
+        {
+            tracing::debug!("no interface could send a beacon");
+        }
+    }
+
+    /// The first IPv4 TCP and QUIC ports this node listens on.
+    fn listen_ports(&self) -> (Option<u16>, Option<u16>) {
+        let mut tcp = None;
+        let mut quic = None;
+        for addr in &self.listen_addrs {
+            let parts: Vec<Protocol> = addr.iter().collect();
+            match parts.as_slice() {
+                [Protocol::Ip4(_), Protocol::Tcp(port)] => tcp = tcp.or(Some(*port)),
+                [Protocol::Ip4(_), Protocol::Udp(port), Protocol::QuicV1] => {
+                    quic = quic.or(Some(*port))
+                }
+                _ => {}
+            }
+        }
+        (tcp, quic)
+    }
+
+    pub(super) fn on_mdns(&mut self, event: mdns::Event, now: Millis) {
+        if let mdns::Event::Discovered(found) = event {
+            for (peer, addr) in found {
+                if self.peers.discovered(peer, Source::Mdns, [addr], now) {
+                    tracing::info!(%peer, "found by mDNS");
+                }
+                self.maybe_dial(peer, now);
+            }
+        }
+    }
+
+    /// A connected peer told us where it listens: remember it for next start.
+    pub(super) fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        let remembered = RememberedPeer {
+            peer: peer_id,
+            name: self.peers.get(&peer_id).and_then(|e| e.name.clone()),
+            addrs: info
+                .listen_addrs
+                .into_iter()
+                .filter(is_dialable)
+                .take(ferry_core::peers::MAX_ADDRS_PER_PEER)
+                .collect(),
+            last_connected_ms: self.clock.unix_ms(),
+        };
+        if let Err(e) = self.store.remember_peer(&remembered) {
+            tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
+        }
+    }
+
+    pub(super) fn on_ping(&mut self, event: ping::Event, now: Millis) {
+        match event.result {
+            Ok(rtt) => self.peers.rtt(
+                event.peer,
+                u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX),
+                now,
+            ),
+            Err(e) => {
+                // A peer that stops answering pings is gone (its host slept,
+                // left the Wi-Fi, or was killed): drop the connection now
+                // rather than wait for TCP to notice.
+                tracing::info!(peer = %event.peer, "ping failed ({e}); closing the connection");
+                self.swarm.close_connection(event.connection);
+            }
+        }
+    }
+
+    /// Peers from an earlier run: dialled once at start, forgotten like any
+    /// other peer if they do not answer.
+    pub(super) fn redial_remembered(&mut self) {
+        let now = self.clock.mono_ms();
+        let remembered = match self.store.remembered_peers() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("cannot read remembered peers: {e}");
+                return;
+            }
+        };
+        for peer in remembered {
+            self.peers
+                .discovered(peer.peer, Source::Remembered, peer.addrs, now);
+            if let Some(name) = peer.name {
+                self.peers.named(peer.peer, name);
+            }
+            self.maybe_dial(peer.peer, now);
+        }
+    }
+
+    pub(super) fn redial_known(&mut self, now: Millis) {
+        let unconnected: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|e| !e.is_connected())
+            .map(|e| e.peer)
+            .collect();
+        for peer in unconnected {
+            self.maybe_dial(peer, now);
+        }
+    }
+
+    pub(super) fn maybe_dial(&mut self, peer: PeerId, now: Millis) {
+        if !self.peers.should_dial(&peer, now) {
+            return;
+        }
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        let opts = DialOpts::peer_id(peer)
+            .addresses(entry.addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "not dialled: {e}");
+        }
+    }
+}
+
+/// The addresses a beacon's sender listens on, as seen from here.
+fn beacon_addrs(ip: IpAddr, info: &BeaconInfo) -> Vec<Multiaddr> {
+    let base = Multiaddr::from(ip);
+    let mut addrs = Vec::new();
+    if let Some(port) = info.tcp_port {
+        addrs.push(base.clone().with(Protocol::Tcp(port)));
+    }
+    if let Some(port) = info.quic_port {
+        addrs.push(base.with(Protocol::Udp(port)).with(Protocol::QuicV1));
+    }
+    addrs
+}
+
+/// Unspecified addresses (0.0.0.0) cannot be dialled; everything else may be.
+fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beacon_addresses_pair_the_sender_ip_with_its_ports() {
+        let info = BeaconInfo {
+            seq: 1,
+            name: "a".into(),
+            tcp_port: Some(4001),
+            quic_port: Some(4002),
+        };
+        let addrs = beacon_addrs("10.0.0.9".parse().unwrap(), &info);
+        assert_eq!(
+            addrs,
+            vec![
+                "/ip4/10.0.0.9/tcp/4001".parse::<Multiaddr>().unwrap(),
+                "/ip4/10.0.0.9/udp/4002/quic-v1".parse().unwrap()
+            ]
+        );
+    }
+}

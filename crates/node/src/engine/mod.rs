@@ -1,0 +1,282 @@
+//! The engine: one task that owns the swarm, the peer table and the beacon
+//! socket, feeds what happens on the network to the core's state machines, and
+//! carries out the control API's commands.
+//!
+//! Everything that changes network state goes through this one task, so no
+//! lock is held across the network code; the store is shared with the API,
+//! which reads it directly.
+
+mod channels;
+mod discovery;
+mod views;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_core::channel::ChannelName;
+use ferry_core::peers::PeerTable;
+use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::{Keypair, Multiaddr, PeerId};
+use ferry_net::beacon::BeaconSocket;
+use ferry_net::libp2p::futures::StreamExt;
+use ferry_net::libp2p::request_response::OutboundRequestId;
+use ferry_net::libp2p::swarm::{ConnectionId, SwarmEvent};
+use ferry_net::libp2p::{Swarm, multiaddr::Protocol};
+use ferry_net::{Behaviour, BehaviourEvent};
+use ferry_store::Store;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::clock::Clock;
+use crate::control::types::{ConnectReply, IdInfo, MessageView, PeerInfo};
+
+pub use views::message_view;
+
+/// How often timers run: beacons, redials, departures.
+const TICK: Duration = Duration::from_millis(500);
+
+/// A request from the control API. Each carries the channel its answer goes to.
+pub enum Command {
+    Id(oneshot::Sender<IdInfo>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Connect(Multiaddr, oneshot::Sender<Result<ConnectReply, String>>),
+    Post(
+        ChannelName,
+        String,
+        oneshot::Sender<Result<MessageView, String>>,
+    ),
+    Join(ChannelName),
+}
+
+pub struct Engine {
+    swarm: Swarm<Behaviour>,
+    keypair: Keypair,
+    name: String,
+    store: Arc<Store>,
+    clock: Clock,
+    peers: PeerTable,
+    joined: BTreeSet<ChannelName>,
+    listen_addrs: BTreeSet<Multiaddr>,
+    data_dir: String,
+    /// `ferry connect` calls waiting for their dial to end.
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, String>>>,
+    /// History requests in flight, and the channel each is about.
+    pending_history: HashMap<OutboundRequestId, ChannelName>,
+    beacon: Option<discovery::Beacons>,
+    sync_limiter: KeyedLimiter<PeerId>,
+    /// The highest message seq stored; API long polls wait on it.
+    new_messages: watch::Sender<u64>,
+    /// Round-robin position for periodic history exchange.
+    anti_entropy_turn: usize,
+    ticks: u64,
+}
+
+/// What the engine is built from.
+pub struct Parts {
+    pub swarm: Swarm<Behaviour>,
+    pub keypair: Keypair,
+    pub name: String,
+    pub store: Arc<Store>,
+    pub beacon: Option<BeaconSocket>,
+    pub data_dir: String,
+    pub new_messages: watch::Sender<u64>,
+}
+
+impl Engine {
+    pub fn new(parts: Parts) -> Self {
+        let local = *parts.swarm.local_peer_id();
+        Self {
+            swarm: parts.swarm,
+            keypair: parts.keypair,
+            name: parts.name,
+            store: parts.store,
+            clock: Clock::new(),
+            peers: PeerTable::new(local),
+            joined: BTreeSet::new(),
+            listen_addrs: BTreeSet::new(),
+            data_dir: parts.data_dir,
+            pending_dials: HashMap::new(),
+            pending_history: HashMap::new(),
+            beacon: parts.beacon.map(discovery::Beacons::new),
+            sync_limiter: KeyedLimiter::new(20, 2.0, 4096),
+            new_messages: parts.new_messages,
+            anti_entropy_turn: 0,
+            ticks: 0,
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        self.rejoin_channels();
+        self.redial_remembered();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(command) = commands.recv() => self.on_command(command),
+                received = discovery::next_beacon(&self.beacon) => self.on_beacon(received),
+                _ = tick.tick() => self.on_tick().await,
+                () = &mut shutdown => break,
+            }
+        }
+        tracing::info!("shutting down");
+    }
+
+    fn local_peer(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Id(reply) => {
+                let _ = reply.send(self.id_info());
+            }
+            Command::Peers(reply) => {
+                let now = self.clock.mono_ms();
+                let _ = reply.send(
+                    self.peers
+                        .iter()
+                        .map(|e| views::peer_info(e, now))
+                        .collect(),
+                );
+            }
+            Command::Connect(addr, reply) => self.connect(addr, reply),
+            Command::Post(channel, text, reply) => {
+                let _ = reply.send(self.post(channel, &text));
+            }
+            Command::Join(channel) => self.join(channel),
+        }
+    }
+
+    fn id_info(&self) -> IdInfo {
+        let local = self.local_peer();
+        IdInfo {
+            peer_id: local.to_string(),
+            name: self.name.clone(),
+            listen_addrs: self
+                .listen_addrs
+                .iter()
+                .map(|a| a.clone().with(Protocol::P2p(local)).to_string())
+                .collect(),
+            data_dir: self.data_dir.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = self.clock.mono_ms();
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(
+                    "listening on {}",
+                    address.clone().with(Protocol::P2p(self.local_peer()))
+                );
+                self.listen_addrs.insert(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.remove(&address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let remote = endpoint.get_remote_address().clone();
+                self.peers
+                    .connected(peer_id, remote.clone(), endpoint.is_listener(), now);
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    self.peers.discovered(
+                        peer_id,
+                        ferry_core::peers::Source::Manual,
+                        [remote.clone()],
+                        now,
+                    );
+                    let _ = reply.send(Ok(ConnectReply {
+                        peer_id: peer_id.to_string(),
+                        connected_via: remote.to_string(),
+                    }));
+                }
+                if num_established.get() == 1 {
+                    tracing::info!(peer = %peer_id, via = %remote, "connected");
+                    self.say_hello(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                self.peers.disconnected(peer_id, num_established, now);
+                if num_established == 0 {
+                    tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(format!("could not connect: {error}")));
+                } else {
+                    tracing::debug!(?peer_id, "dial failed: {error}");
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event, now),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent, now: ferry_core::Millis) {
+        match event {
+            BehaviourEvent::Mdns(event) => self.on_mdns(event, now),
+            BehaviourEvent::Identify(event) => self.on_identify(event),
+            BehaviourEvent::Ping(event) => self.on_ping(event, now),
+            BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
+            BehaviourEvent::Sync(event) => self.on_sync(event),
+        }
+    }
+
+    fn connect(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<ConnectReply, String>>) {
+        if let Some(Protocol::P2p(peer)) = addr.iter().last()
+            && peer == self.local_peer()
+        {
+            let _ = reply.send(Err("that address is this node itself".into()));
+            return;
+        }
+        let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::from(addr);
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_dials.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(format!("could not dial: {e}")));
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.ticks += 1;
+        let now = self.clock.mono_ms();
+        self.send_beacon().await;
+        self.redial_known(now);
+        for gone in self.peers.expire(now) {
+            tracing::info!(peer = %gone.peer, name = ?gone.name, "peer left");
+        }
+        // Every 30 s, exchange history with one connected peer: a message that
+        // gossip lost (a peer joined just as it was posted) still arrives.
+        if self.ticks % 60 == 0 {
+            self.anti_entropy();
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! How the engine's state is shown through the control API.
+
+use ferry_core::Millis;
+use ferry_core::peers::PeerEntry;
+use ferry_store::StoredMessage;
+
+use crate::control::types::{MessageView, PeerInfo};
+
+pub fn message_view(stored: &StoredMessage) -> MessageView {
+    let m = &stored.message;
+    MessageView {
+        seq: stored.seq,
+        id: m.id.to_string(),
+        channel: m.channel.to_string(),
+        author: m.author.to_string(),
+        author_name: m.author_name.clone(),
+        timestamp_ms: m.timestamp_ms,
+        text: m.text.clone(),
+    }
+}
+
+pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
+    PeerInfo {
+        peer_id: entry.peer.to_string(),
+        name: entry.name.clone(),
+        addrs: entry.addrs.iter().map(ToString::to_string).collect(),
+        sources: entry
+            .sources
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        connected: entry.is_connected(),
+        connected_via: entry.connected_via.as_ref().map(ToString::to_string),
+        rtt_ms: entry.rtt_ms,
+        last_seen_ms_ago: now.saturating_sub(entry.last_seen),
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, build, then every test.
+# The network-lab tests need root (they build Linux network namespaces); run as
+# root (`sudo bash tests/run-all.sh`) to include them, otherwise they skip
+# themselves and say so.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then
+    # sudo drops the invoking user's PATH; find their Rust toolchain again.
+    if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
+        user_home="$(getent passwd "$SUDO_USER" | cut -d: -f6)"
+        export CARGO_HOME="${CARGO_HOME:-$user_home/.cargo}"
+        export RUSTUP_HOME="${RUSTUP_HOME:-$user_home/.rustup}"
+        export PATH="$CARGO_HOME/bin:$PATH"
+    fi
+    if ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then
+        step "installing iproute2 and nftables for the network lab"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq iproute2 nftables >/dev/null
+    fi
+else
+    echo "note: not root, so the network-lab tests will be skipped (run with sudo to include them)"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install a Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --locked --workspace --all-targets
+
+step "cargo test"
+cargo test --locked --workspace
+
+step "all tests passed"
