@@ -37,14 +37,17 @@ Examples:
     propagate_version = true
 )]
 pub struct Cli {
-    /// The node's data directory: its identity, messages and config.toml.
-    /// Each directory is one node; the other commands talk to the node running on it.
-    /// [default: ~/.local/share/ferry on Linux]
+    /// Which node: its data directory [default: ~/.local/share/ferry on Linux]
+    ///
+    /// A data directory holds one node's identity, messages and config.toml;
+    /// `ferry start` runs the node on it and the other commands talk to that node.
     #[arg(long, global = true, env = "FERRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Say more: for `start`, debug logs (-vv: also libp2p's); for the other
-    /// commands, each request to the node.
+    /// Say more (-v, -vv)
+    ///
+    /// For `start`: debug logs from ferry (-vv: from libp2p too), unless RUST_LOG
+    /// is set. For the other commands: each request to the node, on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

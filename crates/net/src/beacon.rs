@@ -69,7 +69,10 @@ impl BeaconSocket {
     }
 }
 
-/// The broadcast address of each up, non-loopback IPv4 interface.
+/// The subnet broadcast address of each non-loopback IPv4 interface. It is
+/// computed from the address and netmask rather than taken from the
+/// interface's configured broadcast address, which is often missing (an
+/// address added without `brd +`) or reported as the host's own address.
 fn broadcast_targets() -> Vec<Ipv4Addr> {
     let Ok(interfaces) = if_addrs::get_if_addrs() else {
         return Vec::new();
@@ -78,21 +81,21 @@ fn broadcast_targets() -> Vec<Ipv4Addr> {
         .iter()
         .filter(|i| !i.is_loopback())
         .filter_map(|i| match &i.addr {
-            if_addrs::IfAddr::V4(v4) => Some(
-                v4.broadcast
-                    .unwrap_or_else(|| subnet_broadcast(v4.ip, v4.netmask)),
-            ),
+            if_addrs::IfAddr::V4(v4) => Some(subnet_broadcast(v4.ip, v4.netmask)),
             if_addrs::IfAddr::V6(_) => None,
         })
-        .filter(|b| !b.is_loopback())
+        .flatten()
         .collect();
     targets.sort();
     targets.dedup();
     targets
 }
 
-fn subnet_broadcast(ip: Ipv4Addr, netmask: Ipv4Addr) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(ip) | !u32::from(netmask))
+/// The broadcast address of `ip`'s subnet; none for a /31 or /32, which have
+/// no broadcast address (point-to-point links).
+fn subnet_broadcast(ip: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Addr> {
+    let host_bits = !u32::from(netmask);
+    (host_bits > 1).then(|| Ipv4Addr::from(u32::from(ip) | host_bits))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `ferry start`: the node in the foreground, logging to stderr.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -16,6 +17,8 @@ pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(verbose)?)
         .with_writer(std::io::stderr)
+        // Colour codes only help a terminal; in a log file they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let options = StartOptions {
         data_dir,

@@ -511,10 +511,16 @@ fn set_loss_table(
                 (glob, "output") => format!("oifname \"{glob}\" "),
                 (glob, _) => format!("iifname \"{glob}\" "),
             };
+            // numgen's values are 0..=99, so "< 100" does not parse: 100 % is plain drop.
+            let dice = if percent < 100 {
+                format!("numgen random mod 100 < {percent} ")
+            } else {
+                String::new()
+            };
             ruleset += &format!(
                 "\tchain loss_{hook} {{\n\
                  \t\ttype filter hook {hook} priority -10;\n\
-                 \t\t{matcher}{iface}numgen random mod 100 < {percent} drop\n\
+                 \t\t{matcher}{iface}{dice}drop\n\
                  \t}}\n"
             );
         }

@@ -275,7 +275,7 @@ impl Engine {
         }
         // Every 30 s, exchange history with one connected peer: a message that
         // gossip lost (a peer joined just as it was posted) still arrives.
-        if self.ticks % 60 == 0 {
+        if self.ticks.is_multiple_of(60) {
             self.anti_entropy();
         }
     }
