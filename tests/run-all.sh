@@ -17,11 +17,12 @@ if [ "$(id -u)" -eq 0 ]; then
         export RUSTUP_HOME="${RUSTUP_HOME:-$user_home/.rustup}"
         export PATH="$CARGO_HOME/bin:$PATH"
     fi
-    if ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then
-        step "installing iproute2 and nftables for the network lab"
+    if ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1 \
+        || ! command -v ping >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+        step "installing iproute2, nftables, iputils-ping and jq for the network lab"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        apt-get install -y -qq iproute2 nftables >/dev/null
+        apt-get install -y -qq iproute2 nftables iputils-ping jq >/dev/null
     fi
 else
     echo "note: not root, so the network-lab tests will be skipped (run with sudo to include them)"

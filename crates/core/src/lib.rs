@@ -7,6 +7,7 @@
 
 pub mod beacon;
 pub mod channel;
+pub mod content;
 pub mod history;
 pub mod peers;
 pub mod ratelimit;

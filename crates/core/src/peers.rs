@@ -187,14 +187,16 @@ impl PeerTable {
         }
     }
 
-    pub fn disconnected(&mut self, peer: PeerId, remaining: u32, now: Millis) {
+    /// A connection closed, leaving `remaining` open. It does not count as
+    /// hearing from the peer: a connection to a vanished peer may take a while
+    /// to time out, and the departure clock runs from when it was last heard.
+    pub fn disconnected(&mut self, peer: PeerId, remaining: u32) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.connections = remaining;
             if remaining == 0 {
                 entry.rtt_ms = None;
                 entry.connected_via = None;
             }
-            entry.last_seen = entry.last_seen.max(now);
         }
     }
 
@@ -286,7 +288,9 @@ mod tests {
             table.expire(200 + DEPART_AFTER_MS * 10).is_empty(),
             "connected peers stay"
         );
-        table.disconnected(p, 0, 1_000);
+        table.rtt(p, 3, 1_000);
+        // The connection to the vanished peer times out much later.
+        table.disconnected(p, 0);
         assert!(table.expire(1_000 + DEPART_AFTER_MS).is_empty());
         let gone = table.expire(1_001 + DEPART_AFTER_MS);
         assert_eq!(gone.len(), 1);

@@ -11,6 +11,11 @@
 //! | `GET /v1/channels` | | `Vec<`[`ChannelInfo`]`>` |
 //! | `POST /v1/channels/{channel}/messages` | [`PostRequest`] | [`MessageView`] |
 //! | `GET /v1/channels/{channel}/messages` | [`ReadQuery`] as query string | [`ReadReply`] |
+//! | `POST /v1/share` | [`ShareRequest`] | [`JobStarted`] |
+//! | `POST /v1/get` | [`GetRequest`] | [`JobStarted`] |
+//! | `GET /v1/jobs/{job}` | | [`JobStatus`] |
+//! | `GET /v1/blobs` | | `Vec<`[`BlobEntry`]`>` |
+//! | `DELETE /v1/blobs/{id}` | | [`Removed`] |
 //!
 //! Every error is a non-2xx status with an [`ApiError`] body whose text is meant
 //! for a person.
@@ -113,3 +118,116 @@ pub struct ApiError {
 pub const MAX_READ_LIMIT: usize = 5_000;
 /// The longest a read waits for new messages.
 pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// Share a file or a directory. The path must be absolute (the node may run
+/// in another directory than the CLI).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareRequest {
+    pub path: String,
+    /// Reference the file where it is instead of copying it into the store.
+    #[serde(default)]
+    pub in_place: bool,
+}
+
+/// Fetch content by ticket or bare id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetRequest {
+    /// A ticket from `ferry share`, or a content id (64 hex digits).
+    pub target: String,
+    /// Where to write the file or directory (absolute). `None`: the name the
+    /// ticket carries, in the CLI's working directory, which the CLI fills in.
+    pub output: Option<String>,
+    /// Overwrite an existing output.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// A long job (hashing, downloading) has started; poll `/v1/jobs/{job}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobStarted {
+    pub job: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A job's progress, and its result once done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub job: u64,
+    /// `share` or `get`.
+    pub kind: String,
+    pub state: JobState,
+    /// What the job is doing now, for a person: "hashing big.iso", "fetching".
+    pub phase: String,
+    pub done_bytes: u64,
+    /// Unknown until a download has learnt the size.
+    pub total_bytes: Option<u64>,
+    /// For downloads: each provider and what it sent.
+    pub providers: Vec<ProviderProgress>,
+    /// Set when `state` is `failed`: what went wrong and what to do.
+    pub error: Option<String>,
+    pub share: Option<ShareResult>,
+    pub get: Option<GetResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderProgress {
+    pub peer_id: String,
+    /// Verified bytes received from this provider during this job.
+    pub bytes: u64,
+    /// Dropped for sending bad data (or for failing too often).
+    pub dropped: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareResult {
+    /// Hex BLAKE3 of the file (equal to `b3sum`'s), or of the collection's manifest.
+    pub id: String,
+    /// `blob` for a file, `collection` for a directory.
+    pub kind: String,
+    pub name: String,
+    /// Total bytes of the file, or of all files in the directory.
+    pub size: u64,
+    pub files: u64,
+    /// A copy-pasteable string with the id and this node's addresses.
+    pub ticket: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetResult {
+    pub id: String,
+    pub kind: String,
+    pub output: String,
+    pub size: u64,
+    pub files: u64,
+    /// Bytes fetched from peers in this job (less than `size` when resuming or
+    /// when the store already had some of it).
+    pub fetched_bytes: u64,
+}
+
+/// One blob in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobEntry {
+    pub id: String,
+    /// `blob` or `collection`.
+    pub kind: String,
+    pub name: Option<String>,
+    pub size: u64,
+    pub complete: bool,
+    /// Verified bytes on disk (equals `size` when complete).
+    pub verified_bytes: u64,
+    pub pinned: bool,
+    /// The referenced file, for content shared with `--in-place`.
+    pub in_place: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Removed {
+    pub removed: bool,
+}

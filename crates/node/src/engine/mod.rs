@@ -215,7 +215,7 @@ impl Engine {
                 cause,
                 ..
             } => {
-                self.peers.disconnected(peer_id, num_established, now);
+                self.peers.disconnected(peer_id, num_established);
                 if num_established == 0 {
                     tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
                 }

@@ -1,0 +1,48 @@
+//! Content addressing: what identifies shared data, and how it is cut into
+//! verifiable pieces.
+//!
+//! A blob's id is its BLAKE3 hash, so `b3sum` on any copy checks it. Data
+//! moves in chunk groups of [`GROUP_BYTES`]: the smallest piece a peer can
+//! send that is verified against the id on arrival (bao-tree with
+//! `BlockSize::from_chunk_log(GROUP_CHUNK_LOG)`).
+
+mod bitfield;
+mod id;
+
+pub use bitfield::Bitfield;
+pub use id::{ContentId, ContentIdError};
+
+/// log2 of the BLAKE3 chunks (1 KiB each) in a chunk group.
+pub const GROUP_CHUNK_LOG: u8 = 4;
+/// The bytes in one chunk group: 16 KiB.
+pub const GROUP_BYTES: u64 = 1024 << GROUP_CHUNK_LOG;
+
+/// How many chunk groups a blob of `size` bytes has. An empty blob has one
+/// (empty) group, which carries the proof that it is empty.
+pub fn group_count(size: u64) -> u64 {
+    size.div_ceil(GROUP_BYTES).max(1)
+}
+
+/// The byte range `[start, end)` that groups `[first, last)` cover in a blob
+/// of `size` bytes.
+pub fn group_bytes(first: u64, last: u64, size: u64) -> (u64, u64) {
+    (
+        (first * GROUP_BYTES).min(size),
+        (last * GROUP_BYTES).min(size),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_arithmetic() {
+        assert_eq!(GROUP_BYTES, 16_384);
+        assert_eq!(group_count(0), 1);
+        assert_eq!(group_count(1), 1);
+        assert_eq!(group_count(16_384), 1);
+        assert_eq!(group_count(16_385), 2);
+        assert_eq!(group_bytes(1, 3, 40_000), (16_384, 40_000));
+    }
+}
