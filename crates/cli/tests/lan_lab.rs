@@ -801,7 +801,7 @@ fn ping(from: &Host, to: std::net::Ipv4Addr) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run ping in the lab (install iputils-ping): {e}"))
         .success()
 }
 
