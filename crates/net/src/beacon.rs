@@ -104,16 +104,27 @@ mod tests {
 
     #[test]
     fn subnet_broadcast_sets_host_bits() {
+        let v4 = Ipv4Addr::new;
         assert_eq!(
-            subnet_broadcast(Ipv4Addr::new(10, 77, 1, 5), Ipv4Addr::new(255, 255, 255, 0)),
-            Ipv4Addr::new(10, 77, 1, 255)
+            subnet_broadcast(v4(10, 77, 1, 5), v4(255, 255, 255, 0)),
+            Some(v4(10, 77, 1, 255))
         );
         assert_eq!(
-            subnet_broadcast(
-                Ipv4Addr::new(172, 20, 3, 9),
-                Ipv4Addr::new(255, 255, 240, 0)
-            ),
-            Ipv4Addr::new(172, 20, 15, 255)
+            subnet_broadcast(v4(172, 20, 3, 9), v4(255, 255, 240, 0)),
+            Some(v4(172, 20, 15, 255))
+        );
+    }
+
+    #[test]
+    fn point_to_point_links_have_no_broadcast() {
+        let v4 = Ipv4Addr::new;
+        assert_eq!(
+            subnet_broadcast(v4(10, 0, 0, 1), v4(255, 255, 255, 255)),
+            None
+        );
+        assert_eq!(
+            subnet_broadcast(v4(10, 0, 0, 1), v4(255, 255, 255, 254)),
+            None
         );
     }
 }
