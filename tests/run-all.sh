@@ -43,6 +43,12 @@ step "cargo build"
 cargo build --locked --workspace --all-targets
 
 step "cargo test"
-cargo test --locked --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked --workspace 2>&1 | tee "$log"
 
+# One closing line for the whole run: cargo prints a result per test binary,
+# the last of which (doc-tests) is often empty.
+summary="$(grep -E '^test result: ' "$log" | awk '{p += $4; f += $6; i += $8} END {printf "%d passed, %d failed, %d skipped", p, f, i}')"
 step "all tests passed"
+echo "tests: $summary"
