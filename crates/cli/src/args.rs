@@ -13,8 +13,10 @@ ferry: a peer-to-peer node for networks with no infrastructure.
 
 No servers, no accounts, no internet needed. Start ferry on a few laptops on the same
 Wi-Fi, an ad-hoc cell or a phone hotspot with no uplink, and the nodes find each other
-on their own and talk in group channels. Every message is signed by its author's key,
-and a node that was away catches up on what it missed when it comes back.
+on their own, talk in group channels and share files and folders. Every message is
+signed by its author's key, and a node that was away catches up on what it missed when
+it comes back. Shared content is addressed by its BLAKE3 hash, so any copy is as good
+as the original and every byte is checked on arrival.
 
 `ferry start` runs a node in the foreground. Every other command talks to the running
 node of a data directory (--data-dir or FERRY_DATA_DIR) through its control API on
@@ -25,7 +27,9 @@ Examples:
   ferry start --name ana          run a node called \"ana\"
   ferry peers                     who is around
   ferry chat general              talk in the channel \"general\"
-  ferry read general --follow     print a channel's messages as they arrive";
+  ferry read general --follow     print a channel's messages as they arrive
+  ferry share ~/photos            share a folder; prints a ticket to give to others
+  ferry get TICKET                fetch what a ticket names into the current directory";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +99,48 @@ Post a message to a channel. The words after the channel name are joined with sp
 Talk in a channel interactively: prints the recent messages, then new ones as they
 arrive, and posts each line you type. /quit or end of input (Ctrl-D) leaves.")]
     Chat(ChatArgs),
+
+    /// Share a file or a folder; prints its id and a ticket that others pass to `ferry get`.
+    #[command(long_about = "\
+Share a file or a folder with other nodes; prints its id and a ticket.
+
+A file's id is its BLAKE3 hash, the same 64 hex digits `b3sum` prints for it. A folder
+becomes a collection: a small manifest (each file's relative path, size, id and mode),
+addressed by its own hash. The ticket holds the id and this node's addresses; on another
+node, `ferry get TICKET` fetches the content, from this node and from every other node
+that has it.
+
+The content is copied into the node's store, so later changes to PATH do not touch what
+is shared. --in-place references the file where it is instead, saving the copy; if the
+file changes later, the node stops serving it under the old id.
+
+Hashing a large file shows a progress bar on a terminal.")]
+    Share(ShareArgs),
+
+    /// Fetch a file or folder by ticket or id, from every peer that has it.
+    #[command(long_about = "\
+Fetch a file or a folder by the ticket `ferry share` printed, or by its bare id (64 hex
+digits), which the node looks for among the peers it is connected to.
+
+Several peers are asked at once for different parts, and every piece is checked against
+the id before it is written, so a peer cannot slip in bad data. By default the content is
+written to the current directory under the name the ticket carries; an existing file or
+folder is not overwritten without --force.
+
+The download runs inside the node: stopping this command (Ctrl-C) does not stop it, and
+what was fetched is kept even if the node itself is stopped. Run `ferry get` again with
+the same ticket to follow the download, or to resume it where it stopped.")]
+    Get(GetArgs),
+
+    /// List what this node's store holds: shared and fetched content, complete or partial.
+    Ls(JsonFlag),
+
+    /// Remove content from this node's store, by the id `ferry ls` shows.
+    #[command(long_about = "\
+Remove content from this node's store, by the id `ferry ls` shows: the full 64 hex digits
+or, as long as it is unambiguous, their first 8 or more. The node stops serving it. Files
+written out by `ferry get` and files shared with --in-place stay where they are.")]
+    Rm(RmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +220,44 @@ pub struct ReadArgs {
 pub struct ChatArgs {
     /// The channel, e.g. general.
     pub channel: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The file or folder to share.
+    pub path: PathBuf,
+
+    /// Reference the file where it is instead of copying it into the store.
+    #[arg(long)]
+    pub in_place: bool,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// A ticket from `ferry share`, or a content id (64 hex digits).
+    #[arg(value_name = "TICKET|ID")]
+    pub target: String,
+
+    /// Where to write it; `DIR/` (ending in a slash) or an existing folder means
+    /// inside that folder, under the content's name. [default: ./NAME]
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The content id, or its first 8 or more hex digits.
+    pub id: String,
 }
 
 fn parse_limit(text: &str) -> anyhow::Result<usize> {

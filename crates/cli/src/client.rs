@@ -107,6 +107,17 @@ impl Client {
         self.finish(answer)
     }
 
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let url = self.url(path);
+        self.trace("DELETE", &url);
+        let answer = self
+            .agent
+            .delete(&url)
+            .header("Authorization", &self.authorization)
+            .call();
+        self.finish(answer)
+    }
+
     pub fn post_message(&self, channel: &ChannelName, text: String) -> anyhow::Result<MessageView> {
         self.post(
             &format!("/v1/channels/{channel}/messages"),

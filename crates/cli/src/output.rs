@@ -1,9 +1,14 @@
-//! Text for people: message lines, tables, times. Everything a remote peer chose
-//! (names, message text) passes through [`printable`] first, so a message cannot
-//! drive the terminal with escape sequences.
+//! Text for people: message lines, tables, times, sizes. Everything a remote peer
+//! chose (names, message text, file names) passes through [`printable`] first, so
+//! it cannot drive the terminal with escape sequences.
 
 use chrono::{DateTime, Local};
-use ferry_node::control::types::{ChannelInfo, IdInfo, MessageView, PeerInfo};
+use ferry_node::control::types::{
+    BlobEntry, ChannelInfo, GetResult, IdInfo, MessageView, PeerInfo, ShareResult,
+};
+
+/// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
+pub const SHORT_CONTENT_ID: usize = 12;
 
 /// `[2026-11-27 14:03:05] ana (12D3Koo…abcd): hello`, in local time. Further
 /// lines of a multi-line message are indented so they stay visibly one message.
@@ -78,6 +83,112 @@ pub fn channels_table(channels: &[ChannelInfo]) -> String {
     table(&["CHANNEL", "MESSAGES"], rows)
 }
 
+/// What `ferry share` prints: the ticket alone on the last line, so it can be
+/// copied with a triple click.
+pub fn share_text(share: &ShareResult) -> String {
+    format!(
+        "shared  {} ({})\nid      {}\nticket  (on another node, `ferry get TICKET` fetches it)\n{}\n",
+        printable(&share.name, false),
+        describe(&share.kind, share.files, share.size),
+        share.id,
+        share.ticket,
+    )
+}
+
+/// What `ferry get` prints: where it went, and how much came over the network
+/// from how many peers (`peers`: those that sent something).
+pub fn get_text(get: &GetResult, peers: usize) -> String {
+    let from = match peers {
+        0 => String::new(),
+        1 => " from 1 peer".to_owned(),
+        n => format!(" from {n} peers"),
+    };
+    let fetched = if get.fetched_bytes == 0 {
+        "nothing: this node already had all of it".to_owned()
+    } else if get.fetched_bytes >= get.size {
+        format!("{}{from}", human_bytes(get.fetched_bytes))
+    } else {
+        format!(
+            "{}{from}; the other {} was already here",
+            human_bytes(get.fetched_bytes),
+            human_bytes(get.size - get.fetched_bytes)
+        )
+    };
+    format!(
+        "wrote   {} ({})\nid      {}\nfetched {fetched}\n",
+        printable(&get.output, false),
+        describe(&get.kind, get.files, get.size),
+        get.id,
+    )
+}
+
+/// `file, 3.1 MiB` or `folder, 12 files, 3.1 MiB`.
+fn describe(kind: &str, files: u64, size: u64) -> String {
+    let size = human_bytes(size);
+    match (kind, files) {
+        ("collection", 1) => format!("folder, 1 file, {size}"),
+        ("collection", n) => format!("folder, {n} files, {size}"),
+        _ => format!("file, {size}"),
+    }
+}
+
+pub fn blobs_table(blobs: &[BlobEntry]) -> String {
+    if blobs.is_empty() {
+        return "the store is empty; `ferry share PATH` adds a file or folder\n".to_owned();
+    }
+    let rows = blobs.iter().map(|blob| {
+        let state = if blob.complete {
+            "complete".to_owned()
+        } else {
+            format!("partial {}%", percent(blob.verified_bytes, blob.size))
+        };
+        vec![
+            blob.id.chars().take(SHORT_CONTENT_ID).collect(),
+            match blob.kind.as_str() {
+                "collection" => "folder".to_owned(),
+                "blob" => "file".to_owned(),
+                other => printable(other, false),
+            },
+            blob.name
+                .as_deref()
+                .map_or("-".to_owned(), |name| printable(name, false)),
+            human_bytes(blob.size),
+            state,
+            if blob.pinned { "yes" } else { "no" }.to_owned(),
+            blob.in_place
+                .as_deref()
+                .map_or(String::new(), |path| printable(path, false)),
+        ]
+    });
+    table(
+        &["ID", "KIND", "NAME", "SIZE", "STATE", "PINNED", "IN PLACE"],
+        rows,
+    )
+}
+
+/// Whole percent, rounded down so that partial content never shows 100 %.
+fn percent(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        return 0;
+    }
+    (u128::from(part.min(whole)) * 100 / u128::from(whole)) as u64
+}
+
+/// `512 B`, `1.5 KiB`, `3.1 MiB`: binary units, as the progress bars use.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Columns padded to their widest cell; the last one is left ragged so long
 /// address lists do not pad every line.
 fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
@@ -101,6 +212,8 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
                 text.push_str(&" ".repeat(pad + 2));
             }
         }
+        // An empty last cell would leave the padding behind it.
+        text.truncate(text.trim_end_matches(' ').len());
         text.push('\n');
     }
     text
@@ -145,7 +258,7 @@ fn ago(ms: u64) -> String {
 /// Replaces control characters (escape sequences start with one) and bidi
 /// overrides (which make text read differently than it is) with U+FFFD.
 /// `keep_newlines` lets message text keep its line breaks and tabs.
-fn printable(text: &str, keep_newlines: bool) -> String {
+pub fn printable(text: &str, keep_newlines: bool) -> String {
     text.chars()
         .map(|c| {
             let allowed = keep_newlines && (c == '\n' || c == '\t');
@@ -204,6 +317,97 @@ mod tests {
             .into_iter(),
         );
         assert_eq!(text, "A    BB  C\nxxx  y   long tail\n");
+    }
+
+    #[test]
+    fn sizes_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 100 * 1024), "3.1 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn partial_content_never_shows_100_percent() {
+        assert_eq!(percent(999, 1000), 99);
+        assert_eq!(percent(1000, 1000), 100);
+        assert_eq!(percent(0, 0), 0);
+        assert_eq!(percent(u64::MAX - 1, u64::MAX), 99);
+    }
+
+    fn blob(complete: bool, in_place: Option<&str>) -> BlobEntry {
+        BlobEntry {
+            id: "ab".repeat(32),
+            kind: "blob".into(),
+            name: Some("big\u{1b}[2J.iso".into()),
+            size: 4 << 20,
+            complete,
+            verified_bytes: if complete { 4 << 20 } else { 1 << 20 },
+            pinned: complete,
+            in_place: in_place.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_store_table_shows_short_ids_state_and_in_place_paths() {
+        let text = blobs_table(&[blob(true, Some("/srv/big.iso")), blob(false, None)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("ID "), "{text}");
+        assert!(lines[1].starts_with("abababababab  file"), "{text}");
+        assert!(lines[1].contains("4.0 MiB"), "{text}");
+        assert!(lines[1].contains("complete"), "{text}");
+        assert!(lines[1].ends_with("yes     /srv/big.iso"), "{text}");
+        assert!(lines[2].contains("partial 25%"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(blobs_table(&[]).contains("ferry share"));
+    }
+
+    #[test]
+    fn the_ticket_is_alone_on_the_last_line() {
+        let share = ShareResult {
+            id: "cd".repeat(32),
+            kind: "collection".into(),
+            name: "photos".into(),
+            size: 3 << 20,
+            files: 12,
+            ticket: "ferry1ticket".into(),
+        };
+        let text = share_text(&share);
+        assert_eq!(text.lines().last(), Some("ferry1ticket"), "{text}");
+        assert!(
+            text.contains("photos (folder, 12 files, 3.0 MiB)"),
+            "{text}"
+        );
+        assert!(text.contains(&"cd".repeat(32)), "{text}");
+    }
+
+    #[test]
+    fn get_says_what_came_over_the_network() {
+        let mut get = GetResult {
+            id: "ef".repeat(32),
+            kind: "blob".into(),
+            output: "/home/ana/big.iso".into(),
+            size: 4 << 20,
+            files: 1,
+            fetched_bytes: 4 << 20,
+        };
+        let text = get_text(&get, 4);
+        assert!(
+            text.contains("wrote   /home/ana/big.iso (file, 4.0 MiB)"),
+            "{text}"
+        );
+        assert!(text.contains("fetched 4.0 MiB from 4 peers\n"), "{text}");
+        get.fetched_bytes = 1 << 20;
+        let text = get_text(&get, 1);
+        assert!(
+            text.contains("fetched 1.0 MiB from 1 peer; the other 3.0 MiB was already here"),
+            "{text}"
+        );
+        get.fetched_bytes = 0;
+        assert!(get_text(&get, 0).contains("fetched nothing"));
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::{
     LOOPBACK_FLAGS, Node, SPREAD_TIMEOUT, START_TIMEOUT, ferry_in, run_with_deadline, short_id,
-    wait_until,
+    wait_connected, wait_until,
 };
 use ferry_node::control::ControlFile;
-use ferry_node::control::types::{ApiError, ChannelInfo, MessageView, PeerInfo};
+use ferry_node::control::types::{ApiError, ChannelInfo, MessageView};
 
 /// How long a restarted node is given to redial the peers it remembers before
 /// the test connects it by hand.
@@ -51,22 +51,6 @@ fn wait_for_message(node: &Node, channel: &str, id: &str) -> MessageView {
                 .ok_or_else(|| format!("{:?}", ids(&messages)))
         },
     )
-}
-
-#[track_caller]
-fn wait_connected(node: &Node, peer: &Node, peer_id: &str) {
-    wait_until(
-        &format!("{} to list {} as connected", node.name, peer.name),
-        SPREAD_TIMEOUT,
-        || {
-            let peers: Vec<PeerInfo> = node.peers();
-            if peers.iter().any(|p| p.peer_id == peer_id && p.connected) {
-                Ok(())
-            } else {
-                Err(format!("{peers:#?}"))
-            }
-        },
-    );
 }
 
 #[test]

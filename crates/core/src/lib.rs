@@ -12,6 +12,7 @@ pub mod history;
 pub mod peers;
 pub mod ratelimit;
 pub mod sync;
+pub mod transfer;
 
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use multiaddr::Multiaddr;

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use ferry_core::channel::MAX_WIRE_BYTES;
 use ferry_core::sync::{PROTOCOL as SYNC_PROTOCOL, SyncRequest, SyncResponse};
+use ferry_core::transfer::{
+    BlobRequest, BlobResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL as BLOB_PROTOCOL,
+};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
@@ -11,6 +14,7 @@ use libp2p::{
 };
 
 use crate::NetError;
+use crate::codec::PostcardCodec;
 
 /// The identify protocol name: peers that speak it are ferry nodes.
 const IDENTIFY_PROTOCOL: &str = "/ferry/id/1";
@@ -28,6 +32,7 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub blob: request_response::Behaviour<PostcardCodec<BlobRequest, BlobResponse>>,
 }
 
 impl Behaviour {
@@ -59,6 +64,17 @@ impl Behaviour {
                     request_response::ProtocolSupport::Full,
                 )],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+            ),
+            blob: request_response::Behaviour::with_codec(
+                PostcardCodec::new(MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES),
+                [(
+                    StreamProtocol::new(BLOB_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                // A 4 MiB answer over a slow relayed or lossy link can take a while.
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(256),
             ),
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod beacon;
 mod behaviour;
+mod codec;
 mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent};

@@ -15,6 +15,7 @@ use crate::config::{ConfigFile, Settings};
 use crate::control::ControlFile;
 use crate::control::server::{ApiState, router};
 use crate::engine::{Engine, Parts};
+use crate::jobs::Jobs;
 
 /// What `ferry start` was asked for on its command line. Each `None` or empty
 /// field falls back to the data directory's `config.toml`, then to the default.
@@ -68,6 +69,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
     let (new_messages, new_messages_rx) = watch::channel(store.last_seq()?);
     let (commands, commands_rx) = mpsc::channel(64);
     let token = random_token();
+    let jobs = Jobs::default();
     let api = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .context("cannot open the control API on 127.0.0.1")?;
@@ -77,6 +79,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         store: store.clone(),
         commands,
         new_messages: new_messages_rx,
+        jobs: jobs.clone(),
     });
     let server = tokio::spawn(async move { axum::serve(api, app).await });
     ControlFile {
@@ -88,16 +91,21 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
     .context("cannot write control.json")?;
     tracing::info!(url = %api_url, "control API ready");
 
-    let engine = Engine::new(Parts {
+    let (engine, work_done) = Engine::new(Parts {
         swarm,
         keypair,
         name,
-        store,
+        store: store.clone(),
         beacon,
         data_dir: dir.path().display().to_string(),
         new_messages,
+        jobs,
     });
-    engine.run(commands_rx, shutdown_signal()).await;
+    engine.run(commands_rx, work_done, shutdown_signal()).await;
+    // Downloads commit their progress in batches: commit what is verified.
+    if let Err(e) = store.flush_blobs() {
+        tracing::error!("cannot save download progress: {e}");
+    }
     server.abort();
     ControlFile::remove(dir.path());
     tracing::info!("stopped");

@@ -6,3 +6,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 mod engine;
+mod export;
+mod jobs;
+mod share;

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use ferry_core::content::ContentId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,6 +22,65 @@ pub enum StoreError {
     Database(#[from] redb::Error),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+
+    // Blobs.
+    #[error("no blob {0} in the store (see `ferry ls`)")]
+    BlobNotFound(ContentId),
+    #[error(
+        "blob {id} is not complete yet ({verified} of {groups} chunk groups verified); wait for its download to finish"
+    )]
+    BlobIncomplete {
+        id: ContentId,
+        verified: u64,
+        groups: u64,
+    },
+    #[error("blob {id} does not have chunk group {group} yet, so it cannot be served")]
+    GroupsMissing { id: ContentId, group: u64 },
+    #[error("chunk groups {first}..{last} are outside blob {id}, which has {groups}")]
+    RangeOutOfBlob {
+        id: ContentId,
+        first: u64,
+        last: u64,
+        groups: u64,
+    },
+    #[error("a request for {asked} chunk groups is more than the {max} served at once")]
+    RangeTooLarge { asked: u64, max: u64 },
+    #[error(
+        "blob {id} is already stored or being downloaded with size {stored} bytes, not {asked}; remove it with `ferry rm {id}` to start over"
+    )]
+    SizeMismatch {
+        id: ContentId,
+        stored: u64,
+        asked: u64,
+    },
+    #[error("{size} bytes is too large for a blob (the limit is {max} bytes)")]
+    BlobTooLarge { size: u64, max: u64 },
+    #[error("blob {id} is {size} bytes, more than the {max} bytes allowed here")]
+    BlobOverLimit { id: ContentId, size: u64, max: u64 },
+    #[error("cannot read {path}: {source}")]
+    ImportRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("{0} changed while it was being read; try again once nothing is writing to it")]
+    ChangedWhileImporting(PathBuf),
+    #[error(
+        "{path}, shared in place as {id}, has changed (or gone) since it was shared, so it is no longer served; share it again to serve its new content"
+    )]
+    BlobChanged { id: ContentId, path: PathBuf },
+    #[error(
+        "the stored copy of blob {id} is damaged ({detail}); remove it with `ferry rm {id}`, then share or fetch it again"
+    )]
+    BlobCorrupt { id: ContentId, detail: String },
+    #[error("{0} already exists; pass --force to overwrite it")]
+    Exists(PathBuf),
+    #[error("{path}: {source}")]
+    BlobIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 macro_rules! from_redb {

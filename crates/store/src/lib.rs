@@ -1,15 +1,18 @@
 //! ferry-store: everything a node keeps on disk.
 //!
 //! The data directory holds a lock file (one node per directory), the node's
-//! identity key, and a redb database. redb commits are durable when they return,
-//! so a crash or `kill -9` at any moment loses nothing that was acknowledged.
+//! identity key, a redb database, and the blobs' files under `blobs/` (see
+//! [`blobs`]). redb commits are durable when they return, so a crash or `kill -9`
+//! at any moment loses nothing that was acknowledged.
 
+pub mod blobs;
 mod data_dir;
 mod error;
 pub mod identity;
 mod messages;
 mod peers;
 
+pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use data_dir::DataDir;
 pub use error::StoreError;
 pub use messages::StoredMessage;
@@ -17,19 +20,23 @@ pub use peers::RememberedPeer;
 
 use redb::{Database, ReadableDatabase};
 
-/// The node's database.
+/// The node's database, and the blob files beside it.
 pub struct Store {
     db: Database,
+    blobs: blobs::Blobs,
 }
 
 const DB_FILE: &str = "ferry.redb";
+const BLOBS_DIR: &str = "blobs";
 
 impl Store {
     /// Opens (or creates) the database of a locked data directory.
     pub fn open(dir: &DataDir) -> Result<Self, StoreError> {
         let db = Database::create(dir.path().join(DB_FILE))?;
-        let store = Self { db };
+        let blobs = blobs::Blobs::open(dir.path().join(BLOBS_DIR))?;
+        let store = Self { db, blobs };
         store.create_tables()?;
+        store.clean_blobs()?;
         Ok(store)
     }
 
@@ -37,11 +44,20 @@ impl Store {
         let txn = self.db.begin_write()?;
         messages::create_tables(&txn)?;
         peers::create_tables(&txn)?;
+        blobs::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+}
+
+impl Drop for Store {
+    /// Commits the progress of downloads in flight, so a clean shutdown loses
+    /// nothing verified.
+    fn drop(&mut self) {
+        let _ = self.flush_blobs();
     }
 }

@@ -1,8 +1,13 @@
 //! One module a group of commands; `run` sends each command to its handler.
 
 mod channel;
+mod content;
 mod node;
 mod start;
+
+use std::io::Write;
+
+use serde::Serialize;
 
 use crate::args::{Cli, Command};
 use crate::client::Client;
@@ -20,5 +25,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Post(args) => channel::post(&client()?, args),
         Command::Read(args) => channel::read(&client()?, args),
         Command::Chat(args) => channel::chat(&client()?, &args.channel),
+        Command::Share(args) => content::share(&client()?, args),
+        Command::Get(args) => content::get(&client()?, args),
+        Command::Ls(args) => content::ls(&client()?, args.json),
+        Command::Rm(args) => content::rm(&client()?, &args.id),
     }
+}
+
+/// Pretty JSON for scripts, or the text `human` makes for people.
+fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    // Rendered first and written in one go, so a closed stdout surfaces as a
+    // plain io::Error that main recognises.
+    let text = if json {
+        serde_json::to_string_pretty(value)? + "\n"
+    } else {
+        human()
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }

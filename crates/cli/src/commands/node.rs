@@ -1,11 +1,9 @@
 //! Who am I, who is around, reach a peer, which channels: `ferry id`, `ferry
 //! peers`, `ferry connect`, `ferry channels`.
 
-use std::io::Write;
-
 use ferry_node::control::types::{ChannelInfo, ConnectReply, ConnectRequest, IdInfo, PeerInfo};
-use serde::Serialize;
 
+use super::print;
 use crate::client::Client;
 use crate::output;
 
@@ -37,17 +35,4 @@ pub fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
 pub fn channels(client: &Client, json: bool) -> anyhow::Result<()> {
     let channels: Vec<ChannelInfo> = client.get("/v1/channels")?;
     print(json, &channels, || output::channels_table(&channels))
-}
-
-/// Pretty JSON for scripts, or the text `human` makes for people.
-fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
-    // Rendered first and written in one go, so a closed stdout surfaces as a
-    // plain io::Error that main recognises.
-    let text = if json {
-        serde_json::to_string_pretty(value)? + "\n"
-    } else {
-        human()
-    };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(())
 }

@@ -308,6 +308,23 @@ impl Drop for Node {
     }
 }
 
+/// Waits until `node` lists `peer` (whose id is `peer_id`) as connected.
+#[track_caller]
+pub fn wait_connected(node: &Node, peer: &Node, peer_id: &str) {
+    wait_until(
+        &format!("{} to list {} as connected", node.name, peer.name),
+        SPREAD_TIMEOUT,
+        || {
+            let peers: Vec<PeerInfo> = node.peers();
+            if peers.iter().any(|p| p.peer_id == peer_id && p.connected) {
+                Ok(())
+            } else {
+                Err(format!("{peers:#?}"))
+            }
+        },
+    );
+}
+
 /// `12D3Koo…abcd`, as the CLI shortens peer ids for people.
 pub fn short_id(peer_id: &str) -> String {
     format!("{}…{}", &peer_id[..7], &peer_id[peer_id.len() - 4..])

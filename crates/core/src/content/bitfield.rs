@@ -78,10 +78,34 @@ impl Bitfield {
         postcard::to_stdvec(self).expect("a bitfield always encodes")
     }
 
-    /// Reads a stored field; `None` if the bytes are not a consistent field.
+    /// Reads a stored or received field; `None` if the bytes are not a
+    /// consistent field. Bits past the last group must be clear: a peer that
+    /// set them could otherwise make `count` and `is_complete` lie.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let field: Self = postcard::from_bytes(bytes).ok()?;
-        (field.bits.len() as u64 == field.groups.div_ceil(64)).then_some(field)
+        let words_fit = field.bits.len() as u64 == field.groups.div_ceil(64);
+        let tail = field.groups % 64;
+        let padding_clear = tail == 0 || field.bits.last().is_none_or(|w| w >> tail == 0);
+        (words_fit && padding_clear).then_some(field)
+    }
+
+    /// The first group at or after `from` that `self` lacks and `source`
+    /// holds (`None`: a source that holds everything). Scans a word at a
+    /// time, since schedulers call it on every request of large blobs.
+    pub fn next_missing(&self, from: u64, source: Option<&Bitfield>) -> Option<u64> {
+        let mut word = usize::try_from(from / 64).ok()?;
+        let mut mask = !0u64 << (from % 64);
+        while let Some(bits) = self.bits.get(word) {
+            let held = source.map_or(!0, |s| s.bits.get(word).copied().unwrap_or(0));
+            let wanted = !bits & held & mask;
+            if wanted != 0 {
+                let group = word as u64 * 64 + u64::from(wanted.trailing_zeros());
+                return (group < self.groups).then_some(group);
+            }
+            mask = !0;
+            word += 1;
+        }
+        None
     }
 }
 
@@ -111,6 +135,22 @@ mod tests {
             prop_assert_eq!(Bitfield::from_bytes(&field.to_bytes()), Some(field.clone()));
             let missing: u64 = field.missing_runs().iter().map(|(a, b)| b - a).sum();
             prop_assert_eq!(missing + field.count(), groups);
+        }
+
+        #[test]
+        fn next_missing_matches_a_plain_scan(
+            groups in 0u64..300,
+            set in proptest::collection::vec(0u64..300, 0..150),
+            held in proptest::collection::vec(0u64..300, 0..150),
+            from in 0u64..320) {
+            let mut field = Bitfield::new(groups);
+            for g in &set { field.set(*g); }
+            let mut source = Bitfield::new(groups);
+            for g in &held { source.set(*g); }
+            let plain = (from..groups).find(|&g| !field.get(g) && source.get(g));
+            prop_assert_eq!(field.next_missing(from, Some(&source)), plain);
+            let plain_all = (from..groups).find(|&g| !field.get(g));
+            prop_assert_eq!(field.next_missing(from, None), plain_all);
         }
     }
 

@@ -5,12 +5,25 @@
 //! moves in chunk groups of [`GROUP_BYTES`]: the smallest piece a peer can
 //! send that is verified against the id on arrival (bao-tree with
 //! `BlockSize::from_chunk_log(GROUP_CHUNK_LOG)`).
+//!
+//! A shared directory is a collection: a [`Manifest`] blob listing its files.
+//! A [`Ticket`] is what people pass around to fetch either kind, and
+//! [`Fetch`] schedules a download across several providers.
 
 mod bitfield;
+mod fetch;
 mod id;
+mod manifest;
+mod ticket;
 
 pub use bitfield::Bitfield;
+pub use fetch::{Dropped, Failure, Fetch, FetchConfig, ProviderStats};
 pub use id::{ContentId, ContentIdError};
+pub use manifest::{
+    Entry, EntryKind, MAX_COMPONENT_BYTES, MAX_ENTRIES, MAX_MANIFEST_BYTES, MAX_PATH_BYTES,
+    Manifest, ManifestError, PathProblem, check_component,
+};
+pub use ticket::{ContentKind, MAX_TICKET_ADDRS, MAX_TICKET_CHARS, Ticket, TicketError};
 
 /// log2 of the BLAKE3 chunks (1 KiB each) in a chunk group.
 pub const GROUP_CHUNK_LOG: u8 = 4;

@@ -9,13 +9,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::path::PathBuf;
+
 use ferry_core::channel::{ChannelName, MAX_TEXT_BYTES};
+use ferry_core::content::{ContentId, Ticket};
 use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::types::*;
 use crate::config::parse_multiaddr;
-use crate::engine::{Command, message_view};
+use crate::engine::{Command, GetPlan, blob_entry, message_view};
+use crate::jobs::Jobs;
+use crate::share;
 
 /// How long a command may wait for the engine (a dial can take this long).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,6 +34,7 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub commands: mpsc::Sender<Command>,
     pub new_messages: watch::Receiver<u64>,
+    pub jobs: Jobs,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -41,6 +47,11 @@ pub fn router(state: ApiState) -> Router {
             "/v1/channels/{channel}/messages",
             get(read).post(post_message),
         )
+        .route("/v1/share", post(share_path))
+        .route("/v1/get", post(get_content))
+        .route("/v1/jobs/{job}", get(job_status))
+        .route("/v1/blobs", get(list_blobs))
+        .route("/v1/blobs/{id}", axum::routing::delete(remove_blob))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
@@ -194,4 +205,171 @@ async fn read(
             return Err(internal("the node is shutting down"));
         }
     }
+}
+
+fn absolute(path: &str, what: &str) -> Result<PathBuf, ApiFailure> {
+    let path = PathBuf::from(path);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(bad_request(format!(
+            "the {what} path must be absolute: {}",
+            path.display()
+        )))
+    }
+}
+
+async fn share_path(
+    State(state): State<ApiState>,
+    Json(body): Json<ShareRequest>,
+) -> Result<Json<JobStarted>, ApiFailure> {
+    let path = absolute(&body.path, "shared")?;
+    if !path.exists() {
+        return Err(bad_request(format!("{} does not exist", path.display())));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let job = state.jobs.start("share", &format!("hashing {name}"));
+    tokio::spawn(run_share(state, job, path, body.in_place));
+    Ok(Json(JobStarted { job }))
+}
+
+async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
+    let store = state.store.clone();
+    let jobs = state.jobs.clone();
+    let hashed = tokio::task::spawn_blocking(move || {
+        share::share(&store, &path, in_place, &mut |done, total| {
+            jobs.update(job, |s| {
+                s.done_bytes = done;
+                s.total_bytes = Some(total);
+            });
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("hashing stopped: {e}")));
+    let shared = match hashed {
+        Ok(shared) => shared,
+        Err(e) => return state.jobs.fail(job, e),
+    };
+    let asked = ask(&state, |reply| Command::Ticket {
+        id: shared.id,
+        kind: shared.kind,
+        name: Some(shared.name.clone()),
+        reply,
+    })
+    .await;
+    let ticket = match asked {
+        Ok(ticket) => ticket,
+        Err(ApiFailure(_, e)) => return state.jobs.fail(job, e),
+    };
+    tracing::info!(id = %shared.id, name = %shared.name, "shared");
+    state.jobs.update(job, |s| {
+        s.state = JobState::Done;
+        s.phase = "done".into();
+        s.done_bytes = shared.size;
+        s.total_bytes = Some(shared.size);
+        s.share = Some(ShareResult {
+            id: shared.id.to_string(),
+            kind: shared.kind.as_str().into(),
+            name: shared.name,
+            size: shared.size,
+            files: shared.files,
+            ticket: ticket.to_string(),
+        });
+    });
+}
+
+async fn get_content(
+    State(state): State<ApiState>,
+    Json(body): Json<GetRequest>,
+) -> Result<Json<JobStarted>, ApiFailure> {
+    let (root, kind, name, providers, provider_addrs) = match body.target.trim().parse::<Ticket>() {
+        Ok(ticket) => (
+            ticket.id,
+            Some(ticket.kind),
+            ticket.name,
+            vec![ticket.provider],
+            ticket.addrs,
+        ),
+        Err(ticket_error) => match body.target.trim().parse::<ContentId>() {
+            Ok(id) => (id, None, None, Vec::new(), Vec::new()),
+            Err(_) => {
+                return Err(bad_request(format!(
+                    "{ticket_error}; a bare content id (64 hex digits) works too"
+                )));
+            }
+        },
+    };
+    let requested = body
+        .output
+        .as_deref()
+        .map(|o| absolute(o, "output"))
+        .transpose()?
+        .ok_or_else(|| bad_request("say where to write the download (-o PATH)"))?;
+    // A directory (or a path ending in '/') means: inside it, under the
+    // content's own name.
+    let output = if body.output.as_deref().is_some_and(|o| o.ends_with('/')) || requested.is_dir() {
+        requested.join(name.clone().unwrap_or_else(|| root.to_string()))
+    } else {
+        requested
+    };
+    if output.exists() && !body.force {
+        return Err(bad_request(format!(
+            "{} already exists; pass --force to overwrite it, or choose another path with -o",
+            output.display()
+        )));
+    }
+    let (job, new) =
+        state
+            .jobs
+            .start_or_join("get", "finding providers", &output.display().to_string());
+    if !new {
+        return Ok(Json(JobStarted { job }));
+    }
+    let plan = GetPlan {
+        root,
+        kind,
+        name,
+        output,
+        force: body.force,
+        providers,
+    };
+    state
+        .commands
+        .send(Command::Get {
+            job,
+            plan,
+            provider_addrs,
+        })
+        .await
+        .map_err(|_| internal("the node is shutting down"))?;
+    Ok(Json(JobStarted { job }))
+}
+
+async fn job_status(
+    State(state): State<ApiState>,
+    Path(job): Path<u64>,
+) -> Result<Json<JobStatus>, ApiFailure> {
+    state.jobs.get(job).map(Json).ok_or_else(|| {
+        ApiFailure(
+            StatusCode::NOT_FOUND,
+            format!("no job {job} (jobs are forgotten when the node restarts)"),
+        )
+    })
+}
+
+async fn list_blobs(State(state): State<ApiState>) -> Result<Json<Vec<BlobEntry>>, ApiFailure> {
+    let blobs = state.store.blobs().map_err(internal)?;
+    Ok(Json(blobs.iter().map(blob_entry).collect()))
+}
+
+async fn remove_blob(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Removed>, ApiFailure> {
+    let id: ContentId = id.parse().map_err(bad_request)?;
+    let removed = state.store.remove_blob(&id).map_err(internal)?;
+    Ok(Json(Removed { removed }))
 }

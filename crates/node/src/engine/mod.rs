@@ -8,6 +8,8 @@
 
 mod channels;
 mod discovery;
+mod download;
+mod serve;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,12 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::channel::ChannelName;
+use ferry_core::content::{ContentId, ContentKind, Ticket};
 use ferry_core::peers::PeerTable;
 use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::transfer::BlobResponse;
 use ferry_core::{Keypair, Multiaddr, PeerId};
 use ferry_net::beacon::BeaconSocket;
 use ferry_net::libp2p::futures::StreamExt;
-use ferry_net::libp2p::request_response::OutboundRequestId;
+use ferry_net::libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use ferry_net::libp2p::swarm::{ConnectionId, SwarmEvent};
 use ferry_net::libp2p::{Swarm, multiaddr::Protocol};
 use ferry_net::{Behaviour, BehaviourEvent};
@@ -29,8 +33,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::control::types::{ConnectReply, IdInfo, MessageView, PeerInfo};
+use crate::jobs::{JobId, Jobs};
 
-pub use views::message_view;
+pub use download::GetPlan;
+pub use views::{blob_entry, message_view};
 
 /// How often timers run: beacons, redials, departures.
 const TICK: Duration = Duration::from_millis(500);
@@ -46,6 +52,51 @@ pub enum Command {
         oneshot::Sender<Result<MessageView, String>>,
     ),
     Join(ChannelName),
+    /// Download: the job is already registered; a ticket's provider and
+    /// addresses come along so they can be dialled.
+    Get {
+        job: JobId,
+        plan: GetPlan,
+        provider_addrs: Vec<Multiaddr>,
+    },
+    /// A ticket for content this node holds, with its current addresses.
+    Ticket {
+        id: ContentId,
+        kind: ContentKind,
+        name: Option<String>,
+        reply: oneshot::Sender<Ticket>,
+    },
+}
+
+/// Why received groups were not (all) stored.
+pub(crate) enum Received {
+    /// The peer's data failed verification after this many good groups.
+    BadData(u64, String),
+    /// This node could not store it (a full disk): not the peer's fault.
+    Local(String),
+}
+
+/// Work finished off the engine task (on the blocking pool), coming back.
+pub(crate) enum Work {
+    Served {
+        peer: PeerId,
+        reply: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    },
+    Verified {
+        job: JobId,
+        peer: PeerId,
+        first: u64,
+        last: u64,
+        /// The size this verification proves, when it is a size probe.
+        probe: Option<u64>,
+        /// Newly verified groups, or why the data was not stored.
+        result: Result<u64, Received>,
+    },
+    Exported {
+        job: JobId,
+        result: Result<(), String>,
+    },
 }
 
 pub struct Engine {
@@ -69,6 +120,11 @@ pub struct Engine {
     /// Round-robin position for periodic history exchange.
     anti_entropy_turn: usize,
     ticks: u64,
+    jobs: Jobs,
+    work: mpsc::UnboundedSender<Work>,
+    serving: serve::Serving,
+    downloads: HashMap<JobId, download::Download>,
+    blob_requests: HashMap<OutboundRequestId, download::Asked>,
 }
 
 /// What the engine is built from.
@@ -80,12 +136,15 @@ pub struct Parts {
     pub beacon: Option<BeaconSocket>,
     pub data_dir: String,
     pub new_messages: watch::Sender<u64>,
+    pub jobs: Jobs,
 }
 
 impl Engine {
-    pub fn new(parts: Parts) -> Self {
+    /// The engine, and the receiving end of its work channel for `run`.
+    pub fn new(parts: Parts) -> (Self, mpsc::UnboundedReceiver<Work>) {
         let local = *parts.swarm.local_peer_id();
-        Self {
+        let (work, work_done) = mpsc::unbounded_channel();
+        let engine = Self {
             swarm: parts.swarm,
             keypair: parts.keypair,
             name: parts.name,
@@ -102,13 +161,20 @@ impl Engine {
             new_messages: parts.new_messages,
             anti_entropy_turn: 0,
             ticks: 0,
-        }
+            jobs: parts.jobs,
+            work,
+            serving: serve::Serving::default(),
+            downloads: HashMap::new(),
+            blob_requests: HashMap::new(),
+        };
+        (engine, work_done)
     }
 
     /// Runs until `shutdown` resolves.
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
+        mut work_done: mpsc::UnboundedReceiver<Work>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         self.rejoin_channels();
@@ -120,6 +186,7 @@ impl Engine {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(command) = commands.recv() => self.on_command(command),
+                Some(work) = work_done.recv() => self.on_work(work),
                 received = discovery::next_beacon(&self.beacon) => self.on_beacon(received),
                 _ = tick.tick() => self.on_tick().await,
                 () = &mut shutdown => break,
@@ -151,7 +218,84 @@ impl Engine {
                 let _ = reply.send(self.post(channel, &text));
             }
             Command::Join(channel) => self.join(channel),
+            Command::Get {
+                job,
+                plan,
+                provider_addrs,
+            } => {
+                let now = self.clock.mono_ms();
+                for provider in &plan.providers {
+                    self.peers.discovered(
+                        *provider,
+                        ferry_core::peers::Source::Manual,
+                        provider_addrs.clone(),
+                        now,
+                    );
+                }
+                self.start_download(job, plan);
+            }
+            Command::Ticket {
+                id,
+                kind,
+                name,
+                reply,
+            } => {
+                let _ = reply.send(Ticket {
+                    id,
+                    kind,
+                    name,
+                    provider: self.local_peer(),
+                    addrs: self.ticket_addrs(),
+                });
+            }
         }
+    }
+
+    fn on_work(&mut self, work: Work) {
+        match work {
+            Work::Served {
+                peer,
+                reply,
+                response,
+            } => {
+                self.serving.end(&peer);
+                self.respond_blob(reply, response);
+            }
+            Work::Verified {
+                job,
+                peer,
+                first,
+                last,
+                probe,
+                result,
+            } => self.on_verified(job, peer, (first, last), probe, result),
+            Work::Exported { job, result } => self.on_exported(job, result),
+        }
+    }
+
+    /// The addresses a ticket carries: reachable ones first (LAN, then
+    /// global IPv6), loopback last, link-local never (it needs a scope id a
+    /// ticket cannot carry).
+    fn ticket_addrs(&self) -> Vec<Multiaddr> {
+        let rank = |addr: &Multiaddr| match addr.iter().next() {
+            Some(Protocol::Ip4(ip)) if ip.is_loopback() => Some(2),
+            Some(Protocol::Ip4(_)) => Some(0),
+            Some(Protocol::Ip6(ip)) if ip.is_loopback() => Some(3),
+            Some(Protocol::Ip6(ip)) if ip.is_unicast_link_local() => None,
+            Some(Protocol::Ip6(_)) => Some(1),
+            _ => None,
+        };
+        let mut addrs: Vec<(u8, Multiaddr)> = self
+            .listen_addrs
+            .iter()
+            .filter_map(|a| Some((rank(a)?, a.clone())))
+            .collect();
+        addrs.sort_by_key(|(r, _)| *r);
+        addrs
+            .into_iter()
+            .map(|(_, a)| a)
+            .take(ferry_core::content::MAX_TICKET_ADDRS)
+            .collect()
     }
 
     fn id_info(&self) -> IdInfo {
@@ -243,6 +387,7 @@ impl Engine {
             BehaviourEvent::Ping(event) => self.on_ping(event, now),
             BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
             BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Blob(event) => self.on_blob_event(event),
         }
     }
 

@@ -4,7 +4,10 @@ use ferry_core::Millis;
 use ferry_core::peers::PeerEntry;
 use ferry_store::StoredMessage;
 
-use crate::control::types::{MessageView, PeerInfo};
+use ferry_core::content::GROUP_BYTES;
+use ferry_store::BlobInfo;
+
+use crate::control::types::{BlobEntry, MessageView, PeerInfo};
 
 pub fn message_view(stored: &StoredMessage) -> MessageView {
     let m = &stored.message;
@@ -33,5 +36,18 @@ pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
         connected_via: entry.connected_via.as_ref().map(ToString::to_string),
         rtt_ms: entry.rtt_ms,
         last_seen_ms_ago: now.saturating_sub(entry.last_seen),
+    }
+}
+
+pub fn blob_entry(info: &BlobInfo) -> BlobEntry {
+    BlobEntry {
+        id: info.id.to_string(),
+        kind: info.kind.as_str().into(),
+        name: info.name.clone(),
+        size: info.size,
+        complete: info.complete,
+        verified_bytes: (info.verified_groups * GROUP_BYTES).min(info.size),
+        pinned: info.pinned,
+        in_place: info.in_place.as_ref().map(|p| p.display().to_string()),
     }
 }

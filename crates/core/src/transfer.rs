@@ -1,0 +1,115 @@
+//! The wire messages of `/ferry/blob/1`, the protocol that moves content:
+//! "what do you have of this blob", and "send me these chunk groups".
+//!
+//! Everything a provider says is checked by the receiver: the size it claims
+//! is proven by the encoding of the last group, and every group is verified
+//! against the content id before it is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{Bitfield, ContentId, ContentKind, GROUP_BYTES};
+
+pub const PROTOCOL: &str = "/ferry/blob/1";
+
+/// The most groups one request may ask for (4 MiB): it bounds the memory a
+/// request costs both sides.
+pub const MAX_GROUPS_PER_REQUEST: u64 = 256;
+
+/// The largest request on the wire.
+pub const MAX_REQUEST_BYTES: usize = 1024;
+
+/// The largest response on the wire: a full request's data, its hash-tree
+/// nodes (64 bytes per 16 KiB group, plus the path from the root), and room
+/// for a large blob's bitfield in a `Have` answer.
+pub const MAX_RESPONSE_BYTES: usize = (MAX_GROUPS_PER_REQUEST * GROUP_BYTES) as usize * 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobRequest {
+    /// Which groups of `id` do you have?
+    Have { id: ContentId },
+    /// The bao encoding of groups `[first, last)` of `id`.
+    Groups {
+        id: ContentId,
+        first: u64,
+        last: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobResponse {
+    Have {
+        size: u64,
+        /// A file, or a collection's manifest: lets `ferry get ID` work
+        /// without a ticket.
+        kind: ContentKind,
+        /// `None`: all of it.
+        groups: Option<Bitfield>,
+    },
+    Groups {
+        /// The encoded groups: parent hashes and data, verifiable against the id.
+        encoded: Vec<u8>,
+    },
+    NotFound,
+    /// Too many requests in flight from you; try later or elsewhere.
+    Busy,
+    Refused {
+        reason: String,
+    },
+}
+
+impl BlobRequest {
+    /// Checks a request from a peer against the limits; the text says which.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            BlobRequest::Have { .. } => Ok(()),
+            BlobRequest::Groups { first, last, .. } if last <= first => {
+                Err(format!("empty group range {first}..{last}"))
+            }
+            BlobRequest::Groups { first, last, .. } if last - first > MAX_GROUPS_PER_REQUEST => {
+                Err(format!(
+                    "{} groups asked; at most {MAX_GROUPS_PER_REQUEST} per request",
+                    last - first
+                ))
+            }
+            BlobRequest::Groups { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        let id = ContentId::of(b"x");
+        assert!(BlobRequest::Have { id }.check().is_ok());
+        assert!(
+            BlobRequest::Groups {
+                id,
+                first: 0,
+                last: 256
+            }
+            .check()
+            .is_ok()
+        );
+        assert!(
+            BlobRequest::Groups {
+                id,
+                first: 5,
+                last: 5
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            BlobRequest::Groups {
+                id,
+                first: 0,
+                last: 257
+            }
+            .check()
+            .is_err()
+        );
+    }
+}

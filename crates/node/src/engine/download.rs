@@ -1,0 +1,672 @@
+//! `ferry get`: finding providers, proving the size, fetching chunk groups
+//! from several providers at once, and writing the result out.
+//!
+//! Which groups to ask of whom is the core's `Fetch` scheduler; this module
+//! only turns its decisions into requests and the answers into its inputs.
+//! Every answer is verified by the store before anything is marked done.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+
+use ferry_core::PeerId;
+use ferry_core::content::{
+    Bitfield, ContentId, ContentKind, Failure, Fetch, FetchConfig, Manifest, group_bytes,
+    group_count,
+};
+use ferry_core::transfer::{BlobRequest, BlobResponse};
+use ferry_net::libp2p::request_response::{self, OutboundRequestId};
+
+use ferry_store::Store;
+use ferry_store::blobs::verify_size;
+
+use super::{Engine, Received, Work};
+use crate::control::types::{GetResult, JobState, ProviderProgress};
+use crate::export;
+use crate::jobs::JobId;
+
+/// The largest blob a download accepts (1 TiB): a provider's claimed size
+/// sizes the download's bookkeeping, so it is bounded before it is proven.
+const MAX_FETCH_BYTES: u64 = 1 << 40;
+
+/// What `ferry get` was asked to fetch and where to put it.
+pub struct GetPlan {
+    pub root: ContentId,
+    /// Known from a ticket; learnt from the first provider for a bare id.
+    pub kind: Option<ContentKind>,
+    /// The name a ticket gave the content.
+    pub name: Option<String>,
+    pub output: PathBuf,
+    pub force: bool,
+    /// Peers to ask first (a ticket's provider); connected peers are asked too.
+    pub providers: Vec<PeerId>,
+}
+
+pub(super) struct Download {
+    plan: GetPlan,
+    /// Blobs still to fetch; the front one is `blob`.
+    queue: VecDeque<ContentId>,
+    blob: Option<BlobFetch>,
+    manifest: Option<Manifest>,
+    /// Bytes of blobs already complete in this job.
+    finished_bytes: u64,
+    total_bytes: Option<u64>,
+    /// Verified bytes fetched from peers in this job, by provider.
+    sent_by: HashMap<PeerId, u64>,
+    dropped: HashSet<PeerId>,
+}
+
+impl Download {
+    /// How a blob of this download is listed in the store: the root as the
+    /// ticket says, a collection's files under their own names.
+    fn label(&self, id: &ContentId) -> (ContentKind, Option<String>) {
+        if *id == self.plan.root {
+            return (
+                self.plan.kind.unwrap_or(ContentKind::Blob),
+                self.plan.name.clone(),
+            );
+        }
+        let name = self.manifest.as_ref().and_then(|m| {
+            m.files()
+                .find(|(_, _, file, _)| file == id)
+                .and_then(|(path, ..)| path.rsplit('/').next().map(str::to_owned))
+        });
+        (ContentKind::Blob, name)
+    }
+}
+
+/// The fetch of one blob.
+struct BlobFetch {
+    id: ContentId,
+    /// Peers asked what they have, not yet answered.
+    asking: HashSet<PeerId>,
+    /// What peers said they have: size and groups (`None` = all).
+    claims: HashMap<PeerId, (u64, Option<Bitfield>)>,
+    /// Set once a provider has proven the size (or a resumed partial knew it).
+    fetch: Option<Fetch>,
+    /// The peer whose claimed size is being checked.
+    probing: Option<PeerId>,
+}
+
+/// What an outstanding blob request was for.
+pub(super) struct Asked {
+    job: JobId,
+    peer: PeerId,
+    what: AskedFor,
+}
+
+enum AskedFor {
+    Have,
+    /// The last group, to prove a claimed size.
+    Probe {
+        size: u64,
+    },
+    Groups {
+        first: u64,
+        last: u64,
+    },
+}
+
+/// A failure that ends a job, with a text for a person.
+type JobError = String;
+
+impl Engine {
+    pub(super) fn start_download(&mut self, job: JobId, plan: GetPlan) {
+        for peer in &plan.providers {
+            if let Some(entry) = self.peers.get(peer) {
+                let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::peer_id(*peer)
+                    .addresses(entry.addrs.clone())
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+        }
+        let download = Download {
+            queue: VecDeque::from([plan.root]),
+            plan,
+            blob: None,
+            manifest: None,
+            finished_bytes: 0,
+            total_bytes: None,
+            sent_by: HashMap::new(),
+            dropped: HashSet::new(),
+        };
+        self.downloads.insert(job, download);
+        self.next_blob(job);
+    }
+
+    /// Starts the next queued blob, or writes the result out when none is left.
+    fn next_blob(&mut self, job: JobId) {
+        loop {
+            let Some(download) = self.downloads.get_mut(&job) else {
+                return;
+            };
+            let Some(id) = download.queue.pop_front() else {
+                return self.export(job);
+            };
+            match self.store.blob(&id) {
+                Ok(Some(info)) if info.complete => {
+                    download.finished_bytes += info.size;
+                    if id == download.plan.root {
+                        download.plan.kind.get_or_insert(info.kind);
+                    }
+                    if let Err(e) = self.blob_done(job, id) {
+                        return self.fail_download(job, e);
+                    }
+                    continue;
+                }
+                Ok(partial) => {
+                    let fetch = partial.and_then(|info| {
+                        let have = self.store.bitfield(&id).ok().flatten()?;
+                        Some(Fetch::new(info.size, have, FetchConfig::default()))
+                    });
+                    let mut candidates: HashSet<PeerId> = self.peers.connected_peers().collect();
+                    candidates.extend(download.plan.providers.iter().copied());
+                    candidates.retain(|p| !download.dropped.contains(p));
+                    download.blob = Some(BlobFetch {
+                        id,
+                        asking: candidates.clone(),
+                        claims: HashMap::new(),
+                        fetch,
+                        probing: None,
+                    });
+                    for peer in candidates {
+                        self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+                    }
+                    self.check_stalled(job);
+                    return;
+                }
+                Err(e) => return self.fail_download(job, format!("cannot read the store: {e}")),
+            }
+        }
+    }
+
+    fn ask_blob(&mut self, job: JobId, peer: PeerId, request: BlobRequest, what: AskedFor) {
+        let id = self.swarm.behaviour_mut().blob.send_request(&peer, request);
+        self.blob_requests.insert(id, Asked { job, peer, what });
+    }
+
+    pub(super) fn on_blob_event(
+        &mut self,
+        event: request_response::Event<BlobRequest, BlobResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.serve(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.on_blob_response(request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(asked) = self.blob_requests.remove(&request_id) {
+                    tracing::debug!(peer = %asked.peer, "blob request failed: {error}");
+                    self.on_unanswered(asked, Failure::Timeout);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "blob answer failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_blob_response(&mut self, request_id: OutboundRequestId, response: BlobResponse) {
+        let Some(asked) = self.blob_requests.remove(&request_id) else {
+            return;
+        };
+        match (asked.what, response) {
+            (AskedFor::Have, BlobResponse::Have { size, kind, groups }) => {
+                self.on_have(asked.job, asked.peer, size, kind, groups)
+            }
+            (AskedFor::Probe { size }, BlobResponse::Groups { encoded }) => {
+                let last = group_count(size);
+                self.verify(asked.job, asked.peer, last - 1, last, encoded, Some(size));
+            }
+            (AskedFor::Groups { first, last }, BlobResponse::Groups { encoded }) => {
+                self.verify(asked.job, asked.peer, first, last, encoded, None)
+            }
+            (what, _) => self.on_unanswered(Asked { what, ..asked }, Failure::Unavailable),
+        }
+    }
+
+    /// A request that got no usable answer.
+    fn on_unanswered(&mut self, asked: Asked, failure: Failure) {
+        let job = asked.job;
+        let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) else {
+            return;
+        };
+        match asked.what {
+            AskedFor::Have => {
+                blob.asking.remove(&asked.peer);
+            }
+            AskedFor::Probe { .. } => {
+                blob.claims.remove(&asked.peer);
+                blob.probing = None;
+                self.probe_next(job);
+            }
+            AskedFor::Groups { first, last } => {
+                if let Some(fetch) = blob.fetch.as_mut() {
+                    fetch.failed(&asked.peer, first, last, 0, failure);
+                }
+                self.pump(job);
+            }
+        }
+        self.check_stalled(job);
+    }
+
+    fn on_have(
+        &mut self,
+        job: JobId,
+        peer: PeerId,
+        size: u64,
+        kind: ContentKind,
+        groups: Option<Bitfield>,
+    ) {
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let is_root = download
+            .blob
+            .as_ref()
+            .is_some_and(|b| b.id == download.plan.root);
+        if is_root {
+            download.plan.kind.get_or_insert(kind);
+        }
+        let Some(blob) = download.blob.as_mut() else {
+            return;
+        };
+        blob.asking.remove(&peer);
+        if size > MAX_FETCH_BYTES {
+            return self.drop_provider(
+                job,
+                peer,
+                &format!("it claims a size of {size} bytes, over the {MAX_FETCH_BYTES}-byte limit"),
+            );
+        }
+        if groups
+            .as_ref()
+            .is_some_and(|g| g.groups() != group_count(size))
+        {
+            return self.drop_provider(job, peer, "its bitfield does not match its size");
+        }
+        blob.claims.insert(peer, (size, groups.clone()));
+        match blob.fetch.as_mut() {
+            Some(fetch) if fetch.size() == size => {
+                fetch.add_provider(peer, groups);
+                self.pump(job);
+            }
+            Some(_) => self.drop_provider(job, peer, "it claims another size than the proven one"),
+            None => self.probe_next(job),
+        }
+    }
+
+    /// Asks the next provider with an unchecked size claim for the blob's last
+    /// group: its verification proves the size (BLAKE3's tree depends on it).
+    fn probe_next(&mut self, job: JobId) {
+        let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) else {
+            return;
+        };
+        if blob.fetch.is_some() || blob.probing.is_some() {
+            return;
+        }
+        let last_group = |size: u64| group_count(size) - 1;
+        let candidate = blob
+            .claims
+            .iter()
+            .find(|(_, (size, groups))| groups.as_ref().is_none_or(|g| g.get(last_group(*size))));
+        let Some((&peer, &(size, _))) = candidate else {
+            return self.check_stalled(job);
+        };
+        blob.probing = Some(peer);
+        let id = blob.id;
+        let last = group_count(size);
+        self.ask_blob(
+            job,
+            peer,
+            BlobRequest::Groups {
+                id,
+                first: last - 1,
+                last,
+            },
+            AskedFor::Probe { size },
+        );
+    }
+
+    /// Verifies and stores groups off the engine task; the outcome comes back
+    /// as `Work::Verified`.
+    fn verify(
+        &mut self,
+        job: JobId,
+        peer: PeerId,
+        first: u64,
+        last: u64,
+        encoded: Vec<u8>,
+        probe: Option<u64>,
+    ) {
+        let Some(id) = self
+            .downloads
+            .get(&job)
+            .and_then(|d| d.blob.as_ref())
+            .map(|b| b.id)
+        else {
+            return;
+        };
+        let (kind, name) = self.downloads[&job].label(&id);
+        let store = self.store.clone();
+        let work = self.work.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = receive(&store, (id, kind, name), (first, last), &encoded, probe);
+            let _ = work.send(Work::Verified {
+                job,
+                peer,
+                first,
+                last,
+                probe,
+                result,
+            });
+        });
+    }
+
+    pub(super) fn on_verified(
+        &mut self,
+        job: JobId,
+        peer: PeerId,
+        (first, last): (u64, u64),
+        probe: Option<u64>,
+        result: Result<u64, Received>,
+    ) {
+        if let Err(Received::Local(e)) = &result {
+            let e = format!("cannot store the download: {e}");
+            return self.fail_download(job, e);
+        }
+        let result = result.map_err(|e| match e {
+            Received::BadData(verified, why) => (verified, why),
+            Received::Local(why) => (0, why),
+        });
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let Some(blob) = download.blob.as_mut() else {
+            return;
+        };
+        let id = blob.id;
+        match (result, probe) {
+            (Ok(_), Some(size)) => {
+                blob.probing = None;
+                let have = match self.store.bitfield(&id) {
+                    Ok(Some(have)) => have,
+                    _ => Bitfield::new(group_count(size)),
+                };
+                let mut fetch = Fetch::new(size, have, FetchConfig::default());
+                for (p, (claimed, groups)) in &blob.claims {
+                    if *claimed == size {
+                        fetch.add_provider(*p, groups.clone());
+                    }
+                }
+                blob.fetch = Some(fetch);
+                self.count_sent(job, peer, first, last);
+            }
+            (Ok(new_groups), None) => {
+                if let Some(fetch) = blob.fetch.as_mut() {
+                    fetch.completed(&peer, first, last);
+                }
+                // An endgame duplicate brings nothing new: it is not counted.
+                if new_groups > 0 {
+                    self.count_sent(job, peer, first, last);
+                }
+            }
+            (Err((_, why)), Some(_)) => {
+                // The size was a lie (or the data was): ask another provider.
+                blob.probing = None;
+                blob.claims.remove(&peer);
+                self.drop_provider(
+                    job,
+                    peer,
+                    &format!("sent data that fails verification: {why}"),
+                );
+                self.probe_next(job);
+            }
+            (Err((verified, why)), None) => {
+                if let Some(fetch) = blob.fetch.as_mut() {
+                    fetch.failed(&peer, first, last, verified, Failure::Corrupt);
+                }
+                self.count_sent(job, peer, first, first + verified);
+                self.drop_provider(
+                    job,
+                    peer,
+                    &format!("sent data that fails verification: {why}"),
+                );
+            }
+        }
+        self.pump(job);
+    }
+
+    fn count_sent(&mut self, job: JobId, peer: PeerId, first: u64, last: u64) {
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let Some(size) = download
+            .blob
+            .as_ref()
+            .and_then(|b| b.fetch.as_ref())
+            .map(|f| f.size())
+        else {
+            return;
+        };
+        let (start, end) = group_bytes(first, last, size);
+        *download.sent_by.entry(peer).or_default() += end - start;
+    }
+
+    /// A provider sent bad data: it is dropped from this job and disconnected.
+    fn drop_provider(&mut self, job: JobId, peer: PeerId, why: &str) {
+        tracing::warn!(%peer, "dropping provider: {why}");
+        if let Some(download) = self.downloads.get_mut(&job) {
+            download.dropped.insert(peer);
+            if let Some(fetch) = download.blob.as_mut().and_then(|b| b.fetch.as_mut()) {
+                fetch.remove_provider(&peer);
+            }
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+        self.check_stalled(job);
+    }
+
+    /// Sends what the scheduler wants sent, reports progress, and moves on
+    /// when the blob is complete.
+    fn pump(&mut self, job: JobId) {
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let Some(blob) = download.blob.as_mut() else {
+            return;
+        };
+        let id = blob.id;
+        let Some(fetch) = blob.fetch.as_mut() else {
+            return;
+        };
+        if fetch.is_complete() {
+            download.finished_bytes += fetch.size();
+            download.blob = None;
+            if let Err(e) = self.blob_done(job, id) {
+                return self.fail_download(job, e);
+            }
+            return self.next_blob(job);
+        }
+        let requests = fetch.poll_requests();
+        for (peer, first, last) in requests {
+            self.ask_blob(
+                job,
+                peer,
+                BlobRequest::Groups { id, first, last },
+                AskedFor::Groups { first, last },
+            );
+        }
+        self.report_progress(job);
+        self.check_stalled(job);
+    }
+
+    /// A blob of the job is complete. A collection's manifest is read (as the
+    /// hostile input it is) and its files are queued.
+    fn blob_done(&mut self, job: JobId, id: ContentId) -> Result<(), JobError> {
+        let download = self.downloads.get_mut(&job).ok_or("job gone")?;
+        if id != download.plan.root || download.plan.kind != Some(ContentKind::Collection) {
+            if id == download.plan.root {
+                download.total_bytes = Some(download.finished_bytes);
+            }
+            return Ok(());
+        }
+        let bytes = self
+            .store
+            .read_blob(&id, ferry_core::content::MAX_MANIFEST_BYTES as u64)
+            .map_err(|e| format!("cannot read the collection's manifest: {e}"))?;
+        let manifest = Manifest::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
+        let mut seen = HashSet::new();
+        for (_, _, file_id, _) in manifest.files() {
+            if seen.insert(file_id) {
+                download.queue.push_back(file_id);
+            }
+        }
+        download.total_bytes = Some(manifest.total_size() + bytes.len() as u64);
+        download.manifest = Some(manifest);
+        Ok(())
+    }
+
+    fn check_stalled(&mut self, job: JobId) {
+        let Some(blob) = self.downloads.get(&job).and_then(|d| d.blob.as_ref()) else {
+            return;
+        };
+        let stalled = match &blob.fetch {
+            Some(fetch) => fetch.is_stalled(),
+            None => blob.asking.is_empty() && blob.probing.is_none() && blob.claims.is_empty(),
+        };
+        if stalled {
+            let id = blob.id;
+            self.fail_download(
+                job,
+                format!(
+                    "no reachable peer has {id} (or every one that did sent bad data); connect to a peer that shares it (ferry connect), or get it with a ticket"
+                ),
+            );
+        }
+    }
+
+    fn report_progress(&self, job: JobId) {
+        let Some(download) = self.downloads.get(&job) else {
+            return;
+        };
+        let current = download
+            .blob
+            .as_ref()
+            .and_then(|b| b.fetch.as_ref())
+            .map_or(0, |f| f.verified_bytes());
+        let providers = download
+            .sent_by
+            .iter()
+            .map(|(peer, bytes)| ProviderProgress {
+                peer_id: peer.to_string(),
+                bytes: *bytes,
+                dropped: download.dropped.contains(peer),
+            })
+            .collect();
+        let total = download.total_bytes.or_else(|| {
+            let fetch = download.blob.as_ref()?.fetch.as_ref()?;
+            (download.plan.kind == Some(ContentKind::Blob)).then(|| fetch.size())
+        });
+        self.jobs.update(job, |s| {
+            s.phase = "fetching".into();
+            s.done_bytes = download.finished_bytes + current;
+            s.total_bytes = total;
+            s.providers = providers;
+        });
+    }
+
+    fn export(&mut self, job: JobId) {
+        let Some(download) = self.downloads.get(&job) else {
+            return;
+        };
+        self.report_progress(job);
+        self.jobs.update(job, |s| s.phase = "writing".into());
+        let store = self.store.clone();
+        let work = self.work.clone();
+        let root = download.plan.root;
+        let output = download.plan.output.clone();
+        let force = download.plan.force;
+        let manifest = download.manifest.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = match &manifest {
+                Some(manifest) => export::collection(&store, manifest, &output, force),
+                None => store
+                    .export_blob(&root, &output, force)
+                    .map_err(|e| e.to_string()),
+            };
+            let _ = work.send(Work::Exported { job, result });
+        });
+    }
+
+    pub(super) fn on_exported(&mut self, job: JobId, result: Result<(), String>) {
+        let Some(download) = self.downloads.remove(&job) else {
+            return;
+        };
+        if let Err(e) = result {
+            return self.jobs.fail(job, e);
+        }
+        let fetched_bytes = download.sent_by.values().sum();
+        let (files, size) = match &download.manifest {
+            Some(m) => (m.files().count() as u64, m.total_size()),
+            None => (1, download.finished_bytes),
+        };
+        let kind = download.plan.kind.unwrap_or(ContentKind::Blob);
+        tracing::info!(id = %download.plan.root, output = %download.plan.output.display(), fetched_bytes, "download complete");
+        self.jobs.update(job, |s| {
+            s.state = JobState::Done;
+            s.phase = "done".into();
+            s.done_bytes = size;
+            s.total_bytes = Some(size);
+            s.get = Some(GetResult {
+                id: download.plan.root.to_string(),
+                kind: kind.as_str().into(),
+                output: download.plan.output.display().to_string(),
+                size,
+                files,
+                fetched_bytes,
+            });
+        });
+    }
+
+    fn fail_download(&mut self, job: JobId, error: JobError) {
+        if self.downloads.remove(&job).is_some() {
+            tracing::warn!(job, "download failed: {error}");
+            self.jobs.fail(job, error);
+        }
+    }
+}
+
+/// Checks and stores groups a peer sent. A size probe is checked before any
+/// file is created for it, so a lying peer costs nothing on disk. A failure
+/// that is the peer's fault is `Err(Some(..))`; a local one (a full disk) is
+/// `Err(None)`.
+fn receive(
+    store: &Store,
+    (id, kind, name): (ContentId, ContentKind, Option<String>),
+    (first, last): (u64, u64),
+    encoded: &[u8],
+    probe: Option<u64>,
+) -> Result<u64, Received> {
+    if let Some(size) = probe {
+        verify_size(&id, size, encoded).map_err(|e| Received::BadData(0, e.to_string()))?;
+        store
+            .begin_partial(&id, size, kind, name)
+            .map_err(|e| Received::Local(e.to_string()))?;
+    }
+    store
+        .write_verified(&id, first, last, encoded)
+        .map_err(|e| {
+            if e.is_bad_data() {
+                Received::BadData(e.verified_groups(), e.to_string())
+            } else {
+                Received::Local(e.to_string())
+            }
+        })
+}
