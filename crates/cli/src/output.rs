@@ -393,6 +393,7 @@ mod tests {
             size: 4 << 20,
             files: 1,
             fetched_bytes: 4 << 20,
+            providers: Vec::new(),
         };
         let text = get_text(&get, 4);
         assert!(

@@ -209,6 +209,8 @@ pub struct GetResult {
     /// Bytes fetched from peers in this job (less than `size` when resuming or
     /// when the store already had some of it).
     pub fetched_bytes: u64,
+    /// Who sent what, and who was dropped for bad data.
+    pub providers: Vec<ProviderProgress>,
 }
 
 /// One blob in the store.

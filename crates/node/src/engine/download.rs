@@ -56,6 +56,20 @@ pub(super) struct Download {
 }
 
 impl Download {
+    /// Every provider that sent data or was dropped, with its bytes.
+    fn providers(&self) -> Vec<ProviderProgress> {
+        let peers: std::collections::BTreeSet<&PeerId> =
+            self.sent_by.keys().chain(&self.dropped).collect();
+        peers
+            .into_iter()
+            .map(|peer| ProviderProgress {
+                peer_id: peer.to_string(),
+                bytes: self.sent_by.get(peer).copied().unwrap_or(0),
+                dropped: self.dropped.contains(peer),
+            })
+            .collect()
+    }
+
     /// How a blob of this download is listed in the store: the root as the
     /// ticket says, a collection's files under their own names.
     fn label(&self, id: &ContentId) -> (ContentKind, Option<String>) {
@@ -561,15 +575,7 @@ impl Engine {
             .as_ref()
             .and_then(|b| b.fetch.as_ref())
             .map_or(0, |f| f.verified_bytes());
-        let providers = download
-            .sent_by
-            .iter()
-            .map(|(peer, bytes)| ProviderProgress {
-                peer_id: peer.to_string(),
-                bytes: *bytes,
-                dropped: download.dropped.contains(peer),
-            })
-            .collect();
+        let providers = download.providers();
         let total = download.total_bytes.or_else(|| {
             let fetch = download.blob.as_ref()?.fetch.as_ref()?;
             (download.plan.kind == Some(ContentKind::Blob)).then(|| fetch.size())
@@ -613,6 +619,7 @@ impl Engine {
             return self.jobs.fail(job, e);
         }
         let fetched_bytes = download.sent_by.values().sum();
+        let providers = download.providers();
         let (files, size) = match &download.manifest {
             Some(m) => (m.files().count() as u64, m.total_size()),
             None => (1, download.finished_bytes),
@@ -631,6 +638,7 @@ impl Engine {
                 size,
                 files,
                 fetched_bytes,
+                providers,
             });
         });
     }
