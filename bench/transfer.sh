@@ -556,20 +556,21 @@ ferry_node() {
     return 1
 }
 
-# ferry_share NS DATADIR TAG : share the source; sets SHARE_ID SHARE_TICKET; records the hash row
+# ferry_share NS DATADIR LABEL NODE_PID [FLAG...] : share the source; sets SHARE_ID
+# SHARE_TICKET; records a hash row (wall of the command, CPU of node + command)
 ferry_share() {
-    local ns=$1 dd=$2 tag=$3 npid=$4
+    local ns=$1 dd=$2 label=$3 npid=$4; shift 4
     local c0; c0=$(cpu_of "$npid")
     local t0=$EPOCHREALTIME
     if ! timeout -k 5 "$TIMEOUT" ip netns exec "$ns" /usr/bin/time -f '%e %U %S %M' -o "$dd/share.time" \
-        "$FERRY" --data-dir "$dd" share "$SRC" --json >"$dd/share.json" 2>"$dd/share.err"; then
+        "$FERRY" --data-dir "$dd" share "$@" "$SRC" --json >"$dd/share.json" 2>"$dd/share.err"; then
         FERRY_WHY="ferry share failed: $(tail -c 400 "$dd/share.err")"
         return 1
     fi
     local wall; wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f", b - a}')
     local ncpu; ncpu=$(fsub "$(cpu_of "$npid")" "$c0")
     read_time "$dd/share.time"
-    hash_row "ferry share ($tag; CPU = node + cli)" "$RUN_NO" "$wall" "$(fadd "$ncpu" "${T_CPU:-0}")" "$(rss_of "$npid")"
+    hash_row "$label" "$RUN_NO" "$wall" "$(fadd "$ncpu" "${T_CPU:-0}")" "$(rss_of "$npid")"
     SHARE_ID=$(jget "$dd/share.json" id) || { FERRY_WHY="share --json has no id: $(head -c 300 "$dd/share.json")"; return 1; }
     SHARE_TICKET=$(jget "$dd/share.json" ticket) || { FERRY_WHY="share --json has no ticket: $(head -c 300 "$dd/share.json")"; return 1; }
     if [[ -n $SRC_HASH && $SHARE_ID != "$SRC_HASH" ]]; then
@@ -623,7 +624,7 @@ bench_ferry() { # bench_ferry TOOL NPROVIDERS RUN
     warm
     local ticket=""
     for ((i = 1; i <= np; i++)); do
-        if ! ferry_share "$ns" "$d/p$i" "$tool provider $i" "${ppids[i - 1]}"; then
+        if ! ferry_share "$ns" "$d/p$i" "ferry share (copies into the store)" "${ppids[i - 1]}"; then
             record "$tool" "$run" FAILED "" "" "" "" "" "provider $i: $FERRY_WHY"
             ns_kill_all "$ns"; return
         fi
@@ -670,12 +671,19 @@ bench_ferry() { # bench_ferry TOOL NPROVIDERS RUN
     join_cpu=$(IFS=/; echo "${scpu[*]}"); join_rss=$(IFS=/; echo "${srss[*]}")
     ((counting)) && note="upload MB per provider (from its listen ports): $(IFS=/; echo "${up[*]}")"
     if ((rc != 0)) || ! read_time "$d/get.time"; then
-        record "$tool" "$run" FAILED "" "" "" "" "" "ferry get exit $rc: $(tail -c 600 "$d/get.log" | tr '\r' '\n' | tail -n 5)"
+        local after=""
+        read_time "$d/get.time" && after=" after ${T_WALL}s"
+        record "$tool" "$run" FAILED "" "" "" "" "" "ferry get exit $rc$after: $(tail -c 600 "$d/get.log" | tr '\r' '\n' | grep -v '^Command exited' | tail -n 5)"
     elif ! verify "$d/out.bin"; then
         record "$tool" "$run" FAILED "$T_WALL" "" "" "" "" "$VERIFY_MSG"
     else
         # receiving side = the downloader node during the get + the get command itself
         record "$tool" "$run" OK "$T_WALL" "$(fadd "$dcpu" "$T_CPU")" "$drss+$T_RSS" "$join_cpu" "$join_rss" "$note"
+    fi
+    # Hashing alone, without the copy: `share --in-place` on a fresh node (ferry1 only).
+    if [[ $tool == ferry1 ]] && ferry_node "$ns" "$d/h" "$d/h.log"; then
+        ferry_share "$ns" "$d/h" "ferry share --in-place (hash only)" "$NODE_PID" --in-place ||
+            log "ferry share --in-place failed: $FERRY_WHY"
     fi
     ns_kill_all "$ns"
     if ((KEEP)); then
@@ -763,15 +771,11 @@ if hs:
     print("|---|---:|---:|---:|---:|---|")
     seen = []
     for h in hs:
-        key = h[0].split(" (ferry")[0] if h[0].startswith("ferry share") else h[0]
-        if key not in seen:
-            seen.append(key)
+        if h[0] not in seen:
+            seen.append(h[0])
     for key in seen:
-        group = [h for h in hs if (h[0].split(" (ferry")[0] if h[0].startswith("ferry share") else h[0]) == key]
-        if key.startswith("ferry share"):
-            label = "ferry share (hash + store; node + cli CPU)"
-        else:
-            label = key
+        group = [h for h in hs if h[0] == key]
+        label = key + ("; CPU = node + command" if key.startswith("ferry") else "")
         group.sort(key=lambda h: float(h[2]))
         m = group[(len(group) - 1) // 2]
         mbps = lambda h: f"{size / float(h[2]) / 1e6:.0f}" if float(h[2]) > 0 else "inf"

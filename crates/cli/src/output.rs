@@ -95,9 +95,10 @@ pub fn share_text(share: &ShareResult) -> String {
     )
 }
 
-/// What `ferry get` prints: where it went, and how much came over the network
-/// from how many peers (`peers`: those that sent something).
-pub fn get_text(get: &GetResult, peers: usize) -> String {
+/// What `ferry get` prints: where it went, how much came over the network from
+/// how many peers, and which peers were dropped.
+pub fn get_text(get: &GetResult) -> String {
+    let peers = get.providers.iter().filter(|p| p.bytes > 0).count();
     let from = match peers {
         0 => String::new(),
         1 => " from 1 peer".to_owned(),
@@ -114,12 +115,19 @@ pub fn get_text(get: &GetResult, peers: usize) -> String {
             human_bytes(get.size - get.fetched_bytes)
         )
     };
-    format!(
+    let mut text = format!(
         "wrote   {} ({})\nid      {}\nfetched {fetched}\n",
         printable(&get.output, false),
         describe(&get.kind, get.files, get.size),
         get.id,
-    )
+    );
+    for peer in get.providers.iter().filter(|p| p.dropped) {
+        text.push_str(&format!(
+            "dropped {} (it sent bad data or failed too often)\n",
+            short_id(&peer.peer_id)
+        ));
+    }
+    text
 }
 
 /// `file, 3.1 MiB` or `folder, 12 files, 3.1 MiB`.
@@ -274,6 +282,8 @@ pub fn printable(text: &str, keep_newlines: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ferry_node::control::types::ProviderProgress;
+
     use super::*;
 
     fn message(text: &str, name: &str) -> MessageView {
@@ -384,6 +394,14 @@ mod tests {
         assert!(text.contains(&"cd".repeat(32)), "{text}");
     }
 
+    fn provider(peer_id: &str, bytes: u64, dropped: bool) -> ProviderProgress {
+        ProviderProgress {
+            peer_id: peer_id.into(),
+            bytes,
+            dropped,
+        }
+    }
+
     #[test]
     fn get_says_what_came_over_the_network() {
         let mut get = GetResult {
@@ -393,22 +411,36 @@ mod tests {
             size: 4 << 20,
             files: 1,
             fetched_bytes: 4 << 20,
-            providers: Vec::new(),
+            providers: ["a", "b", "c", "d"]
+                .map(|peer| provider(peer, 1 << 20, false))
+                .into(),
         };
-        let text = get_text(&get, 4);
+        let text = get_text(&get);
         assert!(
             text.contains("wrote   /home/ana/big.iso (file, 4.0 MiB)"),
             "{text}"
         );
         assert!(text.contains("fetched 4.0 MiB from 4 peers\n"), "{text}");
+        assert!(!text.contains("dropped"), "{text}");
+
         get.fetched_bytes = 1 << 20;
-        let text = get_text(&get, 1);
+        get.providers = vec![
+            provider("12D3KooWgoodgoodgood1234", 1 << 20, false),
+            provider("12D3KooWbadbadbadbad9876", 0, true),
+        ];
+        let text = get_text(&get);
         assert!(
             text.contains("fetched 1.0 MiB from 1 peer; the other 3.0 MiB was already here"),
             "{text}"
         );
+        assert!(
+            text.ends_with("dropped 12D3Koo…9876 (it sent bad data or failed too often)\n"),
+            "{text}"
+        );
+
         get.fetched_bytes = 0;
-        assert!(get_text(&get, 0).contains("fetched nothing"));
+        get.providers.clear();
+        assert!(get_text(&get).contains("fetched nothing"));
     }
 
     #[test]

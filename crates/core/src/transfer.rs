@@ -47,6 +47,9 @@ pub enum BlobResponse {
     },
     Groups {
         /// The encoded groups: parent hashes and data, verifiable against the id.
+        /// Encoded as one byte string, not a sequence of numbers: this is the
+        /// bulk of every transfer.
+        #[serde(with = "serde_bytes")]
         encoded: Vec<u8>,
     },
     NotFound,

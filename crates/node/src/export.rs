@@ -2,9 +2,14 @@
 //!
 //! The manifest has been validated (no absolute paths, no `..`, no
 //! duplicates), and every path is still joined component by component here,
-//! so nothing can be written outside the target. The tree is built in a
-//! temporary directory beside the target and renamed into place at the end, so
-//! a crash never leaves a half-written tree under the target's name.
+//! so nothing can be written outside the target.
+//!
+//! Each file's bytes are moved out of the store rather than copied (see
+//! `Store::move_blob_out`), and the node goes on serving them from the tree.
+//! That is why the tree is built at its final place: a tree built elsewhere
+//! and renamed would leave the store pointing at paths that no longer exist.
+//! A failure removes what was written; a crash can leave part of the tree,
+//! which `ferry get --force` replaces.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -24,16 +29,13 @@ pub fn collection(
             target.display()
         ));
     }
-    let staging = staging_dir(target)?;
-    let built = build(store, manifest, &staging).and_then(|()| {
-        if target.exists() {
-            remove_existing(target)?;
-        }
-        fs::rename(&staging, target)
-            .map_err(|e| format!("cannot move the tree into {}: {e}", target.display()))
-    });
+    if target.exists() {
+        remove_existing(target)?;
+    }
+    fs::create_dir_all(target).map_err(|e| write_error(target, e))?;
+    let built = build(store, manifest, target);
     if built.is_err() {
-        let _ = fs::remove_dir_all(&staging);
+        let _ = fs::remove_dir_all(target);
     }
     built
 }
@@ -48,7 +50,7 @@ fn build(store: &Store, manifest: &Manifest, root: &Path) -> Result<(), String> 
                     fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
                 }
                 store
-                    .export_blob(id, &path, false)
+                    .move_blob_out(id, &path, false)
                     .map_err(|e| format!("cannot write {}: {e}", entry.path))?;
                 if *executable {
                     set_executable(&path).map_err(|e| write_error(&path, e))?;
@@ -73,23 +75,6 @@ fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(path)
-}
-
-fn staging_dir(target: &Path) -> Result<PathBuf, String> {
-    let parent = target
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", target.display()))?;
-    fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    let staging = parent.join(format!(".{name}.ferry-partial"));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(|e| write_error(&staging, e))?;
-    }
-    fs::create_dir(&staging).map_err(|e| write_error(&staging, e))?;
-    Ok(staging)
 }
 
 fn remove_existing(target: &Path) -> Result<(), String> {

@@ -52,11 +52,10 @@ pub fn get(client: &Client, args: GetArgs) -> anyhow::Result<()> {
         },
     )?;
     let status = follow_job(client, started.job, !args.json.json)?;
-    let peers = status.providers.iter().filter(|p| p.bytes > 0).count();
     let get = status
         .get
         .ok_or_else(|| anyhow!("the node finished the download but did not say where it went"))?;
-    print(args.json.json, &get, || output::get_text(&get, peers))
+    print(args.json.json, &get, || output::get_text(&get))
 }
 
 pub fn ls(client: &Client, json: bool) -> anyhow::Result<()> {

@@ -552,7 +552,9 @@ impl Engine {
             return;
         };
         let stalled = match &blob.fetch {
-            Some(fetch) => fetch.is_stalled(),
+            // A resumed download has its scheduler before any provider
+            // answered: it is stalled only once every peer asked has answered.
+            Some(fetch) => blob.asking.is_empty() && fetch.is_stalled(),
             None => blob.asking.is_empty() && blob.probing.is_none() && blob.claims.is_empty(),
         };
         if stalled {
@@ -604,7 +606,7 @@ impl Engine {
             let result = match &manifest {
                 Some(manifest) => export::collection(&store, manifest, &output, force),
                 None => store
-                    .export_blob(&root, &output, force)
+                    .move_blob_out(&root, &output, force)
                     .map_err(|e| e.to_string()),
             };
             let _ = work.send(Work::Exported { job, result });

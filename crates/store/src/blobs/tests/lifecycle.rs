@@ -221,3 +221,33 @@ fn pinning_is_recorded() {
     assert!(store.blob(&id).unwrap().unwrap().pinned);
     assert!(!store.set_pinned(&ContentId::of(b"none"), true).unwrap());
 }
+
+#[test]
+fn a_download_moved_out_is_served_from_its_new_place_until_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _dir) = open(&tmp.path().join("data"));
+    let content = bytes(300_000, 7);
+    let info = import(&store, &write_file(tmp.path(), "src", &content), false);
+    let dest = tmp.path().join("out").join("file.bin");
+
+    store.move_blob_out(&info.id, &dest, false).unwrap();
+
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert!(
+        !store.blobs.data_path(&info.id).exists(),
+        "moved, not copied"
+    );
+    let moved = store.blob(&info.id).unwrap().unwrap();
+    assert_eq!(moved.in_place, Some(std::fs::canonicalize(&dest).unwrap()));
+    assert!(store.encode_groups(&info.id, 0, 2).is_ok(), "still served");
+    assert!(matches!(
+        store.move_blob_out(&info.id, &tmp.path().join("src"), false),
+        Err(StoreError::Exists(_))
+    ));
+
+    std::fs::write(&dest, b"edited by the user").unwrap();
+    assert!(
+        store.encode_groups(&info.id, 0, 2).is_err(),
+        "a changed file is not served"
+    );
+}
