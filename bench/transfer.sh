@@ -174,7 +174,6 @@ WORK=$(mktemp -d "$WORK_PARENT/ferry-bench.$STAMP.XXXXXX") || die "cannot make a
 NS_PREFIX="fbench$$x"
 NS_COUNT=0
 NSES=()
-PIDS=()
 RESULTS="$WORK/results.tsv"
 HASHES="$WORK/hashes.tsv"
 VERSIONS="$WORK/versions.tsv"
@@ -204,8 +203,10 @@ ns_kill_all() { # every process inside one of our namespaces, and the namespace
 
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
-    ((${#PIDS[@]})) && kill_pids "${PIDS[@]}"
+    trap - EXIT
+    trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
+    # Every process this script starts runs inside one of its namespaces: killing what
+    # is in them ends exactly those (no stale PID can hit a stranger's process).
     local ns
     for ns in "${NSES[@]}"; do ns_kill_all "$ns"; done
     if ((KEEP)); then
@@ -218,24 +219,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-mkns() { # mkns TAG -> prints the name of a fresh namespace with only lo, up
+mkns() { # mkns TAG : a fresh namespace with only lo, up; its name in NS (not in $(...):
+    # the name must reach NSES in this shell for the cleanup)
     NS_COUNT=$((NS_COUNT + 1))
-    local ns="${NS_PREFIX}${NS_COUNT}$1"
-    ns=${ns:0:30}
-    ip netns add "$ns" || return 1
-    NSES+=("$ns")
-    ip -n "$ns" link set lo up || return 1
+    NS="${NS_PREFIX}${NS_COUNT}$1"
+    NS=${NS:0:30}
+    ip netns add "$NS" || return 1
+    NSES+=("$NS")
+    ip -n "$NS" link set lo up || return 1
     local links
-    links=$(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
-    [[ $links == "lo " ]] || { log "namespace $ns has links other than lo: $links"; return 1; }
-    echo "$ns"
+    links=$(ip -n "$NS" -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
+    [[ $links == "lo " ]] || { log "namespace $NS has links other than lo: $links"; return 1; }
 }
 
 bg_in() { # bg_in NS DIR LOG CMD... : start CMD in NS with cwd DIR; sets BG_PID
     local ns=$1 dir=$2 logf=$3; shift 3
     (cd "$dir" && exec ip netns exec "$ns" "$@") >"$logf" 2>&1 </dev/null &
     BG_PID=$!
-    PIDS+=("$BG_PID")
 }
 
 wait_until() { # wait_until SECS CMD... : poll CMD until it succeeds
@@ -390,7 +390,7 @@ bench_hash() { # three samples of each per run: a 1 GiB hash takes a fraction of
 bench_socat() {
     local run=$1 ns d port=5001
     command -v socat >/dev/null || { record socat "$run" "FAILED" "" "" "" "" "" "socat not installed"; return; }
-    ns=$(mkns socat) || { record socat "$run" FAILED "" "" "" "" "" "no namespace"; return; }
+    mkns socat && ns=$NS || { record socat "$run" FAILED "" "" "" "" "" "no namespace"; return; }
     d="$WORK/socat$run"; mkdir -p "$d/recv"
     warm
     bg_in "$ns" "$d" "$d/send.log" /usr/bin/time -f '%e %U %S %M' -o "$d/send.time" \
@@ -434,7 +434,7 @@ bench_bt() {
     local missing=()
     for c in aria2c transmission-create; do command -v "$c" >/dev/null || missing+=("$c"); done
     ((${#missing[@]})) && { record bt "$run" FAILED "" "" "" "" "" "not installed: ${missing[*]}"; return; }
-    ns=$(mkns bt) || { record bt "$run" FAILED "" "" "" "" "" "no namespace"; return; }
+    mkns bt && ns=$NS || { record bt "$run" FAILED "" "" "" "" "" "no namespace"; return; }
     d="$WORK/bt$run"; mkdir -p "$d/leech"
     local announce="http://127.0.0.1:$tport/announce"
     # The torrent: made outside the timed part (transmission-create touches no network).
@@ -486,7 +486,7 @@ sys.exit(0 if any(v["seeders"] > 0 for v in s.values()) else 1)'; }
 bench_sendme() {
     local run=$1 ns d
     command -v sendme >/dev/null || { record sendme "$run" FAILED "" "" "" "" "" "sendme not installed (--install)"; return; }
-    ns=$(mkns sendme) || { record sendme "$run" FAILED "" "" "" "" "" "no namespace"; return; }
+    mkns sendme && ns=$NS || { record sendme "$run" FAILED "" "" "" "" "" "no namespace"; return; }
     d="$WORK/sendme$run"; mkdir -p "$d/send" "$d/recv"
     warm
     # No relay (it would look one up on the internet); the ticket carries the addresses.
@@ -606,7 +606,7 @@ bench_ferry() { # bench_ferry TOOL NPROVIDERS RUN
     local tool=$1 np=$2 run=$3 ns d i
     RUN_NO=$run
     ferry_prepare || { record "$tool" "$run" FAILED "" "" "" "" "" "$FERRY_WHY"; return; }
-    ns=$(mkns "$tool") || { record "$tool" "$run" FAILED "" "" "" "" "" "no namespace"; return; }
+    mkns "$tool" && ns=$NS || { record "$tool" "$run" FAILED "" "" "" "" "" "no namespace"; return; }
     d="$WORK/$tool-$run"; mkdir -p "$d"
     local ppids=()
     for ((i = 1; i <= np; i++)); do
@@ -700,6 +700,7 @@ command -v aria2c >/dev/null && version_of aria2c "$(aria2c --version | head -n 
 command -v transmission-create >/dev/null && version_of transmission-create "$(transmission-create -V 2>&1 | head -n 1)"
 command -v sendme >/dev/null && version_of sendme "$(sendme --version 2>&1 | head -n 1)"
 version_of kernel "$(uname -sr), $(nproc) cores"
+version_of "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 
 # ---------------------------------------------------------------------------- run
 
@@ -719,6 +720,8 @@ for tool in "${ORDER[@]}"; do
 done
 
 # ---------------------------------------------------------------------------- report
+
+version_of "load average at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$RESULTS" "$HASHES" "$VERSIONS" "$SIZE" "$RUNS" >"$WORK/report.md" <<'EOF'
 import sys

@@ -45,6 +45,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| default_name(&local.to_string()));
     let store = Arc::new(Store::open(&dir)?);
+    recover_partials(&store);
     tracing::info!(peer = %local, %name, data_dir = %dir.path().display(), "starting");
 
     let mut swarm = build_swarm(
@@ -133,6 +134,21 @@ fn listen(
         "cannot listen on any default address; give one with --listen"
     );
     Ok(())
+}
+
+/// Reopens every partial download, which recovers the groups it had written
+/// but not yet recorded when the node stopped (a kill, a crash), so that
+/// `ferry ls` shows them and a resumed `ferry get` does not fetch them again.
+fn recover_partials(store: &Store) {
+    let partials = match store.blobs() {
+        Ok(blobs) => blobs.into_iter().filter(|b| !b.complete),
+        Err(e) => return tracing::warn!("cannot list partial downloads: {e}"),
+    };
+    for blob in partials {
+        if let Err(e) = store.begin_partial(&blob.id, blob.size, blob.kind, blob.name.clone()) {
+            tracing::warn!(id = %blob.id, "cannot reopen a partial download: {e}");
+        }
+    }
 }
 
 /// `ferry-` and the last six characters of the peer id: distinct enough on a

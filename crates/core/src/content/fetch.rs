@@ -25,10 +25,14 @@ pub struct FetchConfig {
     pub max_failures: u32,
 }
 
+/// Requests as large as the protocol allows (4 MiB), four at a time per
+/// provider: on loopback this measured fastest of 1 MiB x 4, 1 MiB x 16,
+/// 2 MiB x 8 and 4 MiB x 4 (1 GiB in 3.0 s against 3.5 s), since per-request
+/// costs (a stream, a blocking-pool hop, a bitfield update) dominate.
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
-            request_groups: 64,
+            request_groups: crate::transfer::MAX_GROUPS_PER_REQUEST,
             max_in_flight_per_peer: 4,
             max_failures: 3,
         }

@@ -13,7 +13,7 @@ use ferry_core::content::{
     Bitfield, ContentId, ContentKind, Failure, Fetch, FetchConfig, Manifest, group_bytes,
     group_count,
 };
-use ferry_core::transfer::{BlobRequest, BlobResponse};
+use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST};
 use ferry_net::libp2p::request_response::{self, OutboundRequestId};
 
 use ferry_store::Store;
@@ -27,6 +27,16 @@ use crate::jobs::JobId;
 /// The largest blob a download accepts (1 TiB): a provider's claimed size
 /// sizes the download's bookkeeping, so it is bounded before it is proven.
 const MAX_FETCH_BYTES: u64 = 1 << 40;
+
+/// Requests of about a 32nd of the blob, between 256 KiB and the protocol's
+/// 4 MiB: large requests cost least per byte, small ones spread a small blob
+/// over all its providers.
+fn fetch_config(size: u64) -> FetchConfig {
+    FetchConfig {
+        request_groups: (group_count(size) / 32).clamp(16, MAX_GROUPS_PER_REQUEST),
+        ..FetchConfig::default()
+    }
+}
 
 /// What `ferry get` was asked to fetch and where to put it.
 pub struct GetPlan {
@@ -56,18 +66,31 @@ pub(super) struct Download {
 }
 
 impl Download {
-    /// Every provider that sent data or was dropped, with its bytes.
+    /// Every provider that sent data or was dropped, with the verified bytes
+    /// it was first to deliver (so the figures add up to what was fetched).
     fn providers(&self) -> Vec<ProviderProgress> {
-        let peers: std::collections::BTreeSet<&PeerId> =
-            self.sent_by.keys().chain(&self.dropped).collect();
-        peers
+        let mut bytes: std::collections::BTreeMap<PeerId, u64> =
+            self.dropped.iter().map(|peer| (*peer, 0)).collect();
+        for (peer, sent) in &self.sent_by {
+            *bytes.entry(*peer).or_default() += sent;
+        }
+        if let Some(fetch) = self.blob.as_ref().and_then(|b| b.fetch.as_ref()) {
+            for stats in fetch.providers() {
+                *bytes.entry(stats.peer).or_default() += stats.verified_bytes;
+            }
+        }
+        bytes
             .into_iter()
-            .map(|peer| ProviderProgress {
+            .map(|(peer, bytes)| ProviderProgress {
                 peer_id: peer.to_string(),
-                bytes: self.sent_by.get(peer).copied().unwrap_or(0),
-                dropped: self.dropped.contains(peer),
+                bytes,
+                dropped: self.dropped.contains(&peer),
             })
             .collect()
+    }
+
+    fn fetched_bytes(&self) -> u64 {
+        self.providers().iter().map(|p| p.bytes).sum()
     }
 
     /// How a blob of this download is listed in the store: the root as the
@@ -168,9 +191,14 @@ impl Engine {
                     continue;
                 }
                 Ok(partial) => {
+                    // Reopening a partial also recovers groups written but
+                    // not yet recorded when the node last stopped.
                     let fetch = partial.and_then(|info| {
+                        self.store
+                            .begin_partial(&id, info.size, info.kind, info.name.clone())
+                            .ok()?;
                         let have = self.store.bitfield(&id).ok().flatten()?;
-                        Some(Fetch::new(info.size, have, FetchConfig::default()))
+                        Some(Fetch::new(info.size, have, fetch_config(info.size)))
                     });
                     let mut candidates: HashSet<PeerId> = self.peers.connected_peers().collect();
                     candidates.extend(download.plan.providers.iter().copied());
@@ -414,22 +442,21 @@ impl Engine {
                     Ok(Some(have)) => have,
                     _ => Bitfield::new(group_count(size)),
                 };
-                let mut fetch = Fetch::new(size, have, FetchConfig::default());
+                let mut fetch = Fetch::new(size, have, fetch_config(size));
                 for (p, (claimed, groups)) in &blob.claims {
                     if *claimed == size {
                         fetch.add_provider(*p, groups.clone());
                     }
                 }
                 blob.fetch = Some(fetch);
-                self.count_sent(job, peer, first, last);
+                // The proof of size is the one group fetched outside the
+                // scheduler, so it is counted here.
+                let (start, end) = group_bytes(first, last, size);
+                *download.sent_by.entry(peer).or_default() += end - start;
             }
-            (Ok(new_groups), None) => {
+            (Ok(_), None) => {
                 if let Some(fetch) = blob.fetch.as_mut() {
                     fetch.completed(&peer, first, last);
-                }
-                // An endgame duplicate brings nothing new: it is not counted.
-                if new_groups > 0 {
-                    self.count_sent(job, peer, first, last);
                 }
             }
             (Err((_, why)), Some(_)) => {
@@ -447,7 +474,6 @@ impl Engine {
                 if let Some(fetch) = blob.fetch.as_mut() {
                     fetch.failed(&peer, first, last, verified, Failure::Corrupt);
                 }
-                self.count_sent(job, peer, first, first + verified);
                 self.drop_provider(
                     job,
                     peer,
@@ -456,22 +482,6 @@ impl Engine {
             }
         }
         self.pump(job);
-    }
-
-    fn count_sent(&mut self, job: JobId, peer: PeerId, first: u64, last: u64) {
-        let Some(download) = self.downloads.get_mut(&job) else {
-            return;
-        };
-        let Some(size) = download
-            .blob
-            .as_ref()
-            .and_then(|b| b.fetch.as_ref())
-            .map(|f| f.size())
-        else {
-            return;
-        };
-        let (start, end) = group_bytes(first, last, size);
-        *download.sent_by.entry(peer).or_default() += end - start;
     }
 
     /// A provider sent bad data: it is dropped from this job and disconnected.
@@ -502,6 +512,9 @@ impl Engine {
         };
         if fetch.is_complete() {
             download.finished_bytes += fetch.size();
+            for stats in fetch.providers() {
+                *download.sent_by.entry(stats.peer).or_default() += stats.verified_bytes;
+            }
             download.blob = None;
             if let Err(e) = self.blob_done(job, id) {
                 return self.fail_download(job, e);
@@ -620,7 +633,7 @@ impl Engine {
         if let Err(e) = result {
             return self.jobs.fail(job, e);
         }
-        let fetched_bytes = download.sent_by.values().sum();
+        let fetched_bytes = download.fetched_bytes();
         let providers = download.providers();
         let (files, size) = match &download.manifest {
             Some(m) => (m.files().count() as u64, m.total_size()),

@@ -21,9 +21,12 @@
 //!
 //! A row is committed only after the files it names are written, fsynced and renamed
 //! into place, and a group is marked in a bitfield only after its data and hash pairs
-//! are fsynced (in batches: see [`Store::write_verified`] and [`Store::flush_blob`]). So after a crash at any moment every row names files that hold what
-//! the row says, and the worst left behind is files no row names, which
-//! [`Store::open`] deletes.
+//! are fsynced (in batches: see [`Store::write_verified`] and [`Store::flush_blob`]).
+//! So after a crash at any moment every row names files that hold what the row
+//! says, and the worst left behind is files no row names, which [`Store::open`]
+//! deletes. Groups written but not yet marked when the process died are checked
+//! against the id, fsynced and marked when the download is resumed
+//! ([`Store::begin_partial`]).
 //!
 //! # Concurrency
 //!
@@ -40,7 +43,7 @@ mod serve;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -108,8 +111,9 @@ pub struct BlobInfo {
     /// Every group is verified and durably on disk.
     pub complete: bool,
     /// Groups verified and written (for a complete blob, all of them). For a
-    /// download in progress this includes groups not yet fsynced, which a crash
-    /// would lose (see [`Store::flush_blob`]).
+    /// download in progress this includes groups not yet fsynced, which a power
+    /// loss would lose (see [`Store::flush_blob`]; a crash of the process alone
+    /// does not, see [`Store::begin_partial`]).
     pub verified_groups: u64,
     /// Kept deliberately (shared by this node), as opposed to merely fetched.
     pub pinned: bool,
@@ -168,6 +172,10 @@ pub(crate) struct Blobs {
     locks: [RwLock<()>; 64],
     /// Downloads being written: open files and groups not yet committed.
     receiving: Mutex<HashMap<ContentId, Arc<Receiving>>>,
+    /// Downloads whose fsync or commit failed in this process: their files are
+    /// not trusted for recovery (after a failed fsync the page cache may hold
+    /// bytes that never reach the disk, and a later fsync reports success).
+    unrecoverable: Mutex<HashSet<ContentId>>,
 }
 
 /// The bao-tree chunk group size: [`GROUP_CHUNK_LOG`], 16 KiB.
@@ -191,6 +199,7 @@ impl Blobs {
             dir,
             locks: std::array::from_fn(|_| RwLock::new(())),
             receiving: Mutex::new(HashMap::new()),
+            unrecoverable: Mutex::new(HashSet::new()),
         };
         let tmp = blobs.tmp_dir();
         fs::create_dir_all(&tmp).map_err(|source| StoreError::BlobIo { path: tmp, source })?;
@@ -213,6 +222,12 @@ impl Blobs {
 
     fn receiving_map(&self) -> std::sync::MutexGuard<'_, HashMap<ContentId, Arc<Receiving>>> {
         self.receiving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unrecoverable(&self) -> std::sync::MutexGuard<'_, HashSet<ContentId>> {
+        self.unrecoverable
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

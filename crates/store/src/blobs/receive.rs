@@ -8,18 +8,36 @@
 //! it is batched: the groups verified since the last one are committed together
 //! once [`FLUSH_BYTES`] have accumulated, once [`FLUSH_INTERVAL`] has passed since
 //! the first of them, when the blob becomes complete, and on
-//! [`Store::flush_blob`] / drop of the store. A crash loses at most the groups
-//! verified since the last commit, which are fetched again; it never leaves a
-//! group marked that is not on disk.
+//! [`Store::flush_blob`] / drop of the store. A crash never leaves a group
+//! marked that is not on disk.
+//!
+//! # Recovery
+//!
+//! A crash of the process alone (`kill -9`, a panic that aborts) loses no
+//! written byte: what was written since the last commit is in the page cache,
+//! only its mark is missing. So when a download's state is first opened in a
+//! process ([`Store::begin_partial`] of a blob already partial, or its first
+//! [`Store::write_verified`]), the groups its committed bitfield lacks are
+//! checked against the id with the data and outboard files as they are on disk
+//! (bao-tree's `valid_ranges`, from the root down: a group counts only if its
+//! data and every hash pair on its path verify, so unwritten, torn or damaged
+//! groups and hash pairs never do). The groups that verify are fsynced and
+//! committed, and are not fetched again. Only groups not marked are read, and
+//! only under hash pairs that verify, so the check hashes little more than what
+//! was written since the last commit. A power loss can still lose the groups
+//! verified in the last [`FLUSH_INTERVAL`] that never reached the disk.
 
 use std::fs::File;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bao_tree::io::outboard::PostOrderOutboard;
-use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, WriteAt};
+use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, WriteAt, valid_ranges};
 use bao_tree::io::{BaoContentItem, DecodeError};
-use ferry_core::content::{Bitfield, ContentId, GROUP_BYTES, group_bytes, group_count};
+use bao_tree::{ChunkNum, ChunkRangesRef};
+use ferry_core::content::{
+    Bitfield, ContentId, GROUP_BYTES, GROUP_CHUNK_LOG, group_bytes, group_count,
+};
 use thiserror::Error;
 
 use super::files::{self, At};
@@ -32,8 +50,9 @@ use crate::{Store, StoreError};
 /// Commit verified groups once this many bytes of them are waiting.
 pub const FLUSH_BYTES: u64 = 64 << 20;
 /// Commit verified groups at the latest this long after the first of them was
-/// written (checked when the next range arrives).
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// written (checked when the next range arrives). A crash of the process loses
+/// nothing (see the module docs' recovery); this bounds what a power loss does.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why data from a peer was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -114,6 +133,63 @@ pub fn verify_size(id: &ContentId, size: u64, encoded: &[u8]) -> Result<(), BadD
     }
 }
 
+/// Runs of chunk groups `[first, last)`, in order.
+type Runs = Vec<(u64, u64)>;
+
+/// The groups of a partial blob that `have` (its committed bitfield) lacks but
+/// whose data and hash pairs in `data` and `outboard` verify against the id,
+/// as maximal runs `[first, last)`. Only groups missing from `have` are read,
+/// and bao-tree checks from the root down, so a subtree under a hash pair that
+/// does not verify (never written: zeros) is skipped without reading its data.
+///
+/// Best effort: a read error ends the search with what was found before it.
+fn recoverable(id: &ContentId, size: u64, data: &File, outboard: &File, have: &Bitfield) -> Runs {
+    let missing = have.missing_runs();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let shift = GROUP_CHUNK_LOG;
+    let boundaries: Vec<ChunkNum> = missing
+        .iter()
+        .flat_map(|&(first, last)| [ChunkNum(first << shift), ChunkNum(last << shift)])
+        .collect();
+    let ranges =
+        ChunkRangesRef::new(&boundaries).expect("maximal missing runs are sorted and apart");
+    let tree = tree(size);
+    let outboard = PostOrderOutboard {
+        root: (*id).into(),
+        tree,
+        data: At(outboard),
+    };
+    let groups = group_count(size);
+    let mut found = Runs::new();
+    for range in valid_ranges(outboard, At(data), ranges) {
+        let range = match range {
+            Ok(range) => range,
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot read a download's files to recover it");
+                break;
+            }
+        };
+        // Whole groups only (what bao-tree yields): a partial group at either
+        // end is dropped, except the blob's last, shorter group.
+        let first = range.start.0.div_ceil(1 << shift);
+        let last = if range.end >= tree.chunks() {
+            groups
+        } else {
+            range.end.0 >> shift
+        };
+        if first >= last {
+            continue;
+        }
+        match found.last_mut() {
+            Some(run) if run.1 == first => run.1 = last,
+            _ => found.push((first, last)),
+        }
+    }
+    found
+}
+
 /// A download being written: its open files and what is verified.
 pub(crate) struct Receiving {
     size: u64,
@@ -176,6 +252,10 @@ impl Store {
     /// size, it is returned as it is, so a download resumes where it stopped. A
     /// different size for the same id is an error.
     ///
+    /// Resuming a partial blob first in this process recovers the groups written
+    /// before a crash but not yet marked (see the module docs), so call this
+    /// before reading the bitfield to plan what to fetch.
+    ///
     /// An empty blob whose id is the hash of no bytes is complete at once.
     pub fn begin_partial(
         &self,
@@ -191,7 +271,7 @@ impl Store {
             });
         }
         let _guard = self.blobs.exclusive(id);
-        if let Some(meta) = self.meta(id)? {
+        if let Some(mut meta) = self.meta(id)? {
             if meta.size != size {
                 return Err(StoreError::SizeMismatch {
                     id: *id,
@@ -199,12 +279,24 @@ impl Store {
                     asked: size,
                 });
             }
+            let mut changed = false;
             if meta.name.is_none() && name.is_some() {
                 self.update_meta(id, |m| m.name = name)?;
-                let meta = self
+                changed = true;
+            }
+            // Exclusive: no write of this blob runs while its files are checked.
+            if !meta.complete && !self.blobs.receiving_map().contains_key(id) {
+                match self.open_receiving(id, size)? {
+                    Some((recv, _)) => {
+                        self.blobs.receiving_map().insert(*id, recv);
+                    }
+                    None => changed = true,
+                }
+            }
+            if changed {
+                meta = self
                     .meta(id)?
                     .expect("the row was just read under the lock");
-                return self.info(id, &meta);
             }
             return self.info(id, &meta);
         }
@@ -223,6 +315,8 @@ impl Store {
                 })?;
         }
         self.blobs.place(id, Some(data), outboard)?;
+        // New files: nothing of an earlier failed download of this id is in them.
+        self.blobs.unrecoverable().remove(id);
         let meta = Meta {
             size,
             kind: kind.into(),
@@ -277,10 +371,11 @@ impl Store {
             }
             .into());
         }
+        // None also when opening the download recovered its last groups.
         let recv = if meta.complete {
             None
         } else {
-            Some(self.receiving(id, &meta)?)
+            self.receiving(id, &meta)?
         };
         let tree = tree(meta.size);
         let ranges = group_ranges(first, last);
@@ -391,21 +486,82 @@ impl Store {
         result
     }
 
-    /// The open download of a partial blob, opened on first use.
-    fn receiving(&self, id: &ContentId, meta: &Meta) -> Result<Arc<Receiving>, StoreError> {
-        let mut map = self.blobs.receiving_map();
-        if let Some(recv) = map.get(id) {
-            return Ok(recv.clone());
+    /// The open download of a partial blob, opened on first use (with the
+    /// recovery of [`Store::open_receiving`]); `None` if that recovery completed
+    /// the blob. The caller holds the blob's lock (shared).
+    fn receiving(&self, id: &ContentId, meta: &Meta) -> Result<Option<Arc<Receiving>>, StoreError> {
+        if let Some(recv) = self.blobs.receiving_map().get(id) {
+            return Ok(Some(recv.clone()));
         }
+        // Opened without holding the map, since recovery reads and hashes. Two
+        // threads may both open it: the first in the map is used, and what the
+        // other recovered is committed already and added to it.
+        let Some((opened, recovered)) = self.open_receiving(id, meta.size)? else {
+            return Ok(None);
+        };
+        let mut map = self.blobs.receiving_map();
+        let recv = map.entry(*id).or_insert_with(|| opened.clone()).clone();
+        if !Arc::ptr_eq(&recv, &opened) {
+            let mut state = recv.state();
+            for &(first, last) in &recovered {
+                state.have.set_range(first, last);
+            }
+        }
+        Ok(Some(recv))
+    }
+
+    /// Opens a partial blob's files for receiving, from its committed bitfield
+    /// plus the groups [`recoverable`] finds written but not marked, which are
+    /// fsynced and committed first. Returns the download state and the groups
+    /// recovered, or `None` if they completed the blob. No caller may hold an
+    /// open download of the blob in the map while it runs unless it is ready to
+    /// merge the result (see [`Store::receiving`]).
+    fn open_receiving(
+        &self,
+        id: &ContentId,
+        size: u64,
+    ) -> Result<Option<(Arc<Receiving>, Runs)>, StoreError> {
         let data = files::open_rw(&self.blobs.data_path(id))?;
         let outboard = files::open_rw(&self.blobs.outboard_path(id))?;
-        let have = {
+        let mut have = {
             let txn = self.read()?;
             let table = txn.open_table(BITFIELDS)?;
-            read_bitfield(&table, id, meta.size)?
+            read_bitfield(&table, id, size)?
         };
+        let recovered = if self.blobs.unrecoverable().contains(id) {
+            Runs::new()
+        } else {
+            recoverable(id, size, &data, &outboard, &have)
+        };
+        if !recovered.is_empty() {
+            // Verified in the page cache: made durable before it is marked.
+            let committed = data
+                .sync_data()
+                .map_err(|source| StoreError::BlobIo {
+                    path: self.blobs.data_path(id),
+                    source,
+                })
+                .and_then(|()| {
+                    outboard.sync_data().map_err(|source| StoreError::BlobIo {
+                        path: self.blobs.outboard_path(id),
+                        source,
+                    })
+                })
+                .and_then(|()| self.commit_groups(id, &recovered));
+            let complete = committed.inspect_err(|_| {
+                self.blobs.unrecoverable().insert(*id);
+            })?;
+            let groups: u64 = recovered.iter().map(|&(first, last)| last - first).sum();
+            tracing::info!(%id, groups, "recovered groups written but not recorded before a restart");
+            if complete {
+                return Ok(None);
+            }
+            for &(first, last) in &recovered {
+                have.set_range(first, last);
+            }
+        }
         let recv = Arc::new(Receiving {
-            size: meta.size,
+            size,
             data,
             outboard,
             state: Mutex::new(State {
@@ -415,8 +571,7 @@ impl Store {
                 pending_since: None,
             }),
         });
-        map.insert(*id, recv.clone());
-        Ok(recv)
+        Ok(Some((recv, recovered)))
     }
 
     /// fsyncs a download's files, then commits the groups written before the
@@ -451,7 +606,9 @@ impl Store {
             }
             Err(e) => {
                 // What was pending may not be on disk: start again from what is
-                // committed, and fetch the rest again.
+                // committed, and fetch the rest again (not recovered: see
+                // `Blobs::unrecoverable`).
+                self.blobs.unrecoverable().insert(*id);
                 self.forget_receiving(id, recv);
                 Err(e)
             }

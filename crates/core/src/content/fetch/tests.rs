@@ -38,7 +38,7 @@ fn stats(fetch: &Fetch, who: &PeerId) -> ProviderStats {
 #[test]
 fn providers_share_the_lowest_ranges() {
     let (a, b) = (peer(1), peer(2));
-    let mut fetch = download(640, FetchConfig::default());
+    let mut fetch = download(640, config(64, 4));
     fetch.add_provider(a, None);
     fetch.add_provider(b, None);
     let requests = fetch.poll_requests();
