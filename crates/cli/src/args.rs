@@ -29,7 +29,11 @@ Examples:
   ferry chat general              talk in the channel \"general\"
   ferry read general --follow     print a channel's messages as they arrive
   ferry share ~/photos            share a folder; prints a ticket to give to others
-  ferry get TICKET                fetch what a ticket names into the current directory";
+  ferry get TICKET                fetch what a ticket names into the current directory
+  ferry start --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
+                                  join the internet-wide DHT through a known node
+  ferry find 12D3KooW...          find a peer by its id and connect to it
+  ferry nat                       reachability, NAT behaviour, how each peer is connected";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,7 +72,16 @@ Run a node in the foreground until Ctrl-C (or SIGTERM).
 The node finds peers on the local network by itself (multicast DNS and signed UDP
 broadcast beacons), keeps its identity and messages in the data directory, and serves
 the other ferry commands on 127.0.0.1. Flags override the data directory's
-config.toml (keys: name, listen, mdns, beacon, beacon_port).
+config.toml (keys: name, listen, mdns, beacon, beacon_port, bootstrap, relay, upnp,
+and the relay limits relay_max_reservations, relay_max_circuits,
+relay_max_circuits_per_peer, relay_max_circuit_secs, relay_max_circuit_bytes).
+
+To reach peers across the internet, give one or more --bootstrap addresses of nodes
+that are already on the network (any ferry node with a public address will do); the
+node joins the DHT through them, learns its public address, reserves a slot on relays
+when it is behind NAT, and upgrades relayed connections to direct ones by hole
+punching where the NATs allow it. It also asks the home router for a port mapping
+with UPnP unless --no-upnp is given.
 
 Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.")]
     Start(StartArgs),
@@ -81,6 +94,30 @@ Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.")]
 
     /// Connect to a peer by address, e.g. one printed by `ferry id` on the other machine.
     Connect(ConnectArgs),
+
+    /// Find a peer by its peer id (in the DHT) and connect to it.
+    #[command(long_about = "\
+Find a peer by its peer id and connect to it: from the peers this node already knows,
+or else by asking the DHT (which needs a --bootstrap node, or any peer already on the
+network). Prints the addresses found, the address connected over, how the connection
+was made (lan, direct, hole-punched or relayed) and how long it took.
+
+A peer behind NAT is first reached through a relay it holds a reservation on; a hole
+punch then usually upgrades the connection to a direct one within a few seconds, which
+`ferry nat` shows.")]
+    Find(FindArgs),
+
+    /// Show reachability, the NAT's behaviour, relays in use and how each peer is connected.
+    #[command(long_about = "\
+Show what this node knows about its place in the network: whether peers can dial it
+(AutoNAT), its public address, its address as each peer sees it (the STUN part), the
+NAT's mapping behaviour (endpoint-independent when every peer sees the same port, as
+behind a cone NAT; endpoint-dependent when each sees another, as behind a symmetric
+NAT, where hole punching fails and connections stay relayed), whether it answers DHT
+queries (server) or only asks them (client), whether it serves as a relay, the relays
+it holds reservations on with the relayed address others can dial, and for every
+connected peer how it is connected: lan, direct, hole-punched or relayed.")]
+    Nat(JsonFlag),
 
     /// Post a message to a channel.
     #[command(long_about = "\
@@ -166,6 +203,20 @@ pub struct StartArgs {
     /// [default: 45458]
     #[arg(long, value_name = "PORT")]
     pub beacon_port: Option<u16>,
+
+    /// A node to join the DHT through, with its peer id; repeat for several.
+    /// Added to config.toml's `bootstrap` list.
+    /// e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+
+    /// Serve as a relay for nodes behind NAT (within the limits set in config.toml).
+    #[arg(long)]
+    pub relay: bool,
+
+    /// Do not ask the router for a port mapping with UPnP.
+    #[arg(long)]
+    pub no_upnp: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +231,16 @@ pub struct ConnectArgs {
     /// The peer's address, e.g. /ip4/192.168.1.7/tcp/4001/p2p/12D3KooW...
     #[arg(value_name = "MULTIADDR")]
     pub addr: String,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The peer's id, as its `ferry id` prints it (12D3KooW...).
+    #[arg(value_name = "PEER_ID")]
+    pub peer_id: String,
 
     #[command(flatten)]
     pub output: JsonFlag,

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
-    BlobEntry, ChannelInfo, GetResult, IdInfo, MessageView, PeerInfo, ShareResult,
+    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerInfo,
+    ShareResult,
 };
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
@@ -71,6 +72,142 @@ pub fn peers_table(peers: &[PeerInfo]) -> String {
         ]
     });
     table(&["PEER", "NAME", "FOUND VIA", "STATUS", "ADDRESSES"], rows)
+}
+
+/// What `ferry find` prints: whom it reached, how, over which address, how
+/// long it took, and every address the lookup turned up.
+pub fn find_text(find: &FindReply) -> String {
+    let mut text = format!(
+        "found      {}\nconnected  {} via {}\ntook       {}\n",
+        find.peer_id,
+        connection_words(&find.connection),
+        printable(&find.connected_via, false),
+        millis(find.elapsed_ms),
+    );
+    if find.connection == "relayed" {
+        text.push_str(
+            "           (a hole punch may still make it direct; `ferry nat` shows how it is connected now)\n",
+        );
+    }
+    text.push_str("addresses\n");
+    if find.addrs.is_empty() {
+        text.push_str("  (none besides the one connected over)\n");
+    }
+    for addr in &find.addrs {
+        text.push_str(&format!("  {}\n", printable(addr, false)));
+    }
+    text
+}
+
+/// What `ferry nat` prints: reachability and the NAT's behaviour first, then
+/// the observed addresses, the relays and a table of the connected peers.
+pub fn nat_text(nat: &NatInfo) -> String {
+    let reachability = match nat.reachability.as_str() {
+        "public" => "public (peers can dial this node)".to_owned(),
+        "private" => {
+            "private (peers cannot dial this node: it is behind NAT or a firewall)".to_owned()
+        }
+        "unknown" => "unknown (not enough peers have tried to dial back yet)".to_owned(),
+        other => printable(other, false),
+    };
+    let mapping = match nat.mapping.as_str() {
+        "endpoint-independent" => {
+            "endpoint-independent (every peer sees the same address: a cone NAT or none; hole punching can work)".to_owned()
+        }
+        "endpoint-dependent" => {
+            "endpoint-dependent (each peer sees another port: a symmetric NAT; connections through it stay relayed)".to_owned()
+        }
+        "unknown" => "unknown (fewer than two peers have reported this node's address)".to_owned(),
+        other => printable(other, false),
+    };
+    let dht = match nat.dht_mode.as_str() {
+        "server" => "server (answers DHT queries)".to_owned(),
+        "client" => {
+            "client (only asks: a node that is not publicly reachable answers none)".to_owned()
+        }
+        other => printable(other, false),
+    };
+    let relay = if nat.relay_server {
+        "yes (serves reservations and circuits for nodes behind NAT)"
+    } else {
+        "no"
+    };
+    let mut text = format!(
+        "reachability  {reachability}\npublic addr   {}\nmapping       {mapping}\nDHT mode      {dht}\nrelay server  {relay}\n",
+        nat.public_addr
+            .as_deref()
+            .map_or("-".to_owned(), |addr| printable(addr, false)),
+    );
+
+    text.push_str("\nobserved addresses (this node as each peer sees it)\n");
+    if nat.observed.is_empty() {
+        text.push_str("  none yet\n");
+    } else {
+        let rows = nat.observed.iter().map(|o| {
+            vec![
+                format!("  {}", short_id(&o.by_peer)),
+                printable(&o.addr, false),
+            ]
+        });
+        text.push_str(&table(&["  SEEN BY", "ADDRESS"], rows));
+    }
+
+    text.push_str("\nrelays in use\n");
+    if nat.relays.is_empty() {
+        text.push_str("  none\n");
+    } else {
+        let rows = nat.relays.iter().map(|r| {
+            vec![
+                format!("  {}", short_id(&r.peer_id)),
+                if r.reserved { "reserved" } else { "pending" }.to_owned(),
+                r.relayed_addr
+                    .as_deref()
+                    .map_or("-".to_owned(), |addr| printable(addr, false)),
+            ]
+        });
+        text.push_str(&table(&["  RELAY", "STATE", "RELAYED ADDRESS"], rows));
+    }
+
+    text.push_str("\nconnected peers\n");
+    if nat.peers.is_empty() {
+        text.push_str("  none\n");
+    } else {
+        let rows = nat.peers.iter().map(|p| {
+            vec![
+                format!("  {}", short_id(&p.peer_id)),
+                p.name
+                    .as_deref()
+                    .map_or("-".to_owned(), |name| printable(name, false)),
+                printable(&p.connection, false),
+                printable(&p.remote_addr, false),
+            ]
+        });
+        text.push_str(&table(
+            &["  PEER", "NAME", "CONNECTION", "REMOTE ADDRESS"],
+            rows,
+        ));
+    }
+    text
+}
+
+/// `hole-punched` as a person says it.
+fn connection_words(connection: &str) -> String {
+    match connection {
+        "lan" => "on the LAN".to_owned(),
+        "direct" => "directly".to_owned(),
+        "hole-punched" => "directly, through a hole punch".to_owned(),
+        "relayed" => "through a relay".to_owned(),
+        other => printable(other, false),
+    }
+}
+
+/// `850 ms`, `1.23 s`.
+fn millis(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    }
 }
 
 pub fn channels_table(channels: &[ChannelInfo]) -> String {
@@ -441,6 +578,130 @@ mod tests {
         get.fetched_bytes = 0;
         get.providers.clear();
         assert!(get_text(&get).contains("fetched nothing"));
+    }
+
+    #[test]
+    fn find_says_how_and_how_long() {
+        let mut find = FindReply {
+            peer_id: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo".into(),
+            addrs: vec!["/ip4/10.80.0.2/udp/4001/quic-v1".into()],
+            connected_via: "/ip4/10.80.0.1/udp/4001/quic-v1/p2p/R/p2p-circuit".into(),
+            connection: "relayed".into(),
+            elapsed_ms: 1234,
+        };
+        let text = find_text(&find);
+        assert!(text.starts_with("found      12D3KooWQY"), "{text}");
+        assert!(
+            text.contains("connected  through a relay via /ip4/10.80.0.1/"),
+            "{text}"
+        );
+        assert!(text.contains("took       1.23 s\n"), "{text}");
+        assert!(text.contains("ferry nat"), "{text}");
+        assert!(
+            text.ends_with("addresses\n  /ip4/10.80.0.2/udp/4001/quic-v1\n"),
+            "{text}"
+        );
+        find.connection = "hole-punched".into();
+        find.elapsed_ms = 80;
+        find.addrs.clear();
+        let text = find_text(&find);
+        assert!(text.contains("directly, through a hole punch"), "{text}");
+        assert!(text.contains("took       80 ms"), "{text}");
+        assert!(!text.contains("ferry nat"), "{text}");
+        assert!(text.contains("(none besides"), "{text}");
+    }
+
+    fn nat(relay_server: bool) -> NatInfo {
+        use ferry_node::control::types::{ObservedAddr, PeerPath, RelayInfo};
+        NatInfo {
+            reachability: "private".into(),
+            public_addr: None,
+            observed: vec![
+                ObservedAddr {
+                    by_peer: "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1111".into(),
+                    addr: "/ip4/10.80.0.11/udp/4001/quic-v1".into(),
+                },
+                ObservedAddr {
+                    by_peer: "12D3KooWbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2222".into(),
+                    addr: "/ip4/10.80.0.11/udp/4001/quic-v1".into(),
+                },
+            ],
+            mapping: "endpoint-independent".into(),
+            dht_mode: "client".into(),
+            relay_server,
+            relays: vec![RelayInfo {
+                peer_id: "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1111".into(),
+                relayed_addr: Some("/ip4/10.80.0.1/tcp/4001/p2p/A/p2p-circuit/p2p/US".into()),
+                reserved: true,
+            }],
+            peers: vec![
+                PeerPath {
+                    peer_id: "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1111".into(),
+                    name: Some("relay\u{1b}[2J".into()),
+                    connection: "direct".into(),
+                    remote_addr: "/ip4/10.80.0.1/tcp/4001".into(),
+                },
+                PeerPath {
+                    peer_id: "12D3KooWbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2222".into(),
+                    name: None,
+                    connection: "hole-punched".into(),
+                    remote_addr: "/ip4/10.80.0.12/udp/4001/quic-v1".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn nat_shows_every_part() {
+        let text = nat_text(&nat(false));
+        assert!(text.starts_with("reachability  private ("), "{text}");
+        assert!(text.contains("public addr   -\n"), "{text}");
+        assert!(
+            text.contains("mapping       endpoint-independent ("),
+            "{text}"
+        );
+        assert!(text.contains("DHT mode      client ("), "{text}");
+        assert!(text.contains("relay server  no\n"), "{text}");
+        assert!(
+            text.contains("  12D3Koo…1111  /ip4/10.80.0.11/udp/4001/quic-v1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  12D3Koo…1111  reserved  /ip4/10.80.0.1/tcp/4001/p2p/A/p2p-circuit/p2p/US\n"
+            ),
+            "{text}"
+        );
+        let peer_lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "connected peers")
+            .collect();
+        assert_eq!(peer_lines.len(), 4, "{text}");
+        assert!(peer_lines[1].starts_with("  PEER "), "{text}");
+        assert!(peer_lines[2].contains("direct"), "{text}");
+        assert!(
+            peer_lines[3].ends_with("hole-punched  /ip4/10.80.0.12/udp/4001/quic-v1"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text}");
+
+        let mut empty = nat(true);
+        empty.observed.clear();
+        empty.relays.clear();
+        empty.peers.clear();
+        empty.reachability = "public".into();
+        empty.public_addr = Some("/ip4/10.80.0.1/tcp/4001".into());
+        empty.dht_mode = "server".into();
+        empty.mapping = "unknown".into();
+        let text = nat_text(&empty);
+        assert!(
+            text.contains("public addr   /ip4/10.80.0.1/tcp/4001\n"),
+            "{text}"
+        );
+        assert!(text.contains("relay server  yes ("), "{text}");
+        assert!(text.contains("DHT mode      server ("), "{text}");
+        assert!(text.contains("none yet"), "{text}");
+        assert!(text.ends_with("connected peers\n  none\n"), "{text}");
     }
 
     #[test]

@@ -144,6 +144,7 @@ fn bad_multiaddr() {
         "start",
         "--no-mdns",
         "--no-beacon",
+        "--no-upnp",
         "--listen",
         "garbage",
     ]);

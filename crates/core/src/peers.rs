@@ -28,6 +28,8 @@ pub enum Source {
     Inbound,
     /// Remembered from an earlier run.
     Remembered,
+    /// Found by id in the DHT (`ferry find`).
+    Dht,
 }
 
 impl Source {
@@ -39,6 +41,7 @@ impl Source {
             Source::Manual => "manual",
             Source::Inbound => "inbound",
             Source::Remembered => "remembered",
+            Source::Dht => "dht",
         }
     }
 }

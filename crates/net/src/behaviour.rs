@@ -10,14 +10,21 @@ use ferry_core::transfer::{
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, gossipsub, identify, identity::Keypair, mdns, ping, request_response,
+    StreamProtocol, autonat, dcutr, gossipsub, identify, identity::Keypair, kad, mdns, ping, relay,
+    request_response, upnp,
 };
 
-use crate::NetError;
 use crate::codec::PostcardCodec;
+use crate::{NetConfig, NetError, RelayLimits};
+
+/// ferry's own DHT, apart from IPFS's: peers that speak it are ferry nodes.
+pub const KAD_PROTOCOL: &str = "/ferry/kad/1";
+/// The largest DHT message: provider records and peer lists only, so small.
+/// Anything larger is refused by the DHT protocol itself.
+pub const KAD_MAX_PACKET: usize = 16 * 1024;
 
 /// The identify protocol name: peers that speak it are ferry nodes.
-const IDENTIFY_PROTOCOL: &str = "/ferry/id/1";
+pub const IDENTIFY_PROTOCOL: &str = "/ferry/id/1";
 /// How often a connected peer is pinged; a peer that misses one ping timeout is
 /// disconnected, which is how a vanished peer is noticed quickly.
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -27,18 +34,29 @@ const GOSSIP_MAX_TRANSMIT: usize = MAX_WIRE_BYTES + 16 * 1024;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub relay_client: relay::client::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub blob: request_response::Behaviour<PostcardCodec<BlobRequest, BlobResponse>>,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub autonat: autonat::Behaviour,
+    /// Serving relay reservations and circuits: only with `--relay`.
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 impl Behaviour {
-    pub(crate) fn new(keypair: &Keypair, mdns_on: bool) -> Result<Self, NetError> {
+    pub(crate) fn new(
+        keypair: &Keypair,
+        relay_client: relay::client::Behaviour,
+        config: &NetConfig,
+    ) -> Result<Self, NetError> {
         let local = keypair.public().to_peer_id();
-        let mdns = if mdns_on {
+        let mdns = if config.mdns {
             Some(
                 mdns::tokio::Behaviour::new(mdns_config(), local)
                     .map_err(|e| NetError::Mdns(e.to_string()))?,
@@ -47,9 +65,23 @@ impl Behaviour {
             None
         };
         Ok(Self {
+            relay_client,
+            kad: dht(local),
+            autonat: autonat::Behaviour::new(local, autonat_config()),
+            relay: Toggle::from(
+                config
+                    .relay
+                    .as_ref()
+                    .map(|limits| relay::Behaviour::new(local, relay_config(limits))),
+            ),
+            dcutr: dcutr::Behaviour::new(local),
+            upnp: Toggle::from(config.upnp.then(upnp::tokio::Behaviour::default)),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), keypair.public())
-                    .with_agent_version(format!("ferry/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("ferry/{}", env!("CARGO_PKG_VERSION")))
+                    // A relayed address gained after connecting must reach
+                    // peers, or nobody behind NAT could be found by id.
+                    .with_push_listen_addr_updates(true),
             ),
             ping: ping::Behaviour::new(
                 ping::Config::new()
@@ -109,4 +141,55 @@ fn gossip(keypair: &Keypair) -> Result<gossipsub::Behaviour, NetError> {
         config,
     )
     .map_err(|e| NetError::Gossip(e.to_string()))
+}
+
+/// The DHT: a client until AutoNAT says this node is reachable (the engine
+/// switches it), bounded record store, small messages.
+fn dht(local: libp2p::PeerId) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    config
+        .set_max_packet_size(KAD_MAX_PACKET)
+        .set_query_timeout(Duration::from_secs(30))
+        .set_provider_publication_interval(Some(Duration::from_secs(12 * 3600)))
+        .set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)));
+    let store = kad::store::MemoryStore::with_config(
+        local,
+        kad::store::MemoryStoreConfig {
+            max_records: 1024,
+            max_value_bytes: 1024,
+            max_providers_per_key: 20,
+            max_provided_keys: 100_000,
+        },
+    );
+    let mut behaviour = kad::Behaviour::with_config(local, store, config);
+    behaviour.set_mode(Some(kad::Mode::Client));
+    behaviour
+}
+
+/// AutoNAT asks peers to dial us back. Private addresses count too: a
+/// community network (or the test lab) may have no public IP at all, and a
+/// node reachable at 10.x by everyone who matters is reachable.
+fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        only_global_ips: false,
+        boot_delay: Duration::from_secs(3),
+        retry_interval: Duration::from_secs(20),
+        refresh_interval: Duration::from_secs(60),
+        throttle_server_period: Duration::from_secs(1),
+        confidence_max: 1,
+        ..autonat::Config::default()
+    }
+}
+
+fn relay_config(limits: &RelayLimits) -> relay::Config {
+    relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: 2,
+        reservation_duration: Duration::from_secs(3600),
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        ..relay::Config::default()
+    }
 }

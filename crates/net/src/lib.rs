@@ -6,9 +6,10 @@
 pub mod beacon;
 mod behaviour;
 mod codec;
+pub mod interfaces;
 mod swarm;
 
-pub use behaviour::{Behaviour, BehaviourEvent};
-pub use swarm::{NetConfig, NetError, build_swarm, listen_all};
+pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+pub use swarm::{NetConfig, NetError, RelayLimits, build_swarm, listen_all};
 
 pub use libp2p;

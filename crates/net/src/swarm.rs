@@ -12,15 +12,51 @@ use crate::behaviour::Behaviour;
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     pub mdns: bool,
+    /// Ask the home router for a port mapping (UPnP IGD).
+    pub upnp: bool,
+    /// Serve as a relay for others, within these limits.
+    pub relay: Option<RelayLimits>,
     /// Connections with no open stream are closed after this long. Ping keeps a
     /// live peer's connection busy, so this only reaps the truly idle.
     pub idle_timeout: Duration,
+}
+
+/// What a relay grants. libp2p's own defaults end a circuit after 128 KiB or
+/// two minutes, which is enough to start a hole punch and too little for
+/// anything else; ferry's let a large transfer through a relay when no
+/// direct path can be found, and an operator can tighten every one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Peers holding a reservation (a relayed address) at once.
+    pub max_reservations: usize,
+    /// Circuits relayed at once, in all.
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_circuit_duration: Duration,
+    /// Bytes relayed per circuit, both directions together.
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_circuits: 16,
+            max_circuits_per_peer: 4,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 1 << 30,
+        }
+    }
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
         Self {
             mdns: true,
+            // Off unless asked for: it talks to the router of whatever
+            // network the process is on. The daemon turns it on by default.
+            upnp: false,
+            relay: None,
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -52,7 +88,11 @@ pub fn build_swarm(keypair: Keypair, config: &NetConfig) -> Result<Swarm<Behavio
         .with_quic()
         .with_dns()
         .map_err(|e| transport_err(&e))?
-        .with_behaviour(|key| Behaviour::new(key, config.mdns).map_err(Box::from))
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport_err(&e))?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::new(key, relay_client, config).map_err(Box::from)
+        })
         .map_err(|e| transport_err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use ferry_core::Multiaddr;
+use std::time::Duration;
+
 use ferry_core::beacon::DEFAULT_BEACON_PORT;
+use ferry_net::RelayLimits;
 use serde::Deserialize;
 
 use crate::daemon::StartOptions;
@@ -20,6 +23,17 @@ pub struct ConfigFile {
     pub mdns: Option<bool>,
     pub beacon: Option<bool>,
     pub beacon_port: Option<u16>,
+    /// DHT bootstrap nodes (multiaddrs ending in /p2p/PEER_ID).
+    pub bootstrap: Option<Vec<String>>,
+    /// Serve as a relay for nodes behind NAT.
+    pub relay: Option<bool>,
+    pub upnp: Option<bool>,
+    /// Relay limits, for a node that serves as a relay; see `RelayLimits`.
+    pub relay_max_reservations: Option<usize>,
+    pub relay_max_circuits: Option<usize>,
+    pub relay_max_circuits_per_peer: Option<usize>,
+    pub relay_max_circuit_secs: Option<u64>,
+    pub relay_max_circuit_bytes: Option<u64>,
 }
 
 impl ConfigFile {
@@ -49,6 +63,10 @@ pub struct Settings {
     pub mdns: bool,
     pub beacon: bool,
     pub beacon_port: u16,
+    pub bootstrap: Vec<Multiaddr>,
+    /// `Some`: serve as a relay within these limits.
+    pub relay: Option<RelayLimits>,
+    pub upnp: bool,
 }
 
 impl Settings {
@@ -71,7 +89,34 @@ impl Settings {
         if let Some(name) = &name {
             ferry_core::channel::check_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
         }
+        let bootstrap = options
+            .bootstrap
+            .iter()
+            .chain(file.bootstrap.iter().flatten())
+            .map(|text| parse_multiaddr(text))
+            .collect::<anyhow::Result<_>>()?;
+        let relay = options.relay.or(file.relay).unwrap_or(false).then(|| {
+            let default = RelayLimits::default();
+            RelayLimits {
+                max_reservations: file
+                    .relay_max_reservations
+                    .unwrap_or(default.max_reservations),
+                max_circuits: file.relay_max_circuits.unwrap_or(default.max_circuits),
+                max_circuits_per_peer: file
+                    .relay_max_circuits_per_peer
+                    .unwrap_or(default.max_circuits_per_peer),
+                max_circuit_duration: file
+                    .relay_max_circuit_secs
+                    .map_or(default.max_circuit_duration, Duration::from_secs),
+                max_circuit_bytes: file
+                    .relay_max_circuit_bytes
+                    .unwrap_or(default.max_circuit_bytes),
+            }
+        });
         Ok(Self {
+            bootstrap,
+            relay,
+            upnp: options.upnp.or(file.upnp).unwrap_or(true),
             data_dir: options.data_dir,
             name,
             listen,
@@ -140,6 +185,22 @@ mod tests {
         opts.listen = vec!["garbage".into()];
         let err = Settings::resolve(opts, ConfigFile::default()).unwrap_err();
         assert!(err.to_string().contains("not a valid multiaddr"), "{err}");
+    }
+
+    #[test]
+    fn relay_limits_come_from_the_file_over_defaults() {
+        let file: ConfigFile = toml::from_str(
+            "relay = true\nrelay_max_circuit_bytes = 1000\nbootstrap = [\"/ip4/10.0.0.1/tcp/4001\"]\n",
+        )
+        .unwrap();
+        let settings = Settings::resolve(options(), file).unwrap();
+        let limits = settings.relay.unwrap();
+        assert_eq!(limits.max_circuit_bytes, 1000);
+        assert_eq!(limits.max_circuits, RelayLimits::default().max_circuits);
+        assert_eq!(settings.bootstrap.len(), 1);
+        assert!(settings.upnp);
+        let plain = Settings::resolve(options(), ConfigFile::default()).unwrap();
+        assert!(plain.relay.is_none(), "relaying is opt-in");
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub struct StartOptions {
     pub beacon: Option<bool>,
     /// The UDP port beacons are sent to and heard on (default 45458).
     pub beacon_port: Option<u16>,
+    /// DHT bootstrap nodes, added to those in config.toml.
+    pub bootstrap: Vec<String>,
+    /// Serve as a relay for nodes behind NAT (default off).
+    pub relay: Option<bool>,
+    /// Ask the router for a port mapping with UPnP (default on).
+    pub upnp: Option<bool>,
 }
 
 /// Runs the node in the foreground; returns after a clean shutdown.
@@ -52,6 +58,8 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         keypair.clone(),
         &NetConfig {
             mdns: settings.mdns,
+            upnp: settings.upnp,
+            relay: settings.relay.clone(),
             ..NetConfig::default()
         },
     )?;
@@ -101,6 +109,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         data_dir: dir.path().display().to_string(),
         new_messages,
         jobs,
+        bootstrap: settings.bootstrap.clone(),
     });
     engine.run(commands_rx, work_done, shutdown_signal()).await;
     // Downloads commit their progress in batches: commit what is verified.

@@ -21,6 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(args) => node::id(&client()?, args.json),
         Command::Peers(args) => node::peers(&client()?, args.json),
         Command::Connect(args) => node::connect(&client()?, &args.addr, args.output.json),
+        Command::Find(args) => node::find(&client()?, &args.peer_id, args.output.json),
+        Command::Nat(args) => node::nat(&client()?, args.json),
         Command::Channels(args) => node::channels(&client()?, args.json),
         Command::Post(args) => channel::post(&client()?, args),
         Command::Read(args) => channel::read(&client()?, args),

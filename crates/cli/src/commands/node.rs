@@ -1,7 +1,9 @@
 //! Who am I, who is around, reach a peer, which channels: `ferry id`, `ferry
-//! peers`, `ferry connect`, `ferry channels`.
+//! peers`, `ferry connect`, `ferry find`, `ferry nat`, `ferry channels`.
 
-use ferry_node::control::types::{ChannelInfo, ConnectReply, ConnectRequest, IdInfo, PeerInfo};
+use ferry_node::control::types::{
+    ChannelInfo, ConnectReply, ConnectRequest, FindReply, FindRequest, IdInfo, NatInfo, PeerInfo,
+};
 
 use super::print;
 use crate::client::Client;
@@ -30,6 +32,21 @@ pub fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
             reply.peer_id, reply.connected_via
         )
     })
+}
+
+pub fn find(client: &Client, peer_id: &str, json: bool) -> anyhow::Result<()> {
+    let reply: FindReply = client.post(
+        "/v1/find",
+        &FindRequest {
+            peer_id: peer_id.trim().to_owned(),
+        },
+    )?;
+    print(json, &reply, || output::find_text(&reply))
+}
+
+pub fn nat(client: &Client, json: bool) -> anyhow::Result<()> {
+    let nat: NatInfo = client.get("/v1/nat")?;
+    print(json, &nat, || output::nat_text(&nat))
 }
 
 pub fn channels(client: &Client, json: bool) -> anyhow::Result<()> {

@@ -31,6 +31,9 @@ pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<
         mdns: args.no_mdns.then_some(false),
         beacon: args.no_beacon.then_some(false),
         beacon_port: args.beacon_port,
+        bootstrap: args.bootstrap,
+        relay: args.relay.then_some(true),
+        upnp: args.no_upnp.then_some(false),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,8 +1,9 @@
 //! A harness for tests that run real `ferry` processes on 127.0.0.1.
 //!
 //! Each [`Node`] is a `ferry start` with its own temporary data directory,
-//! discovery off (`--no-mdns --no-beacon`: outside a lab namespace nothing may
-//! broadcast) and listening on loopback only. Every CLI run and every wait has a
+//! discovery and UPnP off (`--no-mdns --no-beacon --no-upnp`: outside a lab
+//! namespace nothing may broadcast or ask a router for a port mapping) and
+//! listening on loopback only. Every CLI run and every wait has a
 //! deadline, so a hung daemon fails the test instead of hanging it. When a test
 //! panics, each node prints its log so the failure can be read from the output.
 
@@ -130,10 +131,11 @@ pub fn wait_until<T>(
     }
 }
 
-/// The flags every test node runs with: loopback only, no discovery.
+/// The flags every test node runs with: loopback only, no discovery, no UPnP.
 pub const LOOPBACK_FLAGS: &[&str] = &[
     "--no-mdns",
     "--no-beacon",
+    "--no-upnp",
     "--listen",
     "/ip4/127.0.0.1/tcp/0",
     "--listen",

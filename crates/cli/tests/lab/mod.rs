@@ -469,6 +469,32 @@ impl Host {
         );
     }
 
+    /// The stateful firewall of a home router: packets arriving on `outside`
+    /// reach the router itself only as part of a flow it already knows
+    /// (`ct state established,related`); unsolicited ones are dropped.
+    ///
+    /// Besides being what every home router does, this matters for hole punching:
+    /// without it, a peer's first punch packet that arrives before our own has
+    /// left is taken by the router for itself, answered with ICMP "port
+    /// unreachable" and *remembered by conntrack*, so the router then maps our
+    /// outgoing punch to another port (a clash with that entry), and the punch
+    /// fails for as long as the entry lives (30 s for UDP). Dropped in the filter
+    /// hook, such a packet is never confirmed and leaves no entry behind.
+    pub fn firewall_inbound(&self, outside: &Iface) {
+        nft(
+            &self.ns,
+            &format!(
+                "table inet labfw {{\n\
+                 \tchain input {{\n\
+                 \t\ttype filter hook input priority filter;\n\
+                 \t\tiifname \"{}\" ct state != {{ established, related }} drop\n\
+                 \t}}\n\
+                 }}\n",
+                outside.name
+            ),
+        );
+    }
+
     /// Drops `percent` % of the IP packets this host receives on, sends from or
     /// forwards between its lab interfaces (one dice roll per packet per host;
     /// `lo` is spared). `0` removes the loss; calling it again replaces the rate.

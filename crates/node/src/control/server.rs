@@ -52,6 +52,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{job}", get(job_status))
         .route("/v1/blobs", get(list_blobs))
         .route("/v1/blobs/{id}", axum::routing::delete(remove_blob))
+        .route("/v1/find", post(find_peer))
+        .route("/v1/nat", get(nat))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
@@ -100,13 +102,21 @@ async fn ask<T>(
     state: &ApiState,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
 ) -> Result<T, ApiFailure> {
+    ask_within(state, ENGINE_TIMEOUT, make).await
+}
+
+async fn ask_within<T>(
+    state: &ApiState,
+    timeout: Duration,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiFailure> {
     let (tx, rx) = oneshot::channel();
     state
         .commands
         .send(make(tx))
         .await
         .map_err(|_| internal("the node is shutting down"))?;
-    tokio::time::timeout(ENGINE_TIMEOUT, rx)
+    tokio::time::timeout(timeout, rx)
         .await
         .map_err(|_| {
             ApiFailure(
@@ -265,6 +275,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
         Err(ApiFailure(_, e)) => return state.jobs.fail(job, e),
     };
     tracing::info!(id = %shared.id, name = %shared.name, "shared");
+    let _ = state.commands.send(Command::Provide(shared.id)).await;
     state.jobs.update(job, |s| {
         s.state = JobState::Done;
         s.phase = "done".into();
@@ -372,4 +383,28 @@ async fn remove_blob(
     let id: ContentId = id.parse().map_err(bad_request)?;
     let removed = state.store.remove_blob(&id).map_err(internal)?;
     Ok(Json(Removed { removed }))
+}
+
+/// A DHT lookup walks several peers, and a relayed dial takes a few round
+/// trips more than a direct one.
+const FIND_TIMEOUT: Duration = Duration::from_secs(45);
+
+async fn find_peer(
+    State(state): State<ApiState>,
+    Json(body): Json<FindRequest>,
+) -> Result<Json<FindReply>, ApiFailure> {
+    let peer: ferry_core::PeerId = body.peer_id.trim().parse().map_err(|_| {
+        bad_request(format!(
+            "{:?} is not a peer id (it looks like 12D3KooW..., as `ferry id` prints it)",
+            body.peer_id
+        ))
+    })?;
+    ask_within(&state, FIND_TIMEOUT, |reply| Command::Find(peer, reply))
+        .await?
+        .map(Json)
+        .map_err(|e| ApiFailure(StatusCode::NOT_FOUND, e))
+}
+
+async fn nat(State(state): State<ApiState>) -> Result<Json<NatInfo>, ApiFailure> {
+    Ok(Json(ask(&state, Command::Nat).await?))
 }

@@ -16,6 +16,8 @@
 //! | `GET /v1/jobs/{job}` | | [`JobStatus`] |
 //! | `GET /v1/blobs` | | `Vec<`[`BlobEntry`]`>` |
 //! | `DELETE /v1/blobs/{id}` | | [`Removed`] |
+//! | `POST /v1/find` | [`FindRequest`] | [`FindReply`] |
+//! | `GET /v1/nat` | | [`NatInfo`] |
 //!
 //! Every error is a non-2xx status with an [`ApiError`] body whose text is meant
 //! for a person.
@@ -232,4 +234,71 @@ pub struct BlobEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Removed {
     pub removed: bool,
+}
+
+/// Look a peer up by id (in the DHT if it is not already known) and connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindRequest {
+    pub peer_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindReply {
+    pub peer_id: String,
+    /// The addresses the lookup found.
+    pub addrs: Vec<String>,
+    /// The remote address of the connection made.
+    pub connected_via: String,
+    /// How: `lan`, `direct`, `hole-punched` or `relayed`.
+    pub connection: String,
+    /// How long the lookup and the connection took.
+    pub elapsed_ms: u64,
+}
+
+/// What this node knows about its reachability.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatInfo {
+    /// `public`, `private` or `unknown` (AutoNAT: can peers dial us back?).
+    pub reachability: String,
+    /// The address AutoNAT confirmed, when public.
+    pub public_addr: Option<String>,
+    /// Our address as each peer sees it (identify's observed address): the
+    /// STUN part.
+    pub observed: Vec<ObservedAddr>,
+    /// `endpoint-independent` (a cone NAT: every peer sees the same port),
+    /// `endpoint-dependent` (a symmetric NAT: a port per destination), or
+    /// `unknown` (fewer than two peers have reported).
+    pub mapping: String,
+    /// `server` when this node answers DHT queries (only when reachable), else `client`.
+    pub dht_mode: String,
+    /// Whether this node serves as a relay (`--relay`).
+    pub relay_server: bool,
+    /// Relays this node holds a reservation on, with the relayed address others can dial.
+    pub relays: Vec<RelayInfo>,
+    /// Every connected peer and how it is connected.
+    pub peers: Vec<PeerPath>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservedAddr {
+    pub by_peer: String,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayInfo {
+    pub peer_id: String,
+    /// `/…/p2p/RELAY/p2p-circuit/p2p/US`: dialable through the relay.
+    pub relayed_addr: Option<String>,
+    pub reserved: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerPath {
+    pub peer_id: String,
+    pub name: Option<String>,
+    /// `lan`, `direct`, `hole-punched` or `relayed`; the best of the peer's
+    /// open connections.
+    pub connection: String,
+    pub remote_addr: String,
 }

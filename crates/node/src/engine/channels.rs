@@ -168,6 +168,17 @@ impl Engine {
         self.pending_history.insert(id, channel.clone());
     }
 
+    /// Asks a newly connected peer for the history of every joined channel.
+    /// Gossip's own subscription exchange is not enough: a peer that still
+    /// holds a dead connection to a restarted node sees no new peer, and sends
+    /// it nothing.
+    pub(super) fn catch_up_with(&mut self, peer: PeerId) {
+        let channels: Vec<ChannelName> = self.joined.iter().cloned().collect();
+        for channel in channels {
+            self.request_history(peer, &channel);
+        }
+    }
+
     /// Exchanges history of every joined channel with the next connected peer.
     pub(super) fn anti_entropy(&mut self) {
         let connected: Vec<PeerId> = self.peers.connected_peers().collect();
@@ -175,11 +186,7 @@ impl Engine {
             return;
         }
         self.anti_entropy_turn = (self.anti_entropy_turn + 1) % connected.len();
-        let peer = connected[self.anti_entropy_turn];
-        let channels: Vec<ChannelName> = self.joined.iter().cloned().collect();
-        for channel in channels {
-            self.request_history(peer, &channel);
-        }
+        self.catch_up_with(connected[self.anti_entropy_turn]);
     }
 
     pub(super) fn on_sync(&mut self, event: SyncEvent) {

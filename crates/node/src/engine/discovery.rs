@@ -150,6 +150,7 @@ impl Engine {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
+        self.on_identified(peer_id, &info);
         let remembered = RememberedPeer {
             peer: peer_id,
             name: self.peers.get(&peer_id).and_then(|e| e.name.clone()),

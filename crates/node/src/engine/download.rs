@@ -122,6 +122,8 @@ struct BlobFetch {
     fetch: Option<Fetch>,
     /// The peer whose claimed size is being checked.
     probing: Option<PeerId>,
+    /// A DHT provider lookup is under way.
+    dht_lookup: bool,
 }
 
 /// What an outstanding blob request was for.
@@ -209,9 +211,16 @@ impl Engine {
                         claims: HashMap::new(),
                         fetch,
                         probing: None,
+                        dht_lookup: false,
                     });
                     for peer in candidates {
                         self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+                    }
+                    if self.look_up_providers(job, id)
+                        && let Some(blob) =
+                            self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut())
+                    {
+                        blob.dht_lookup = true;
                     }
                     self.check_stalled(job);
                     return;
@@ -534,6 +543,38 @@ impl Engine {
         self.check_stalled(job);
     }
 
+    /// The DHT named providers of the blob being fetched: ask them too.
+    pub(super) fn add_providers(&mut self, job: JobId, providers: Vec<PeerId>) {
+        let local = self.local_peer();
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let Some(blob) = download.blob.as_mut() else {
+            return;
+        };
+        let id = blob.id;
+        let new: Vec<PeerId> = providers
+            .into_iter()
+            .filter(|p| {
+                *p != local
+                    && !download.dropped.contains(p)
+                    && !blob.claims.contains_key(p)
+                    && blob.asking.insert(*p)
+            })
+            .collect();
+        for peer in new {
+            tracing::info!(%peer, %id, "provider found in the DHT");
+            self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+        }
+    }
+
+    pub(super) fn providers_lookup_done(&mut self, job: JobId) {
+        if let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) {
+            blob.dht_lookup = false;
+        }
+        self.check_stalled(job);
+    }
+
     /// A blob of the job is complete. A collection's manifest is read (as the
     /// hostile input it is) and its files are queued.
     fn blob_done(&mut self, job: JobId, id: ContentId) -> Result<(), JobError> {
@@ -567,8 +608,13 @@ impl Engine {
         let stalled = match &blob.fetch {
             // A resumed download has its scheduler before any provider
             // answered: it is stalled only once every peer asked has answered.
-            Some(fetch) => blob.asking.is_empty() && fetch.is_stalled(),
-            None => blob.asking.is_empty() && blob.probing.is_none() && blob.claims.is_empty(),
+            Some(fetch) => blob.asking.is_empty() && !blob.dht_lookup && fetch.is_stalled(),
+            None => {
+                blob.asking.is_empty()
+                    && blob.probing.is_none()
+                    && blob.claims.is_empty()
+                    && !blob.dht_lookup
+            }
         };
         if stalled {
             let id = blob.id;

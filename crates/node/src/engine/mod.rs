@@ -9,6 +9,7 @@
 mod channels;
 mod discovery;
 mod download;
+mod reach;
 mod serve;
 mod views;
 
@@ -32,7 +33,7 @@ use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
-use crate::control::types::{ConnectReply, IdInfo, MessageView, PeerInfo};
+use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use crate::jobs::{JobId, Jobs};
 
 pub use download::GetPlan;
@@ -40,6 +41,8 @@ pub use views::{blob_entry, message_view};
 
 /// How often timers run: beacons, redials, departures.
 const TICK: Duration = Duration::from_millis(500);
+/// Provider records are announced again every 30 minutes (in ticks).
+const REPROVIDE_TICKS: u64 = 30 * 60 * 2;
 
 /// A request from the control API. Each carries the channel its answer goes to.
 pub enum Command {
@@ -59,6 +62,11 @@ pub enum Command {
         plan: GetPlan,
         provider_addrs: Vec<Multiaddr>,
     },
+    /// Find a peer by id (the DHT if needed) and connect to it.
+    Find(PeerId, oneshot::Sender<Result<FindReply, String>>),
+    Nat(oneshot::Sender<NatInfo>),
+    /// Announce shared content in the DHT.
+    Provide(ContentId),
     /// A ticket for content this node holds, with its current addresses.
     Ticket {
         id: ContentId,
@@ -125,6 +133,8 @@ pub struct Engine {
     serving: serve::Serving,
     downloads: HashMap<JobId, download::Download>,
     blob_requests: HashMap<OutboundRequestId, download::Asked>,
+    reach: reach::Reach,
+    bootstrap: Vec<Multiaddr>,
 }
 
 /// What the engine is built from.
@@ -137,6 +147,8 @@ pub struct Parts {
     pub data_dir: String,
     pub new_messages: watch::Sender<u64>,
     pub jobs: Jobs,
+    /// DHT bootstrap nodes to dial at start.
+    pub bootstrap: Vec<Multiaddr>,
 }
 
 impl Engine {
@@ -156,6 +168,8 @@ impl Engine {
             data_dir: parts.data_dir,
             pending_dials: HashMap::new(),
             pending_history: HashMap::new(),
+            reach: reach::Reach::default(),
+            bootstrap: parts.bootstrap,
             beacon: parts.beacon.map(discovery::Beacons::new),
             sync_limiter: KeyedLimiter::new(20, 2.0, 4096),
             new_messages: parts.new_messages,
@@ -178,6 +192,8 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         self.rejoin_channels();
+        self.dial_bootstrap();
+        self.provide_stored();
         self.redial_remembered();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,6 +250,11 @@ impl Engine {
                 }
                 self.start_download(job, plan);
             }
+            Command::Find(peer, reply) => self.find(peer, reply),
+            Command::Nat(reply) => {
+                let _ = reply.send(self.nat_info());
+            }
+            Command::Provide(id) => self.provide(id),
             Command::Ticket {
                 id,
                 kind,
@@ -321,9 +342,11 @@ impl Engine {
                     "listening on {}",
                     address.clone().with(Protocol::P2p(self.local_peer()))
                 );
+                self.on_relayed_listen_addr(&address, true);
                 self.listen_addrs.insert(address);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.on_relayed_listen_addr(&address, false);
                 self.listen_addrs.remove(&address);
             }
             SwarmEvent::ConnectionEstablished {
@@ -336,6 +359,7 @@ impl Engine {
                 let remote = endpoint.get_remote_address().clone();
                 self.peers
                     .connected(peer_id, remote.clone(), endpoint.is_listener(), now);
+                self.on_connection_opened(peer_id, connection_id, &endpoint);
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     self.peers.discovered(
                         peer_id,
@@ -351,14 +375,17 @@ impl Engine {
                 if num_established.get() == 1 {
                     tracing::info!(peer = %peer_id, via = %remote, "connected");
                     self.say_hello(peer_id);
+                    self.catch_up_with(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
+                self.on_connection_closed(connection_id);
                 self.peers.disconnected(peer_id, num_established);
                 if num_established == 0 {
                     tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
@@ -388,6 +415,12 @@ impl Engine {
             BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
             BehaviourEvent::Sync(event) => self.on_sync(event),
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
+            BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
+            BehaviourEvent::Relay(event) => self.on_relay_server(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr(event),
+            BehaviourEvent::Upnp(event) => tracing::info!("UPnP: {event:?}"),
         }
     }
 
@@ -422,6 +455,9 @@ impl Engine {
         // gossip lost (a peer joined just as it was posted) still arrives.
         if self.ticks.is_multiple_of(60) {
             self.anti_entropy();
+        }
+        if self.ticks.is_multiple_of(REPROVIDE_TICKS) {
+            self.reprovide();
         }
     }
 }

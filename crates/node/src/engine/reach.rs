@@ -1,0 +1,629 @@
+//! Reaching peers beyond the LAN: the DHT (bootstrap, finding a peer by id,
+//! provider records), AutoNAT's verdict on our reachability, relay
+//! reservations for a node behind NAT, and hole punching (DCUtR).
+//!
+//! libp2p runs each protocol; this module decides when to use them: a node
+//! answers DHT queries only once peers have dialled it back, reserves a relay
+//! slot only while it is not reachable, and drops a relayed connection as soon
+//! as a direct one to the same peer exists.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use ferry_core::content::ContentId;
+use ferry_core::{Multiaddr, PeerId};
+use ferry_net::IDENTIFY_PROTOCOL;
+use ferry_net::libp2p::core::ConnectedPoint;
+use ferry_net::libp2p::core::transport::ListenerId;
+use ferry_net::libp2p::multiaddr::Protocol;
+use ferry_net::libp2p::swarm::ConnectionId;
+use ferry_net::libp2p::{autonat, dcutr, identify, kad, relay};
+use tokio::sync::oneshot;
+
+use super::Engine;
+use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
+use crate::jobs::JobId;
+
+/// The protocol a relay serves reservations on.
+const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
+
+/// What the engine knows about reaching and being reached.
+#[derive(Default)]
+pub(super) struct Reach {
+    status: Option<autonat::NatStatus>,
+    /// Our address as each peer sees it.
+    observed: BTreeMap<PeerId, Multiaddr>,
+    /// Peers that serve as relays, and our reservation on each.
+    relays: BTreeMap<PeerId, Reservation>,
+    /// Open connections: peer, remote address, and whether hole punching made it.
+    connections: HashMap<ConnectionId, Path>,
+    /// `ferry find` calls waiting for a connection to the peer.
+    finding: HashMap<PeerId, Vec<FindCall>>,
+    lookups: HashMap<kad::QueryId, PeerId>,
+    /// DHT provider lookups, and the download each is for.
+    provider_lookups: HashMap<kad::QueryId, JobId>,
+    /// Content this node announces in the DHT.
+    provided: std::collections::BTreeSet<ContentId>,
+}
+
+/// A `ferry find` waiting: when it started, and where its answer goes.
+type FindCall = (Instant, oneshot::Sender<Result<FindReply, String>>);
+
+#[derive(Default)]
+struct Reservation {
+    listener: Option<ListenerId>,
+    relayed_addr: Option<Multiaddr>,
+    reserved: bool,
+}
+
+struct Path {
+    peer: PeerId,
+    remote: Multiaddr,
+    hole_punched: bool,
+}
+
+/// How a connection reaches its peer, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Via {
+    Lan,
+    Direct,
+    HolePunched,
+    Relayed,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Lan => "lan",
+            Via::Direct => "direct",
+            Via::HolePunched => "hole-punched",
+            Via::Relayed => "relayed",
+        }
+    }
+}
+
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+impl Path {
+    fn via(&self) -> Via {
+        if is_relayed(&self.remote) {
+            return Via::Relayed;
+        }
+        if self.hole_punched {
+            return Via::HolePunched;
+        }
+        let ip = self.remote.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        });
+        match ip {
+            Some(ip) if ip.is_loopback() || ferry_net::interfaces::on_local_subnet(ip) => Via::Lan,
+            _ => Via::Direct,
+        }
+    }
+}
+
+impl Engine {
+    /// Dials the configured bootstrap nodes; the DHT learns them when they
+    /// identify themselves.
+    pub(super) fn dial_bootstrap(&mut self) {
+        for addr in self.bootstrap.clone() {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap node: {e}");
+            }
+        }
+    }
+
+    pub(super) fn on_connection_opened(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let remote = endpoint.get_remote_address().clone();
+        let relayed = is_relayed(&remote);
+        self.reach.connections.insert(
+            connection,
+            Path {
+                peer,
+                remote: remote.clone(),
+                hole_punched: false,
+            },
+        );
+        if !relayed {
+            self.close_relayed(peer);
+        }
+        self.answer_finds(peer);
+    }
+
+    pub(super) fn on_connection_closed(&mut self, connection: ConnectionId) {
+        self.reach.connections.remove(&connection);
+    }
+
+    /// Once a direct path to a peer exists, its relayed connections only cost
+    /// the relay: close them, so transfers take the direct path.
+    fn close_relayed(&mut self, peer: PeerId) {
+        let relayed: Vec<ConnectionId> = self
+            .reach
+            .connections
+            .iter()
+            .filter(|(_, path)| path.peer == peer && path.via() == Via::Relayed)
+            .map(|(id, _)| *id)
+            .collect();
+        for connection in relayed {
+            tracing::info!(%peer, "direct connection open; closing the relayed one");
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    /// The best path to a connected peer.
+    fn best_path(&self, peer: &PeerId) -> Option<&Path> {
+        self.reach
+            .connections
+            .values()
+            .filter(|p| p.peer == *peer)
+            .min_by_key(|p| p.via())
+    }
+
+    pub(super) fn on_identified(&mut self, peer: PeerId, info: &identify::Info) {
+        self.reach.observed.insert(peer, info.observed_addr.clone());
+        // Every ferry node goes into the routing table, DHT server or not: a
+        // node behind NAT is only a client, yet must be findable by id (its
+        // relayed address among its addresses).
+        if info.protocol_version == IDENTIFY_PROTOCOL {
+            for addr in &info.listen_addrs {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+            }
+        }
+        let serves_relay = info.protocols.iter().any(|p| p.as_ref() == RELAY_HOP);
+        if serves_relay && !self.reach.relays.contains_key(&peer) {
+            self.reach.relays.insert(peer, Reservation::default());
+            self.reserve_relays();
+        }
+    }
+
+    /// While this node is not known to be reachable, it holds a reservation on
+    /// every relay it knows, so that others can reach it through them.
+    fn reserve_relays(&mut self) {
+        if self.reach.status.as_ref().is_some_and(|s| s.is_public()) {
+            return;
+        }
+        let wanted: Vec<PeerId> = self
+            .reach
+            .relays
+            .iter()
+            .filter(|(_, r)| r.listener.is_none())
+            .map(|(peer, _)| *peer)
+            .collect();
+        for relay in wanted {
+            let Some(addr) = self
+                .best_path(&relay)
+                .filter(|p| p.via() != Via::Relayed)
+                .map(|p| p.remote.clone())
+            else {
+                continue;
+            };
+            let circuit = strip_p2p(addr)
+                .with(Protocol::P2p(relay))
+                .with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(listener) => {
+                    tracing::info!(%relay, "asking for a relay reservation");
+                    if let Some(r) = self.reach.relays.get_mut(&relay) {
+                        r.listener = Some(listener);
+                    }
+                }
+                Err(e) => tracing::warn!(%relay, "cannot listen through the relay: {e}"),
+            }
+        }
+    }
+
+    /// A relayed listen address (ours, through a relay) appeared or went.
+    pub(super) fn on_relayed_listen_addr(&mut self, addr: &Multiaddr, added: bool) {
+        let Some(relay) = relay_of(addr) else {
+            return;
+        };
+        if let Some(r) = self.reach.relays.get_mut(&relay) {
+            r.relayed_addr = added.then(|| addr.clone());
+        }
+    }
+
+    pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
+        if let relay::client::Event::ReservationReqAccepted { relay_peer_id, .. } = event {
+            tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+            if let Some(r) = self.reach.relays.get_mut(&relay_peer_id) {
+                r.reserved = true;
+            }
+        }
+    }
+
+    pub(super) fn on_relay_server(&mut self, event: relay::Event) {
+        match event {
+            relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                tracing::info!(peer = %src_peer_id, "relaying for a peer (reservation)")
+            }
+            relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                tracing::info!(peer = %src_peer_id, "relay reservation refused: over the limits")
+            }
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                ..
+            } => {
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, "relay circuit refused: over the limits")
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, "relay circuit closed{}", error.map(|e| format!(": {e}")).unwrap_or_default())
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_autonat(&mut self, event: autonat::Event) {
+        let autonat::Event::StatusChanged { new, .. } = event else {
+            return;
+        };
+        tracing::info!(status = ?new, "reachability");
+        let public = new.is_public();
+        self.reach.status = Some(new);
+        let mode = if public {
+            kad::Mode::Server
+        } else {
+            kad::Mode::Client
+        };
+        self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+        if public {
+            // Reachable: relayed addresses would only add a detour.
+            let listeners: Vec<ListenerId> = self
+                .reach
+                .relays
+                .values_mut()
+                .filter_map(|r| r.listener.take())
+                .collect();
+            for listener in listeners {
+                self.swarm.remove_listener(listener);
+            }
+        } else {
+            self.reserve_relays();
+        }
+    }
+
+    pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+        match event.result {
+            Ok(connection) => {
+                tracing::info!(peer = %event.remote_peer_id, "hole punched: direct connection");
+                if let Some(path) = self.reach.connections.get_mut(&connection) {
+                    path.hole_punched = true;
+                }
+                self.close_relayed(event.remote_peer_id);
+            }
+            Err(e) => {
+                tracing::info!(peer = %event.remote_peer_id, "hole punching failed, staying relayed: {e}")
+            }
+        }
+    }
+
+    pub(super) fn find(&mut self, peer: PeerId, reply: oneshot::Sender<Result<FindReply, String>>) {
+        if peer == self.local_peer() {
+            let _ = reply.send(Err("that is this node's own id".into()));
+            return;
+        }
+        self.reach
+            .finding
+            .entry(peer)
+            .or_default()
+            .push((Instant::now(), reply));
+        if self.swarm.is_connected(&peer) {
+            return self.answer_finds(peer);
+        }
+        let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+        self.reach.lookups.insert(query, peer);
+    }
+
+    fn answer_finds(&mut self, peer: PeerId) {
+        let Some(waiting) = self.reach.finding.remove(&peer) else {
+            return;
+        };
+        let Some(path) = self.best_path(&peer) else {
+            self.reach.finding.insert(peer, waiting);
+            return;
+        };
+        let addrs: Vec<String> = self
+            .peers
+            .get(&peer)
+            .map(|e| e.addrs.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        for (started, reply) in waiting {
+            let _ = reply.send(Ok(FindReply {
+                peer_id: peer.to_string(),
+                addrs: addrs.clone(),
+                connected_via: path.remote.to_string(),
+                connection: path.via().as_str().into(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            }));
+        }
+    }
+
+    pub(super) fn on_kad(&mut self, event: kad::Event) {
+        if let kad::Event::RoutingUpdated {
+            is_new_peer: true, ..
+        } = event
+            && self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .kbuckets()
+                .map(|b| b.num_entries())
+                .sum::<usize>()
+                == 1
+        {
+            // The first DHT peer: announce what was shared before there was anyone to tell.
+            self.reprovide();
+            return;
+        }
+        let kad::Event::OutboundQueryProgressed { id, result, .. } = event else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetClosestPeers(result) => {
+                let Some(target) = self.reach.lookups.remove(&id) else {
+                    return;
+                };
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                match peers.into_iter().find(|p| p.peer_id == target) {
+                    Some(found) => {
+                        tracing::info!(peer = %target, addrs = ?found.addrs, "found in the DHT");
+                        self.peers.discovered(
+                            target,
+                            ferry_core::peers::Source::Dht,
+                            found.addrs.clone(),
+                            self.clock.mono_ms(),
+                        );
+                        let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::peer_id(target)
+                            .addresses(found.addrs)
+                            .build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            self.fail_finds(target, format!("found {target} but cannot dial it: {e}"));
+                        }
+                    }
+                    None => self.fail_finds(
+                        target,
+                        format!("{target} is not in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)"),
+                    ),
+                }
+            }
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => {
+                if let Some(&job) = self.reach.provider_lookups.get(&id) {
+                    let providers: Vec<PeerId> = providers.into_iter().collect();
+                    self.add_providers(job, providers);
+                }
+            }
+            kad::QueryResult::GetProviders(_) => {
+                if let Some(job) = self.reach.provider_lookups.remove(&id) {
+                    self.providers_lookup_done(job);
+                }
+            }
+            kad::QueryResult::StartProviding(Err(e)) => {
+                tracing::debug!("provider record not published: {e}")
+            }
+            _ => {}
+        }
+    }
+
+    fn fail_finds(&mut self, peer: PeerId, error: String) {
+        for (_, reply) in self.reach.finding.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+
+    /// Announces in the DHT that this node provides `id`, now and whenever
+    /// [`Engine::reprovide`] runs.
+    pub(super) fn provide(&mut self, id: ContentId) {
+        self.reach.provided.insert(id);
+        self.announce(id);
+    }
+
+    /// Adds everything the store holds complete to what this node announces;
+    /// the announcements go out once the DHT has a peer.
+    pub(super) fn provide_stored(&mut self) {
+        match self.store.blobs() {
+            Ok(blobs) => self.reach.provided.extend(
+                blobs
+                    .into_iter()
+                    .filter(|b| b.complete && !b.stale)
+                    .map(|b| b.id),
+            ),
+            Err(e) => tracing::warn!("cannot list stored content: {e}"),
+        }
+    }
+
+    /// Announces everything provided again: when the first DHT peer appears,
+    /// and periodically, so records outlive the peers that held them.
+    pub(super) fn reprovide(&mut self) {
+        for id in self.reach.provided.clone() {
+            self.announce(id);
+        }
+    }
+
+    fn announce(&mut self, id: ContentId) {
+        let key = kad::RecordKey::new(id.as_bytes());
+        if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+            tracing::warn!(%id, "cannot announce the content in the DHT: {e}");
+        }
+    }
+
+    /// Asks the DHT who provides `id`, for download `job`.
+    pub(super) fn look_up_providers(&mut self, job: JobId, id: ContentId) -> bool {
+        if self.swarm.behaviour_mut().kad.kbuckets().next().is_none() {
+            return false;
+        }
+        let query = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_providers(kad::RecordKey::new(id.as_bytes()));
+        self.reach.provider_lookups.insert(query, job);
+        true
+    }
+
+    pub(super) fn nat_info(&self) -> NatInfo {
+        let (reachability, public_addr) = match &self.reach.status {
+            Some(autonat::NatStatus::Public(addr)) => ("public", Some(addr.to_string())),
+            Some(autonat::NatStatus::Private) => ("private", None),
+            _ => ("unknown", None),
+        };
+        let mut peers: Vec<PeerPath> = self
+            .swarm
+            .connected_peers()
+            .filter_map(|peer| {
+                let path = self.best_path(peer)?;
+                Some(PeerPath {
+                    peer_id: peer.to_string(),
+                    name: self.peers.get(peer).and_then(|e| e.name.clone()),
+                    connection: path.via().as_str().into(),
+                    remote_addr: path.remote.to_string(),
+                })
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        NatInfo {
+            reachability: reachability.into(),
+            public_addr,
+            observed: self
+                .reach
+                .observed
+                .iter()
+                .map(|(peer, addr)| ObservedAddr {
+                    by_peer: peer.to_string(),
+                    addr: addr.to_string(),
+                })
+                .collect(),
+            mapping: mapping_behaviour(self.reach.observed.values()).into(),
+            dht_mode: if self.reach.status.as_ref().is_some_and(|s| s.is_public()) {
+                "server".into()
+            } else {
+                "client".into()
+            },
+            relay_server: self.swarm.behaviour().relay.is_enabled(),
+            relays: self
+                .reach
+                .relays
+                .iter()
+                .filter(|(_, r)| r.listener.is_some() || r.reserved)
+                .map(|(peer, r)| RelayInfo {
+                    peer_id: peer.to_string(),
+                    relayed_addr: r.relayed_addr.as_ref().map(ToString::to_string),
+                    reserved: r.reserved,
+                })
+                .collect(),
+            peers,
+        }
+    }
+}
+
+/// Endpoint-independent when every peer that reported our UDP address saw
+/// the same IP and port (a cone NAT, or no NAT), endpoint-dependent when they
+/// saw different ports (a symmetric NAT), unknown with fewer than two reports.
+/// UDP, because QUIC uses one socket for every peer, so a difference can only
+/// come from the NAT; TCP dials use a fresh port each.
+fn mapping_behaviour<'a>(observed: impl Iterator<Item = &'a Multiaddr>) -> &'static str {
+    let udp: Vec<(String, u16)> = observed
+        .filter_map(|addr| {
+            let mut ip = None;
+            let mut port = None;
+            for p in addr.iter() {
+                match p {
+                    Protocol::Ip4(a) => ip = Some(a.to_string()),
+                    Protocol::Ip6(a) => ip = Some(a.to_string()),
+                    Protocol::Udp(p) => port = Some(p),
+                    _ => {}
+                }
+            }
+            Some((ip?, port?))
+        })
+        .collect();
+    if udp.len() < 2 {
+        return "unknown";
+    }
+    let distinct: HashSet<&(String, u16)> = udp.iter().collect();
+    if distinct.len() == 1 {
+        "endpoint-independent"
+    } else {
+        "endpoint-dependent"
+    }
+}
+
+fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
+    while matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
+}
+
+/// The relay a relayed address goes through: the peer before `/p2p-circuit`.
+fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<Multiaddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn mapping_needs_udp_reports_and_compares_ports() {
+        let cone = addrs(&[
+            "/ip4/1.2.3.4/udp/5000/quic-v1",
+            "/ip4/1.2.3.4/udp/5000/quic-v1",
+        ]);
+        assert_eq!(mapping_behaviour(cone.iter()), "endpoint-independent");
+        assert_eq!(mapping_behaviour(cone[..1].iter()), "unknown");
+        let symmetric = addrs(&[
+            "/ip4/1.2.3.4/udp/5000/quic-v1",
+            "/ip4/1.2.3.4/udp/6123/quic-v1",
+        ]);
+        assert_eq!(mapping_behaviour(symmetric.iter()), "endpoint-dependent");
+        let tcp_only = addrs(&["/ip4/1.2.3.4/tcp/5000"]);
+        assert_eq!(mapping_behaviour(tcp_only.iter()), "unknown");
+    }
+
+    #[test]
+    fn relayed_addresses_name_their_relay() {
+        let relay: PeerId = ferry_core::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let addr: Multiaddr = format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        assert!(is_relayed(&addr));
+        assert_eq!(relay_of(&addr), Some(relay));
+        assert_eq!(relay_of(&"/ip4/10.0.0.1/tcp/4001".parse().unwrap()), None);
+    }
+}
