@@ -13,7 +13,7 @@ use common::{
     wait_connected, wait_until,
 };
 use ferry_node::control::ControlFile;
-use ferry_node::control::types::{ApiError, ChannelInfo, MessageView};
+use ferry_node::control::types::{ApiError, ChannelInfo, FindReply, MessageView, NatInfo};
 
 /// How long a restarted node is given to redial the peers it remembers before
 /// the test connects it by hand.
@@ -382,4 +382,78 @@ fn late_joiner_gets_history() {
     let mut sorted = messages.clone();
     sorted.sort_by_key(|m| m.timestamp_ms);
     assert_eq!(ids(&messages), ids(&sorted));
+}
+
+/// `ferry nat` and `ferry find` against nodes on loopback: a lone node reports
+/// itself unreachable-so-far and a DHT client; find refuses a bad id, its own id
+/// and an id nobody has (in bounded time); a peer connected over loopback is
+/// found at once and shown as `lan`.
+#[test]
+fn nat_and_find_over_loopback() {
+    let a = Node::start("ana");
+    let nat: NatInfo = a.ferry(&["nat", "--json"]).ok().json();
+    assert_eq!(nat.dht_mode, "client", "{nat:#?}");
+    assert!(!nat.relay_server, "{nat:#?}");
+    assert!(nat.relays.is_empty() && nat.peers.is_empty(), "{nat:#?}");
+    let human = a.ferry(&["nat"]).ok();
+    for part in [
+        "reachability",
+        "mapping",
+        "DHT mode",
+        "relay server",
+        "connected peers",
+    ] {
+        assert!(human.stdout.contains(part), "{part} missing: {human:#?}");
+    }
+
+    let me = a.id().peer_id;
+    for (bad, why) in [("not-a-peer-id", "malformed"), (me.as_str(), "own id")] {
+        let run = a.ferry(&["find", bad]);
+        assert!(!run.status.success(), "find of a {why}: {run:#?}");
+        assert!(run.stderr.starts_with("error: "), "{why}: {run:#?}");
+    }
+    let nobody = Node::start("nobody");
+    let nobody_id = nobody.id().peer_id;
+    drop(nobody);
+    let started = std::time::Instant::now();
+    let run = a.ferry(&["find", &nobody_id]);
+    assert!(!run.status.success(), "found a node that is gone: {run:#?}");
+    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    println!(
+        "find of an unknown id failed in {:.2} s: {}",
+        started.elapsed().as_secs_f64(),
+        run.stderr.trim()
+    );
+
+    let b = Node::start("bo");
+    let b_id = b.id().peer_id;
+    a.ferry(&["connect", &b.addr()]).ok();
+    let found: FindReply = a.ferry(&["find", &b_id, "--json"]).ok().json();
+    assert_eq!(found.peer_id, b_id, "{found:#?}");
+    assert_eq!(found.connection, "lan", "{found:#?}");
+    let human = a.ferry(&["find", &b_id]).ok();
+    assert!(human.stdout.contains(&b_id), "{human:#?}");
+    assert!(human.stdout.contains("on the LAN"), "{human:#?}");
+    let nat: NatInfo = a.ferry(&["nat", "--json"]).ok().json();
+    let path = nat.peers.iter().find(|p| p.peer_id == b_id);
+    assert_eq!(path.map(|p| p.connection.as_str()), Some("lan"), "{nat:#?}");
+}
+
+/// The config.toml example in the README is one the node accepts (the file
+/// refuses unknown keys, so a renamed key in either place fails here).
+#[test]
+fn readme_config_example_is_accepted() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("read README.md");
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has a ```toml block");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), example).unwrap();
+    let config = ferry_node::config::ConfigFile::load(dir.path())
+        .unwrap_or_else(|e| panic!("the README's config.toml example is refused: {e:#}"));
+    assert!(config.bootstrap.is_some_and(|b| !b.is_empty()), "{example}");
+    assert!(config.relay_max_circuit_bytes.is_some(), "{example}");
 }

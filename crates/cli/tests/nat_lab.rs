@@ -491,6 +491,13 @@ impl World {
 
     /// h1 runs `ferry find H2_ID --json` until it succeeds; prints the figures.
     fn find_h2(&self) -> FindReply {
+        let already = self
+            .h1
+            .path_to(&self.h2_id)
+            .map(|p| format!("{} over {}", p.connection, p.remote_addr));
+        if let Ok(path) = &already {
+            println!("find: note: h1 was already connected to h2 ({path}) before `ferry find`");
+        }
         let args = ["find", &self.h2_id, "--json"];
         let first = Instant::now();
         let mut attempts = 0;
@@ -702,6 +709,19 @@ fn observed_summary(nat: &NatInfo) -> String {
         .join(", ")
 }
 
+/// `ferry nat` as a person sees it, indented under a heading.
+fn print_human_nat(node: &Node) {
+    let text = node.cli(&["nat"]).unwrap_or_else(|e| panic!("{e}"));
+    println!("`ferry nat` on {}:", node.name);
+    for line in text.lines() {
+        if line.is_empty() {
+            println!();
+        } else {
+            println!("    {line}");
+        }
+    }
+}
+
 fn tag() -> String {
     format!("{:08x}", lab::random_u64() as u32)
 }
@@ -763,6 +783,7 @@ fn cone_nats_find_by_id_hole_punch_chat_and_get_direct() {
         format!("b received {through_b} bytes during a direct 50 MiB transfer: it went through the relay")
     });
 
+    print_human_nat(&w.h1);
     let nat = w.nat_with_observers(&w.h1);
     println!(
         "nat: h1 mapping {} ({} UDP observers; all: {}), reachability {}, dht {}",
@@ -841,6 +862,7 @@ fn symmetric_nat_stays_relayed_and_still_works() {
         format!("after the transfer, h1's `ferry nat` shows h2 {after}, not relayed")
     });
 
+    print_human_nat(&w.h2);
     let nat = w.nat_with_observers(&w.h2);
     let observers = udp_observers(&nat);
     println!(

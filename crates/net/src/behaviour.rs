@@ -15,6 +15,7 @@ use libp2p::{
 };
 
 use crate::codec::PostcardCodec;
+use crate::quic_first::QuicFirst;
 use crate::{NetConfig, NetError, RelayLimits};
 
 /// ferry's own DHT, apart from IPFS's: peers that speak it are ferry nodes.
@@ -45,7 +46,7 @@ pub struct Behaviour {
     pub autonat: autonat::Behaviour,
     /// Serving relay reservations and circuits: only with `--relay`.
     pub relay: Toggle<relay::Behaviour>,
-    pub dcutr: dcutr::Behaviour,
+    pub dcutr: QuicFirst,
     pub upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
@@ -74,7 +75,7 @@ impl Behaviour {
                     .as_ref()
                     .map(|limits| relay::Behaviour::new(local, relay_config(limits))),
             ),
-            dcutr: dcutr::Behaviour::new(local),
+            dcutr: QuicFirst::new(dcutr::Behaviour::new(local)),
             upnp: Toggle::from(config.upnp.then(upnp::tokio::Behaviour::default)),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), keypair.public())

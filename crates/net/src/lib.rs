@@ -7,6 +7,7 @@ pub mod beacon;
 mod behaviour;
 mod codec;
 pub mod interfaces;
+mod quic_first;
 mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};

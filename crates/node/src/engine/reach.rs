@@ -31,8 +31,10 @@ const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
 #[derive(Default)]
 pub(super) struct Reach {
     status: Option<autonat::NatStatus>,
-    /// Our address as each peer sees it.
-    observed: BTreeMap<PeerId, Multiaddr>,
+    /// Our address as each peer sees it, per transport (`true`: UDP), over
+    /// direct connections only: an address seen through a relay says nothing
+    /// about our NAT.
+    observed: BTreeMap<(PeerId, bool), Multiaddr>,
     /// Peers that serve as relays, and our reservation on each.
     relays: BTreeMap<PeerId, Reservation>,
     /// Open connections: peer, remote address, and whether hole punching made it.
@@ -59,6 +61,10 @@ struct Reservation {
 struct Path {
     peer: PeerId,
     remote: Multiaddr,
+    /// Through a relay. Read from the whole endpoint: on the accepting side
+    /// of a relayed connection the remote address is a bare `/p2p/PEER`, and
+    /// only our local (circuit) address shows the relay.
+    relayed: bool,
     hole_punched: bool,
 }
 
@@ -82,13 +88,9 @@ impl Via {
     }
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-}
-
 impl Path {
     fn via(&self) -> Via {
-        if is_relayed(&self.remote) {
+        if self.relayed {
             return Via::Relayed;
         }
         if self.hole_punched {
@@ -123,13 +125,13 @@ impl Engine {
         connection: ConnectionId,
         endpoint: &ConnectedPoint,
     ) {
-        let remote = endpoint.get_remote_address().clone();
-        let relayed = is_relayed(&remote);
+        let relayed = endpoint.is_relayed();
         self.reach.connections.insert(
             connection,
             Path {
                 peer,
-                remote: remote.clone(),
+                remote: endpoint.get_remote_address().clone(),
+                relayed,
                 hole_punched: false,
             },
         );
@@ -169,7 +171,15 @@ impl Engine {
     }
 
     pub(super) fn on_identified(&mut self, peer: PeerId, info: &identify::Info) {
-        self.reach.observed.insert(peer, info.observed_addr.clone());
+        let observed = &info.observed_addr;
+        let has_ip = matches!(
+            observed.iter().next(),
+            Some(Protocol::Ip4(_) | Protocol::Ip6(_))
+        );
+        if has_ip && !observed.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+            let udp = observed.iter().any(|p| matches!(p, Protocol::Udp(_)));
+            self.reach.observed.insert((peer, udp), observed.clone());
+        }
         // Every ferry node goes into the routing table, DHT server or not: a
         // node behind NAT is only a client, yet must be findable by id (its
         // relayed address among its addresses).
@@ -338,11 +348,18 @@ impl Engine {
             self.reach.finding.insert(peer, waiting);
             return;
         };
-        let addrs: Vec<String> = self
+        // What the peer table learnt (DHT, discovery) and every path open now.
+        let mut addrs: Vec<String> = self
             .peers
             .get(&peer)
             .map(|e| e.addrs.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
+        for path in self.reach.connections.values().filter(|p| p.peer == peer) {
+            let addr = path.remote.to_string();
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
         for (started, reply) in waiting {
             let _ = reply.send(Ok(FindReply {
                 peer_id: peer.to_string(),
@@ -509,12 +526,19 @@ impl Engine {
                 .reach
                 .observed
                 .iter()
-                .map(|(peer, addr)| ObservedAddr {
+                .map(|((peer, _), addr)| ObservedAddr {
                     by_peer: peer.to_string(),
                     addr: addr.to_string(),
                 })
                 .collect(),
-            mapping: mapping_behaviour(self.reach.observed.values()).into(),
+            mapping: mapping_behaviour(
+                self.reach
+                    .observed
+                    .iter()
+                    .filter(|((_, udp), _)| *udp)
+                    .map(|(_, addr)| addr),
+            )
+            .into(),
             dht_mode: if self.reach.status.as_ref().is_some_and(|s| s.is_public()) {
                 "server".into()
             } else {
@@ -622,7 +646,6 @@ mod tests {
         let addr: Multiaddr = format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit")
             .parse()
             .unwrap();
-        assert!(is_relayed(&addr));
         assert_eq!(relay_of(&addr), Some(relay));
         assert_eq!(relay_of(&"/ip4/10.0.0.1/tcp/4001".parse().unwrap()), None);
     }
