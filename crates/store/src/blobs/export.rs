@@ -19,18 +19,11 @@ impl Store {
     pub fn export_blob(&self, id: &ContentId, dest: &Path, force: bool) -> Result<(), StoreError> {
         let _guard = self.blobs.shared(id);
         let meta = self.readable(id)?;
-        if !force && fs::symlink_metadata(dest).is_ok() {
-            return Err(StoreError::Exists(dest.to_owned()));
-        }
+        let parent = prepare_destination(dest, force)?;
         let dest_err = |source| StoreError::BlobIo {
             path: dest.to_owned(),
             source,
         };
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).map_err(dest_err)?;
         let mut builder = tempfile::Builder::new();
         builder.prefix(".ferry-").suffix(".part");
         #[cfg(unix)]
@@ -112,18 +105,11 @@ impl Store {
             drop(guard);
             return self.export_blob(id, dest, force);
         }
-        if !force && fs::symlink_metadata(dest).is_ok() {
-            return Err(StoreError::Exists(dest.to_owned()));
-        }
+        let parent = prepare_destination(dest, force)?;
         let dest_err = |source| StoreError::BlobIo {
             path: dest.to_owned(),
             source,
         };
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).map_err(dest_err)?;
         let source = self.blobs.data_path(id);
         if let Err(e) = fs::rename(&source, dest) {
             if e.kind() == io::ErrorKind::CrossesDevices {
@@ -149,6 +135,23 @@ impl Store {
         })?;
         Ok(())
     }
+}
+
+/// Refuses an existing `dest` unless `force`, and creates its parent
+/// directory; returns the parent.
+fn prepare_destination(dest: &Path, force: bool) -> Result<PathBuf, StoreError> {
+    if !force && fs::symlink_metadata(dest).is_ok() {
+        return Err(StoreError::Exists(dest.to_owned()));
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(|source| StoreError::BlobIo {
+        path: dest.to_owned(),
+        source,
+    })?;
+    Ok(parent)
 }
 
 /// The process's umask, read without changing it (Linux reports it in
