@@ -187,6 +187,22 @@ fn tree(size: u64) -> BaoTree {
     BaoTree::new(size, block_size())
 }
 
+/// Groups `[first, last)` of a blob of `size` bytes, the end clamped to the
+/// blob: returns the clamped end, or an error for a range with nothing in it.
+fn group_range(id: &ContentId, size: u64, first: u64, last: u64) -> Result<u64, StoreError> {
+    let groups = group_count(size);
+    let last = last.min(groups);
+    if first >= last {
+        return Err(StoreError::RangeOutOfBlob {
+            id: *id,
+            first,
+            last,
+            groups,
+        });
+    }
+    Ok(last)
+}
+
 /// The chunk ranges of groups `[first, last)`.
 fn group_ranges(first: u64, last: u64) -> ChunkRanges {
     let shift = GROUP_CHUNK_LOG;

@@ -42,8 +42,8 @@ use thiserror::Error;
 
 use super::files::{self, At};
 use super::{
-    BITFIELDS, BLOBS, BlobInfo, BlobKind, Meta, group_ranges, read_bitfield, read_meta, tree,
-    write_meta,
+    BITFIELDS, BLOBS, BlobInfo, BlobKind, Meta, group_range, group_ranges, read_bitfield,
+    read_meta, tree, write_meta,
 };
 use crate::{Store, StoreError};
 
@@ -360,17 +360,7 @@ impl Store {
     ) -> Result<u64, ReceiveError> {
         let _guard = self.blobs.shared(id);
         let meta = self.meta(id)?.ok_or(StoreError::BlobNotFound(*id))?;
-        let groups = group_count(meta.size);
-        let last = last.min(groups);
-        if first >= last {
-            return Err(StoreError::RangeOutOfBlob {
-                id: *id,
-                first,
-                last,
-                groups,
-            }
-            .into());
-        }
+        let last = group_range(id, meta.size, first, last)?;
         // None also when opening the download recovered its last groups.
         let recv = if meta.complete {
             None

@@ -15,7 +15,7 @@ use bao_tree::io::sync::encode_ranges_validated;
 use ferry_core::content::{ContentId, group_bytes, group_count};
 
 use super::files::{self, At, Stamp};
-use super::{Meta, group_ranges, tree};
+use super::{Meta, group_range, group_ranges, tree};
 use crate::{Store, StoreError};
 
 /// The most chunk groups encoded in one call (64 MiB of data), so a request
@@ -56,16 +56,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _guard = self.blobs.shared(id);
         let meta = self.meta(id)?.ok_or(StoreError::BlobNotFound(*id))?;
-        let groups = group_count(meta.size);
-        let last = last.min(groups);
-        if first >= last {
-            return Err(StoreError::RangeOutOfBlob {
-                id: *id,
-                first,
-                last,
-                groups,
-            });
-        }
+        let last = group_range(id, meta.size, first, last)?;
         if last - first > MAX_ENCODE_GROUPS {
             return Err(StoreError::RangeTooLarge {
                 asked: last - first,
