@@ -8,6 +8,7 @@
 pub mod beacon;
 pub mod channel;
 pub mod content;
+pub mod dtn;
 pub mod history;
 pub mod peers;
 pub mod ratelimit;

@@ -1,0 +1,719 @@
+//! Which bundles go to which peer: one [`Router`] per node, with the strategy chosen
+//! per node ([`Strategy`]), driven by inputs and the caller's clock.
+//!
+//! # A contact, as the router sees it
+//! 1. [`Router::contact_up`] when a link to a peer opens (PRoPHET counts a meeting).
+//! 2. Both sides send [`Router::summary`]: the ids they hold, the delivery
+//!    acknowledgements they know, and (PRoPHET) their predictabilities. Each side
+//!    feeds the other's to [`Router::on_summary`], which applies the acknowledgements
+//!    (returning the copies to delete) and learns what the peer already has. A peer
+//!    that speaks no summary protocol (a TCPCL peer such as dtnd) gets an empty
+//!    [`Summary::default`]: it holds nothing we know of.
+//! 3. [`Router::plan`] says what to send the peer now, best first. Each sent bundle
+//!    ends in [`Router::on_forwarded`] (the peer confirmed it) or
+//!    [`Router::on_forward_failed`] (it certainly did not get it). `plan` can be called
+//!    again whenever something changes (a bundle arrived from elsewhere); it never
+//!    offers the same bundle twice to a peer while it is in flight or held there.
+//! 4. [`Router::contact_down`] when the link closes; whatever is still in flight
+//!    is treated as failed.
+//!
+//! Received bundles: ask [`Router::admission`] first (is it new? for us? already
+//! delivered?), store it (after `evict::make_room`), then [`Router::insert`] it.
+//! A bundle for this node is delivered to the application instead, then
+//! [`Router::on_delivered`] records the delivery acknowledgement.
+//!
+//! # Delivery acknowledgements
+//! When a bundle reaches its destination node, the destination records an [`Ack`]
+//! (bundle id + the bundle's expiry). Acks travel in every summary, between ferry nodes
+//! whatever their strategy, like the "anti-packets" of epidemic routing: a carrier
+//! that learns of one deletes its copy and passes the ack on, and a node that has it
+//! refuses that bundle if it comes round again. A carrier that hands a bundle straight
+//! to its destination deletes its copy at once. Acks are kept until the bundle would
+//! have expired (at most [`MAX_ACK_RETENTION_MS`]). They are not signed: a peer can
+//! claim a delivery that did not happen and make carriers drop a copy; signed
+//! acknowledgements are future work.
+//!
+//! # Strategies
+//! - **Direct delivery**: a bundle only ever goes to its destination (one copy, the
+//!   source's; the baseline of the DTN literature).
+//! - **Epidemic** (Vahdat & Becker 2000): every contact gets every bundle it lacks.
+//! - **Binary spray-and-wait** (Spyropoulos et al. 2005): a source starts with L
+//!   copies; a holder of n > 1 copies that meets a node without the bundle hands it
+//!   ⌊n/2⌋ and keeps ⌈n/2⌉; a holder of one copy waits for the destination. Copies
+//!   are reserved when planned, so parallel contacts can never hand out more than
+//!   held, and returned if the transfer fails. Copy counts travel beside the bundle
+//!   (the contact protocol carries [`Forward::copies`]), not inside it; a bundle that
+//!   arrives without a count (TCPCL, a folder) holds one copy, which keeps the total
+//!   at most L.
+//! - **PRoPHET** (RFC 6693, GRTR forwarding): a bundle goes to a peer whose
+//!   predictability for its destination is higher than ours (see [`prophet`]).
+//!
+//! Every strategy hands a bundle to its destination when they meet. Nothing is
+//! random: plans are ordered by (to the destination first, higher priority first,
+//! older first, id), so a run is repeatable and a simulator needs no seed here.
+
+pub mod prophet;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::bundle::{BundleId, BundleMeta};
+use super::{DtnMillis, NodeId};
+pub use prophet::{ProphetConfig, ProphetTable};
+
+/// Longest an acknowledgement is kept: 30 days. Bounds what a forged far-future
+/// expiry can pin; a bundle that lives longer than this could, in principle, be
+/// delivered twice after its ack is forgotten.
+pub const MAX_ACK_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
+
+/// Most acks kept. At ~100 bytes each this bounds them to ~10 MB; past it the ones
+/// that expire soonest are forgotten first.
+pub const MAX_ACKS: usize = 100_000;
+
+/// Most bundle ids remembered from one peer's summaries.
+pub const MAX_SUMMARY_IDS: usize = 100_000;
+
+/// The routing strategy of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    DirectDelivery,
+    Epidemic,
+    /// Binary spray-and-wait with `copies` (L) copies per bundle.
+    SprayAndWait {
+        copies: u32,
+    },
+    Prophet(ProphetConfig),
+}
+
+impl Strategy {
+    /// Spray-and-wait's usual L for small networks (Spyropoulos et al. use L ≈ 10–16
+    /// for 100 nodes); ferry's default.
+    pub const DEFAULT_SPRAY_COPIES: u32 = 8;
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::DirectDelivery => "direct",
+            Strategy::Epidemic => "epidemic",
+            Strategy::SprayAndWait { .. } => "spray",
+            Strategy::Prophet(_) => "prophet",
+        }
+    }
+}
+
+/// `direct`, `epidemic`, `spray` / `spray:L`, `prophet`.
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::SprayAndWait { copies } => write!(f, "spray:{copies}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{0:?} is not a routing strategy: expected direct, epidemic, spray[:COPIES] or prophet")]
+pub struct StrategyError(pub String);
+
+impl FromStr for Strategy {
+    type Err = StrategyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || StrategyError(text.to_owned());
+        let lower = text.trim().to_ascii_lowercase();
+        let (name, arg) = match lower.split_once(':') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (lower.as_str(), None),
+        };
+        match (name, arg) {
+            ("direct", None) => Ok(Strategy::DirectDelivery),
+            ("epidemic", None) => Ok(Strategy::Epidemic),
+            ("prophet", None) => Ok(Strategy::Prophet(ProphetConfig::default())),
+            ("spray", None) => Ok(Strategy::SprayAndWait {
+                copies: Self::DEFAULT_SPRAY_COPIES,
+            }),
+            ("spray", Some(n)) => match n.parse::<u32>() {
+                Ok(copies) if copies >= 1 => Ok(Strategy::SprayAndWait { copies }),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// "Bundle `id` reached its destination", kept and spread until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub id: BundleId,
+    pub expires_at: DtnMillis,
+}
+
+/// What a node tells a peer at the start of a contact (and again when it changes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Ids of the bundles this node holds.
+    pub holds: Vec<BundleId>,
+    /// Deliveries this node knows of.
+    pub acks: Vec<Ack>,
+    /// PRoPHET: this node's predictabilities (empty under other strategies).
+    pub predictabilities: Vec<(NodeId, f64)>,
+}
+
+/// What to do with a bundle that has just arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Store and carry it.
+    New,
+    /// It is for this node: deliver it, then call [`Router::on_delivered`].
+    ForUs,
+    /// Already held (a spray copy count is merged by [`Router::insert`]).
+    Duplicate,
+    /// Already delivered: drop it.
+    AlreadyDelivered,
+    /// Its lifetime is over: drop it.
+    Expired,
+}
+
+/// Why a forward was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardReason {
+    /// The peer is the bundle's destination.
+    Destination,
+    /// Epidemic replication.
+    Replicate,
+    /// Spray phase of spray-and-wait.
+    Spray,
+    /// The peer's predictability for the destination is higher than ours.
+    Prophet,
+}
+
+/// "Send bundle `id` to the peer now, telling it it holds `copies` copies."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub id: BundleId,
+    /// Spray-and-wait: the copies handed over (reserved here already). 1 otherwise.
+    pub copies: u32,
+    pub reason: ForwardReason,
+}
+
+/// Why a bundle left the router (and should leave the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its destination has it (an ack arrived).
+    Acked,
+    /// Handed directly to its destination, which confirmed it.
+    HandedToDestination,
+    /// Its lifetime ended.
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub meta: BundleMeta,
+    pub reason: Removal,
+}
+
+/// A held bundle and its spray-and-wait copy count (1 under other strategies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub meta: BundleMeta,
+    pub copies: u32,
+}
+
+/// The durable part of a router, for the store to keep across restarts (contacts are
+/// not durable: after a restart every link is new).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    pub held: Vec<Held>,
+    pub acks: Vec<Ack>,
+    pub prophet: Option<ProphetTable>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Contact {
+    /// A summary arrived: we know what the peer holds.
+    summarised: bool,
+    holds: BTreeSet<BundleId>,
+    predictabilities: BTreeMap<NodeId, f64>,
+    /// Planned, not yet confirmed or failed, with the copies reserved for it.
+    in_flight: BTreeMap<BundleId, u32>,
+}
+
+/// A node's routing state machine.
+#[derive(Debug, Clone)]
+pub struct Router {
+    local: NodeId,
+    strategy: Strategy,
+    held: BTreeMap<BundleId, Held>,
+    acks: BTreeMap<BundleId, DtnMillis>,
+    contacts: BTreeMap<NodeId, Contact>,
+    prophet: Option<(ProphetConfig, ProphetTable)>,
+}
+
+impl Router {
+    pub fn new(local: NodeId, strategy: Strategy) -> Self {
+        let strategy = match strategy {
+            Strategy::SprayAndWait { copies } => Strategy::SprayAndWait {
+                copies: copies.max(1),
+            },
+            Strategy::Prophet(config) => Strategy::Prophet(config.sanitized()),
+            other => other,
+        };
+        let prophet = match &strategy {
+            Strategy::Prophet(config) => Some((*config, ProphetTable::new())),
+            _ => None,
+        };
+        Self {
+            local,
+            strategy,
+            held: BTreeMap::new(),
+            acks: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            prophet,
+        }
+    }
+
+    /// A router restored from a saved [`RouterState`] (expired entries dropped).
+    pub fn from_state(
+        local: NodeId,
+        strategy: Strategy,
+        state: RouterState,
+        now: DtnMillis,
+    ) -> Self {
+        let mut router = Self::new(local, strategy);
+        let max_copies = router.max_copies();
+        for held in state.held {
+            if !held.meta.is_expired(now) {
+                let copies = held.copies.clamp(1, max_copies);
+                router
+                    .held
+                    .insert(held.meta.id.clone(), Held { copies, ..held });
+            }
+        }
+        for ack in state.acks {
+            router.record_ack(ack, now);
+        }
+        if let (Some((_, table)), Some(saved)) = (router.prophet.as_mut(), state.prophet) {
+            *table = saved;
+        }
+        router
+    }
+
+    pub fn state(&self) -> RouterState {
+        RouterState {
+            held: self.held.values().cloned().collect(),
+            acks: self.acks().collect(),
+            prophet: self.prophet.as_ref().map(|(_, table)| table.clone()),
+        }
+    }
+
+    pub fn local(&self) -> &NodeId {
+        &self.local
+    }
+
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    /// Number of bundles held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    pub fn held(&self, id: &BundleId) -> Option<&Held> {
+        self.held.get(id)
+    }
+
+    /// The bundles held, in id order (what `evict::make_room` takes).
+    pub fn bundles(&self) -> impl Iterator<Item = &BundleMeta> {
+        self.held.values().map(|h| &h.meta)
+    }
+
+    pub fn contacts(&self) -> impl Iterator<Item = &NodeId> {
+        self.contacts.keys()
+    }
+
+    pub fn is_acked(&self, id: &BundleId) -> bool {
+        self.acks.contains_key(id)
+    }
+
+    pub fn acks(&self) -> impl Iterator<Item = Ack> + '_ {
+        self.acks.iter().map(|(id, expires_at)| Ack {
+            id: id.clone(),
+            expires_at: *expires_at,
+        })
+    }
+
+    /// PRoPHET's table (None under other strategies).
+    pub fn prophet(&self) -> Option<&ProphetTable> {
+        self.prophet.as_ref().map(|(_, table)| table)
+    }
+
+    /// What to do with an arriving bundle, before storing it.
+    pub fn admission(&self, meta: &BundleMeta, now: DtnMillis) -> Admission {
+        if self.acks.contains_key(&meta.id) {
+            Admission::AlreadyDelivered
+        } else if meta.is_expired(now) {
+            Admission::Expired
+        } else if meta.destination == self.local {
+            Admission::ForUs
+        } else if self.held.contains_key(&meta.id) {
+            Admission::Duplicate
+        } else {
+            Admission::New
+        }
+    }
+
+    /// Takes a stored bundle into routing. `copies` is the spray-and-wait count the
+    /// sender granted (`None` when unknown: the node's own bundle starts with L, any
+    /// other with 1); it is capped at L. A duplicate adds its copies to ours, so that
+    /// copies are never lost or made. Returns what [`Router::admission`] says; only
+    /// `New` and `Duplicate` change anything.
+    pub fn insert(&mut self, meta: BundleMeta, copies: Option<u32>, now: DtnMillis) -> Admission {
+        let admission = self.admission(&meta, now);
+        let max = self.max_copies();
+        let granted = match copies {
+            Some(n) => n.clamp(1, max),
+            None if meta.own => max,
+            None => 1,
+        };
+        match admission {
+            Admission::New => {
+                self.held.insert(
+                    meta.id.clone(),
+                    Held {
+                        meta,
+                        copies: granted,
+                    },
+                );
+            }
+            Admission::Duplicate => {
+                if let Some(held) = self.held.get_mut(&meta.id) {
+                    held.copies = held.copies.saturating_add(granted).min(max);
+                }
+            }
+            _ => {}
+        }
+        admission
+    }
+
+    /// This node is the destination and has delivered `id` to the application:
+    /// remember the delivery (refusing the bundle from now on) and spread the ack.
+    pub fn on_delivered(&mut self, id: &BundleId, expires_at: DtnMillis, now: DtnMillis) {
+        self.held.remove(id);
+        self.record_ack(
+            Ack {
+                id: id.clone(),
+                expires_at,
+            },
+            now,
+        );
+    }
+
+    /// An acknowledgement arrived from outside a summary (e.g. a folder import).
+    /// Returns the copy to delete, if we held one.
+    pub fn on_ack(&mut self, ack: Ack, now: DtnMillis) -> Option<Removed> {
+        let id = ack.id.clone();
+        self.record_ack(ack, now);
+        self.held.remove(&id).map(|held| Removed {
+            meta: held.meta,
+            reason: Removal::Acked,
+        })
+    }
+
+    /// The node dropped a bundle itself (evicted, or deleted by the user).
+    pub fn remove(&mut self, id: &BundleId) -> Option<Held> {
+        self.held.remove(id)
+    }
+
+    /// Drops expired bundles (returned, for the store to delete) and expired acks.
+    pub fn expire(&mut self, now: DtnMillis) -> Vec<Removed> {
+        let gone: Vec<BundleId> = self
+            .held
+            .values()
+            .filter(|h| h.meta.is_expired(now))
+            .map(|h| h.meta.id.clone())
+            .collect();
+        self.acks.retain(|_, expires_at| *expires_at > now);
+        gone.into_iter()
+            .filter_map(|id| self.held.remove(&id))
+            .map(|held| Removed {
+                meta: held.meta,
+                reason: Removal::Expired,
+            })
+            .collect()
+    }
+
+    /// A link to `peer` opened.
+    pub fn contact_up(&mut self, peer: &NodeId, now: DtnMillis) {
+        // A second "up" without a "down" (a reconnect the node did not report):
+        // start afresh, returning what the old contact had reserved.
+        self.contact_down(peer, now);
+        self.contacts.insert(peer.clone(), Contact::default());
+        if let Some((config, table)) = self.prophet.as_mut() {
+            table.encounter(config, peer, now);
+        }
+    }
+
+    /// The link to `peer` closed. Transfers still in flight are treated as failed
+    /// and their reserved copies returned: call [`Router::on_forwarded`] first for
+    /// every transfer the peer confirmed.
+    pub fn contact_down(&mut self, peer: &NodeId, _now: DtnMillis) {
+        if let Some(contact) = self.contacts.remove(peer) {
+            for (id, reserved) in contact.in_flight {
+                self.refund(&id, reserved);
+            }
+        }
+    }
+
+    /// What to tell peers now.
+    pub fn summary(&mut self, now: DtnMillis) -> Summary {
+        let predictabilities = match self.prophet.as_mut() {
+            Some((config, table)) => {
+                table.age(config, now);
+                table.iter().map(|(n, p)| (n.clone(), p)).collect()
+            }
+            None => Vec::new(),
+        };
+        Summary {
+            holds: self.held.keys().cloned().collect(),
+            acks: self
+                .acks
+                .iter()
+                .filter(|(_, e)| **e > now)
+                .map(|(id, e)| Ack {
+                    id: id.clone(),
+                    expires_at: *e,
+                })
+                .collect(),
+            predictabilities,
+        }
+    }
+
+    /// `peer`'s summary arrived. Returns the bundles its acknowledgements remove.
+    pub fn on_summary(&mut self, peer: &NodeId, summary: Summary, now: DtnMillis) -> Vec<Removed> {
+        let contact = self.contacts.entry(peer.clone()).or_default();
+        contact.summarised = true;
+        for id in summary.holds {
+            if contact.holds.len() >= MAX_SUMMARY_IDS {
+                break;
+            }
+            contact.holds.insert(id);
+        }
+        if self.prophet.is_some() {
+            contact.predictabilities = summary
+                .predictabilities
+                .into_iter()
+                .take(prophet::MAX_PROPHET_ENTRIES)
+                .map(|(node, p)| (node, prophet::clamp_unit(p)))
+                .collect();
+        }
+        let mut removed = Vec::new();
+        for ack in summary.acks.into_iter().take(MAX_ACKS) {
+            if let Some(gone) = self.on_ack(ack, now) {
+                removed.push(gone);
+            }
+        }
+        if let Some((config, table)) = self.prophet.as_mut()
+            && let Some(contact) = self.contacts.get(peer)
+        {
+            table.transitive(
+                config,
+                &self.local,
+                peer,
+                contact.predictabilities.iter().map(|(n, p)| (n, *p)),
+                now,
+            );
+        }
+        removed
+    }
+
+    /// The bundles to send `peer` now, best first; spray copies are reserved as they
+    /// are planned. Empty until the peer's summary has arrived.
+    pub fn plan(&mut self, peer: &NodeId, now: DtnMillis) -> Vec<Forward> {
+        if let Some((config, table)) = self.prophet.as_mut() {
+            table.age(config, now);
+        }
+        let Some(contact) = self.contacts.get(peer) else {
+            return Vec::new();
+        };
+        if !contact.summarised {
+            return Vec::new();
+        }
+        let mut chosen: Vec<(&Held, Forward)> = Vec::new();
+        for held in self.held.values() {
+            let id = &held.meta.id;
+            if held.meta.is_expired(now)
+                || contact.holds.contains(id)
+                || contact.in_flight.contains_key(id)
+                || self.acks.contains_key(id)
+            {
+                continue;
+            }
+            let forward = |copies, reason| Forward {
+                id: id.clone(),
+                copies,
+                reason,
+            };
+            let decision = if held.meta.destination == *peer {
+                Some(forward(1, ForwardReason::Destination))
+            } else {
+                match &self.strategy {
+                    Strategy::DirectDelivery => None,
+                    Strategy::Epidemic => Some(forward(1, ForwardReason::Replicate)),
+                    Strategy::SprayAndWait { .. } => {
+                        (held.copies > 1).then(|| forward(held.copies / 2, ForwardReason::Spray))
+                    }
+                    Strategy::Prophet(_) => {
+                        let theirs = contact
+                            .predictabilities
+                            .get(&held.meta.destination)
+                            .copied()
+                            .unwrap_or(0.0);
+                        let ours = self
+                            .prophet
+                            .as_ref()
+                            .map_or(0.0, |(_, t)| t.get(&held.meta.destination));
+                        (theirs > ours).then(|| forward(1, ForwardReason::Prophet))
+                    }
+                }
+            };
+            if let Some(forward) = decision {
+                chosen.push((held, forward));
+            }
+        }
+        chosen.sort_by(|(a, fa), (b, fb)| {
+            let direct = |f: &Forward| f.reason != ForwardReason::Destination;
+            direct(fa)
+                .cmp(&direct(fb))
+                .then(b.meta.priority.cmp(&a.meta.priority))
+                .then(a.meta.id.created().cmp(&b.meta.id.created()))
+                .then(a.meta.id.cmp(&b.meta.id))
+        });
+        let plan: Vec<Forward> = chosen.into_iter().map(|(_, f)| f).collect();
+        // Reserve: spray copies leave our count now; everything is marked in flight.
+        let contact = self.contacts.get_mut(peer).expect("checked above");
+        for forward in &plan {
+            let reserved = if forward.reason == ForwardReason::Spray {
+                forward.copies
+            } else {
+                0
+            };
+            if let Some(held) = self.held.get_mut(&forward.id) {
+                held.copies -= reserved;
+            }
+            contact.in_flight.insert(forward.id.clone(), reserved);
+        }
+        plan
+    }
+
+    /// `peer` confirmed it has `id`. Returns the removal when the peer was the
+    /// destination (our copy is no longer needed, and the delivery is acknowledged).
+    pub fn on_forwarded(
+        &mut self,
+        peer: &NodeId,
+        id: &BundleId,
+        now: DtnMillis,
+    ) -> Option<Removed> {
+        if let Some(contact) = self.contacts.get_mut(peer) {
+            contact.in_flight.remove(id);
+            if contact.holds.len() < MAX_SUMMARY_IDS {
+                contact.holds.insert(id.clone());
+            }
+        }
+        let to_destination = self
+            .held
+            .get(id)
+            .is_some_and(|held| held.meta.destination == *peer);
+        if !to_destination {
+            return None;
+        }
+        let held = self.held.remove(id)?;
+        self.record_ack(
+            Ack {
+                id: id.clone(),
+                expires_at: held.meta.expires_at,
+            },
+            now,
+        );
+        Some(Removed {
+            meta: held.meta,
+            reason: Removal::HandedToDestination,
+        })
+    }
+
+    /// `peer` turned `id` down because it already has it (or is receiving it from
+    /// someone else): reserved copies come back, and it is not offered there again.
+    pub fn on_peer_has(&mut self, peer: &NodeId, id: &BundleId) {
+        self.on_forward_failed(peer, id);
+        if let Some(contact) = self.contacts.get_mut(peer)
+            && contact.holds.len() < MAX_SUMMARY_IDS
+        {
+            contact.holds.insert(id.clone());
+        }
+    }
+
+    /// The transfer of `id` to `peer` failed before the peer could have stored it
+    /// (refused, never started): its reserved copies come back.
+    pub fn on_forward_failed(&mut self, peer: &NodeId, id: &BundleId) {
+        let reserved = self
+            .contacts
+            .get_mut(peer)
+            .and_then(|contact| contact.in_flight.remove(id));
+        if let Some(reserved) = reserved {
+            self.refund(id, reserved);
+        }
+    }
+
+    /// Copies reserved for transfers in flight to all peers, for one bundle
+    /// (the simulator's copy accounting).
+    pub fn copies_in_flight(&self, id: &BundleId) -> u32 {
+        self.contacts
+            .values()
+            .filter_map(|c| c.in_flight.get(id))
+            .sum()
+    }
+
+    fn refund(&mut self, id: &BundleId, reserved: u32) {
+        if let Some(held) = self.held.get_mut(id) {
+            held.copies = held.copies.saturating_add(reserved);
+        }
+    }
+
+    fn max_copies(&self) -> u32 {
+        match self.strategy {
+            Strategy::SprayAndWait { copies } => copies,
+            _ => 1,
+        }
+    }
+
+    fn record_ack(&mut self, ack: Ack, now: DtnMillis) {
+        if ack.expires_at <= now {
+            return;
+        }
+        let expires_at = ack.expires_at.min(now.saturating_add(MAX_ACK_RETENTION_MS));
+        let entry = self.acks.entry(ack.id).or_insert(expires_at);
+        *entry = (*entry).max(expires_at);
+        if self.acks.len() > MAX_ACKS {
+            // Forget the soonest-expiring tenth in one go, so a flood costs one sort
+            // per 10 000 acks rather than one scan per ack.
+            let mut by_expiry: Vec<(DtnMillis, BundleId)> =
+                self.acks.iter().map(|(id, e)| (*e, id.clone())).collect();
+            by_expiry.sort();
+            for (_, id) in by_expiry.into_iter().take(MAX_ACKS / 10) {
+                self.acks.remove(&id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
