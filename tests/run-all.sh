@@ -33,6 +33,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# dtn7-rs's dtnd for the TCPCL interop tests (crates/net/tests/tcpcl_dtnd.rs).
+dtn7_root="$HOME/.cache/ferry-dtn7"
+if [ ! -x "$dtn7_root/bin/dtnd" ] && ! command -v dtnd >/dev/null 2>&1; then
+    step "installing dtn7 0.21.0 (dtnd) into $dtn7_root for the TCPCL interop tests"
+    cargo install dtn7 --version 0.21.0 --locked --root "$dtn7_root" \
+        || echo "warning: dtn7 install failed; the TCPCL interop tests will skip"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -9,6 +9,7 @@ mod codec;
 pub mod interfaces;
 mod quic_first;
 mod swarm;
+pub mod tcpcl;
 
 pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 pub use swarm::{NetConfig, NetError, RelayLimits, build_swarm, listen_all};
