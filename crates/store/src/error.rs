@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use ferry_core::content::ContentId;
+use ferry_core::dtn::{BundleId, Refusal};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -78,6 +79,15 @@ pub enum StoreError {
     Exists(PathBuf),
     #[error("{path}: {source}")]
     BlobIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    // Bundles.
+    #[error("bundle {id} not stored: {refusal}")]
+    BundleRefused { id: BundleId, refusal: Refusal },
+    #[error("bundle file {path}: {source}")]
+    BundleIo {
         path: PathBuf,
         source: std::io::Error,
     },

@@ -1,11 +1,13 @@
 //! ferry-store: everything a node keeps on disk.
 //!
 //! The data directory holds a lock file (one node per directory), the node's
-//! identity key, a redb database, and the blobs' files under `blobs/` (see
-//! [`blobs`]). redb commits are durable when they return, so a crash or `kill -9`
-//! at any moment loses nothing that was acknowledged.
+//! identity key, a redb database, the blobs' files under `blobs/` (see
+//! [`blobs`]), and large DTN bundles' files under `bundles/`. redb commits are
+//! durable when they return, so a crash or `kill -9` at any moment loses nothing
+//! that was acknowledged.
 
 pub mod blobs;
+pub mod bundles;
 mod data_dir;
 mod error;
 pub mod identity;
@@ -13,6 +15,7 @@ mod messages;
 mod peers;
 
 pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
+pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
 pub use messages::StoredMessage;
@@ -24,19 +27,23 @@ use redb::{Database, ReadableDatabase};
 pub struct Store {
     db: Database,
     blobs: blobs::Blobs,
+    bundles: bundles::Bundles,
 }
 
 const DB_FILE: &str = "ferry.redb";
 const BLOBS_DIR: &str = "blobs";
+const BUNDLES_DIR: &str = "bundles";
 
 impl Store {
     /// Opens (or creates) the database of a locked data directory.
     pub fn open(dir: &DataDir) -> Result<Self, StoreError> {
         let db = Database::create(dir.path().join(DB_FILE))?;
         let blobs = blobs::Blobs::open(dir.path().join(BLOBS_DIR))?;
-        let store = Self { db, blobs };
+        let bundles = bundles::Bundles::open(dir.path().join(BUNDLES_DIR))?;
+        let store = Self { db, blobs, bundles };
         store.create_tables()?;
         store.clean_blobs()?;
+        store.clean_bundles()?;
         Ok(store)
     }
 
@@ -45,6 +52,7 @@ impl Store {
         messages::create_tables(&txn)?;
         peers::create_tables(&txn)?;
         blobs::create_tables(&txn)?;
+        bundles::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
     }
