@@ -6,12 +6,25 @@
 //! ```text
 //! hostile_peer corrupt-data DATA_DIR FILE      serve FILE's blob with a flipped byte in every answer
 //! hostile_peer escaping-manifest DATA_DIR      serve a collection whose manifest says "../escaped.txt"
+//! hostile_peer dht-oversize DATA_DIR ADDR      push oversize DHT records at the node at ADDR
 //! ```
 //!
-//! It prints one JSON line: `{"peer_id", "addr", "id", "ticket"}`, then
-//! serves until killed. It listens on 127.0.0.1 only, with no discovery.
+//! The serving modes print one JSON line: `{"peer_id", "addr", "id",
+//! "ticket"}`, then serve until killed. They listen on 127.0.0.1 only, with
+//! no discovery.
+//!
+//! `dht-oversize` dials ADDR (a multiaddr ending in `/p2p/PEER_ID`; the node
+//! must be a DHT server), waits until it identifies itself, and stores three
+//! records on it with Kademlia PUT_VALUE over ferry's DHT protocol: a small
+//! one (which an honest node may store), one with a 2 KiB value (over ferry's
+//! 1 KiB record limit, in a message under its 16 KiB packet limit) and one
+//! with a 64 KiB value (a message over the packet limit: libp2p checks the
+//! size only on receipt, so it is sent). Then it asks the node for each
+//! record back, and prints one JSON line with what happened (see
+//! [`OversizeReport`]) and exits.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferry_core::content::{ContentId, ContentKind, Entry, EntryKind, Manifest, Ticket};
@@ -19,8 +32,8 @@ use ferry_core::transfer::{BlobRequest, BlobResponse};
 use ferry_net::libp2p::futures::StreamExt;
 use ferry_net::libp2p::request_response::{self, Message};
 use ferry_net::libp2p::swarm::SwarmEvent;
-use ferry_net::libp2p::{Multiaddr, multiaddr::Protocol};
-use ferry_net::{BehaviourEvent, NetConfig, build_swarm, listen_all};
+use ferry_net::libp2p::{Multiaddr, Swarm, identify, kad, multiaddr::Protocol};
+use ferry_net::{Behaviour, BehaviourEvent, KAD_PROTOCOL, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
 
 enum Lie {
@@ -42,7 +55,12 @@ async fn main() -> anyhow::Result<()> {
         [mode, dir] if mode == "escaping-manifest" => {
             (Lie::EscapingManifest, PathBuf::from(dir), None)
         }
-        _ => bail!("usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR"),
+        [mode, dir, target] if mode == "dht-oversize" => {
+            return dht_oversize(PathBuf::from(dir), target.parse()?).await;
+        }
+        _ => bail!(
+            "usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR | dht-oversize DATA_DIR ADDR"
+        ),
     };
     let dir = DataDir::lock(&data_dir)?;
     let keypair = identity::load_or_create(&dir)?;
@@ -143,4 +161,173 @@ fn escaping_collection(store: &Store) -> anyhow::Result<ContentId> {
         .import_bytes(&manifest.encode(), ContentKind::Collection, None)
         .context("cannot store the manifest")?;
     Ok(info.id)
+}
+
+/// How long `dht-oversize` waits for the node to identify itself, and for each
+/// DHT request to be answered (a refused one fails at once, or after the
+/// DHT's own query timeout).
+const DHT_STEP_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// What `dht-oversize` prints.
+#[derive(serde::Serialize)]
+struct OversizeReport {
+    peer_id: String,
+    target: String,
+    /// The node's identify protocols include ferry's DHT (it is a server).
+    target_serves_dht: bool,
+    puts: Vec<PutReport>,
+    /// Still connected to the node after everything.
+    still_connected: bool,
+}
+
+#[derive(serde::Serialize)]
+struct PutReport {
+    what: &'static str,
+    /// The record's value; the PUT_VALUE message carrying it is a little
+    /// larger (key, publisher, framing).
+    value_bytes: usize,
+    /// The node answered that it stored the record.
+    stored: bool,
+    /// The error the put ended with, if it failed.
+    error: Option<String>,
+    put_ms: u64,
+    /// A GET_VALUE for the key afterwards found the record on the node.
+    found_after: bool,
+    get_error: Option<String>,
+}
+
+async fn dht_oversize(data_dir: PathBuf, target: Multiaddr) -> anyhow::Result<()> {
+    let Some(Protocol::P2p(target_peer)) = target.iter().last() else {
+        bail!("{target} does not end in /p2p/PEER_ID");
+    };
+    let dir = DataDir::lock(&data_dir)?;
+    let keypair = identity::load_or_create(&dir)?;
+    let mut swarm = build_swarm(
+        keypair,
+        &NetConfig {
+            mdns: false,
+            ..NetConfig::default()
+        },
+    )?;
+    swarm.dial(target.clone())?;
+    let serves_dht = until(
+        &mut swarm,
+        "the node to identify itself",
+        |event| match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if peer_id == target_peer => {
+                Some(info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL))
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if peer == target_peer => {
+                eprintln!("cannot connect to {target}: {error}");
+                std::process::exit(2);
+            }
+            _ => None,
+        },
+    )
+    .await?;
+    // The DHT learns the node (and that it speaks the protocol) from its
+    // identify answer; with that, a query may go to it.
+    swarm
+        .behaviour_mut()
+        .kad
+        .add_address(&target_peer, strip_p2p(target.clone()));
+
+    let mut puts = Vec::new();
+    for (what, value_bytes) in [
+        ("small record", 100),
+        ("value over the 1 KiB record limit", 2 * 1024),
+        ("message over the 16 KiB packet limit", 64 * 1024),
+    ] {
+        let key = kad::RecordKey::new(&format!("hostile {what} {}", swarm.local_peer_id()));
+        let record = kad::Record::new(key.clone(), vec![0x5a; value_bytes]);
+        let started = Instant::now();
+        let query = swarm.behaviour_mut().kad.put_record_to(
+            record,
+            std::iter::once(target_peer),
+            kad::Quorum::One,
+        );
+        let result = until(&mut swarm, "the put to be answered", |event| match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::PutRecord(result),
+                ..
+            })) if id == query => Some(result),
+            _ => None,
+        })
+        .await?;
+        let put_ms = started.elapsed().as_millis() as u64;
+        let (found_after, get_error) = get_back(&mut swarm, key).await?;
+        puts.push(PutReport {
+            what,
+            value_bytes,
+            stored: result.is_ok(),
+            error: result.err().map(|e| format!("{e:?}")),
+            put_ms,
+            found_after,
+            get_error,
+        });
+    }
+    let report = OversizeReport {
+        peer_id: swarm.local_peer_id().to_string(),
+        target: target.to_string(),
+        target_serves_dht: serves_dht,
+        puts,
+        still_connected: swarm.is_connected(&target_peer),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Asks the DHT (the node, the only peer it knows) for `key`'s record.
+async fn get_back(
+    swarm: &mut Swarm<Behaviour>,
+    key: kad::RecordKey,
+) -> anyhow::Result<(bool, Option<String>)> {
+    let query = swarm.behaviour_mut().kad.get_record(key);
+    until(swarm, "the get to be answered", |event| match event {
+        SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+            id,
+            result: kad::QueryResult::GetRecord(result),
+            ..
+        })) if id == query => Some(match result {
+            Ok(kad::GetRecordOk::FoundRecord(_)) => (true, None),
+            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => (false, None),
+            Err(e) => (false, Some(format!("{e:?}"))),
+        }),
+        _ => None,
+    })
+    .await
+}
+
+/// Drives the swarm until `pick` takes an event, or [`DHT_STEP_TIMEOUT`].
+async fn until<T>(
+    swarm: &mut Swarm<Behaviour>,
+    what: &str,
+    mut pick: impl FnMut(SwarmEvent<BehaviourEvent>) -> Option<T>,
+) -> anyhow::Result<T> {
+    let wait = async {
+        loop {
+            if let Some(found) = pick(swarm.select_next_some().await) {
+                return found;
+            }
+        }
+    };
+    tokio::time::timeout(DHT_STEP_TIMEOUT, wait)
+        .await
+        .with_context(|| format!("timed out after {DHT_STEP_TIMEOUT:?} waiting for {what}"))
+}
+
+fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
+    while matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
 }

@@ -24,6 +24,11 @@ use crate::control::types::{GetResult, JobState, ProviderProgress};
 use crate::export;
 use crate::jobs::JobId;
 
+/// How long a download that lost every provider keeps asking them again.
+const STALL_GRACE_MS: u64 = 30_000;
+/// How often it asks.
+const STALL_RETRY_MS: u64 = 2_000;
+
 /// The largest blob a download accepts (1 TiB): a provider's claimed size
 /// sizes the download's bookkeeping, so it is bounded before it is proven.
 const MAX_FETCH_BYTES: u64 = 1 << 40;
@@ -63,6 +68,10 @@ pub(super) struct Download {
     /// Verified bytes fetched from peers in this job, by provider.
     sent_by: HashMap<PeerId, u64>,
     dropped: HashSet<PeerId>,
+    /// Since when (monotonic ms) every provider has been lost, and when they
+    /// were last asked again. A dropped connection (a relay circuit cut, a
+    /// hole punch replacing the relayed path) must not end a download.
+    stalled: Option<(u64, u64)>,
 }
 
 impl Download {
@@ -167,6 +176,7 @@ impl Engine {
             total_bytes: None,
             sent_by: HashMap::new(),
             dropped: HashSet::new(),
+            stalled: None,
         };
         self.downloads.insert(job, download);
         self.next_blob(job);
@@ -467,6 +477,7 @@ impl Engine {
                 if let Some(fetch) = blob.fetch.as_mut() {
                     fetch.completed(&peer, first, last);
                 }
+                download.stalled = None;
             }
             (Err((_, why)), Some(_)) => {
                 // The size was a lie (or the data was): ask another provider.
@@ -605,25 +616,84 @@ impl Engine {
         let Some(blob) = self.downloads.get(&job).and_then(|d| d.blob.as_ref()) else {
             return;
         };
-        let stalled = match &blob.fetch {
+        let id = blob.id;
+        match &blob.fetch {
             // A resumed download has its scheduler before any provider
             // answered: it is stalled only once every peer asked has answered.
-            Some(fetch) => blob.asking.is_empty() && !blob.dht_lookup && fetch.is_stalled(),
-            None => {
-                blob.asking.is_empty()
-                    && blob.probing.is_none()
-                    && blob.claims.is_empty()
-                    && !blob.dht_lookup
+            Some(fetch) if blob.asking.is_empty() && !blob.dht_lookup && fetch.is_stalled() => {
+                let now = self.clock.mono_ms();
+                let download = self.downloads.get_mut(&job).expect("checked above");
+                if download.stalled.is_none() {
+                    download.stalled = Some((now, now));
+                    tracing::info!(job, %id, "every provider lost; asking them again");
+                    self.ask_again(job);
+                }
             }
+            Some(_) => {}
+            None if blob.asking.is_empty()
+                && blob.probing.is_none()
+                && blob.claims.is_empty()
+                && !blob.dht_lookup =>
+            {
+                self.fail_download(
+                    job,
+                    format!(
+                        "no reachable peer has {id} (or every one that did sent bad data); connect to a peer that shares it (ferry connect), or get it with a ticket"
+                    ),
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Asks every provider the download has known (but those that sent bad
+    /// data), and every connected peer, what they have, dialling as needed.
+    fn ask_again(&mut self, job: JobId) {
+        let connected: Vec<PeerId> = self.peers.connected_peers().collect();
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
         };
-        if stalled {
-            let id = blob.id;
-            self.fail_download(
-                job,
-                format!(
-                    "no reachable peer has {id} (or every one that did sent bad data); connect to a peer that shares it (ferry connect), or get it with a ticket"
-                ),
-            );
+        let Some(blob) = download.blob.as_mut() else {
+            return;
+        };
+        let id = blob.id;
+        let mut peers: HashSet<PeerId> = blob.claims.keys().copied().collect();
+        peers.extend(download.plan.providers.iter().copied());
+        peers.extend(connected);
+        peers.retain(|p| !download.dropped.contains(p) && !blob.asking.contains(p));
+        blob.asking.extend(peers.iter().copied());
+        for peer in peers {
+            if !self.swarm.is_connected(&peer) {
+                let _ = self.swarm.dial(peer);
+            }
+            self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+        }
+    }
+
+    /// Called every tick: stalled downloads ask again every few seconds, and
+    /// give up after a while with no provider.
+    pub(super) fn retry_stalled_downloads(&mut self, now: u64) {
+        let stalled: Vec<(JobId, u64, u64)> = self
+            .downloads
+            .iter()
+            .filter_map(|(job, d)| d.stalled.map(|(since, last)| (*job, since, last)))
+            .collect();
+        for (job, since, last) in stalled {
+            if now.saturating_sub(since) > STALL_GRACE_MS {
+                let id = self.downloads[&job].plan.root;
+                self.fail_download(
+                    job,
+                    format!(
+                        "lost every provider of {id} for {} s; run `ferry get` again to resume once a peer that has it is reachable",
+                        STALL_GRACE_MS / 1000
+                    ),
+                );
+            } else if now.saturating_sub(last) >= STALL_RETRY_MS {
+                if let Some(d) = self.downloads.get_mut(&job) {
+                    d.stalled = Some((since, now));
+                }
+                self.ask_again(job);
+            }
         }
     }
 

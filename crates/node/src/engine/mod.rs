@@ -345,6 +345,9 @@ impl Engine {
                 self.on_relayed_listen_addr(&address, true);
                 self.listen_addrs.insert(address);
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.on_listener_closed(listener_id);
+            }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.on_relayed_listen_addr(&address, false);
                 self.listen_addrs.remove(&address);
@@ -458,6 +461,12 @@ impl Engine {
         }
         if self.ticks.is_multiple_of(REPROVIDE_TICKS) {
             self.reprovide();
+        }
+        self.expire_finds(now);
+        self.retry_stalled_downloads(now);
+        // Every 30 s, ask again for relay slots that were refused or ended.
+        if self.ticks.is_multiple_of(60) {
+            self.renew_reservations();
         }
     }
 }

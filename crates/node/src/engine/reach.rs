@@ -24,6 +24,9 @@ use super::Engine;
 use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
 use crate::jobs::JobId;
 
+/// How long a find waits for a connection after its lookup ended.
+const FIND_GRACE_MS: u64 = 10_000;
+
 /// The protocol a relay serves reservations on.
 const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
@@ -42,6 +45,11 @@ pub(super) struct Reach {
     /// `ferry find` calls waiting for a connection to the peer.
     finding: HashMap<PeerId, Vec<FindCall>>,
     lookups: HashMap<kad::QueryId, PeerId>,
+    /// Finds whose DHT lookup ended without the peer: they wait until this
+    /// (monotonic) time for the connection the lookup's own dials may still
+    /// bring (a peer behind NAT never answers DHT queries itself, so it is
+    /// never in a lookup's result, only reachable at the address others gave).
+    find_deadlines: HashMap<PeerId, u64>,
     /// DHT provider lookups, and the download each is for.
     provider_lookups: HashMap<kad::QueryId, JobId>,
     /// Content this node announces in the DHT.
@@ -178,7 +186,13 @@ impl Engine {
         );
         if has_ip && !observed.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
             let udp = observed.iter().any(|p| matches!(p, Protocol::Udp(_)));
-            self.reach.observed.insert((peer, udp), observed.clone());
+            // The first report per peer stands: a later one may come over an
+            // AutoNAT dial-back or another connection from a fresh port, which
+            // says nothing about the mapping of our listening port.
+            self.reach
+                .observed
+                .entry((peer, udp))
+                .or_insert_with(|| observed.clone());
         }
         // Every ferry node goes into the routing table, DHT server or not: a
         // node behind NAT is only a client, yet must be findable by id (its
@@ -232,6 +246,22 @@ impl Engine {
                 Err(e) => tracing::warn!(%relay, "cannot listen through the relay: {e}"),
             }
         }
+    }
+
+    /// A listener closed: if it was a relay reservation (refused, or ended),
+    /// forget it, so the next round of `reserve_relays` asks again.
+    pub(super) fn on_listener_closed(&mut self, listener: ListenerId) {
+        for (relay, r) in self.reach.relays.iter_mut() {
+            if r.listener == Some(listener) {
+                tracing::info!(%relay, "relay reservation ended");
+                *r = Reservation::default();
+            }
+        }
+    }
+
+    /// Retries reservations that were refused or ended, while still unreachable.
+    pub(super) fn renew_reservations(&mut self) {
+        self.reserve_relays();
     }
 
     /// A relayed listen address (ours, through a relay) appeared or went.
@@ -341,6 +371,7 @@ impl Engine {
     }
 
     fn answer_finds(&mut self, peer: PeerId) {
+        self.reach.find_deadlines.remove(&peer);
         let Some(waiting) = self.reach.finding.remove(&peer) else {
             return;
         };
@@ -413,13 +444,18 @@ impl Engine {
                             .addresses(found.addrs)
                             .build();
                         if let Err(e) = self.swarm.dial(opts) {
-                            self.fail_finds(target, format!("found {target} but cannot dial it: {e}"));
+                            self.fail_finds(
+                                target,
+                                format!("found {target} but cannot dial it: {e}"),
+                            );
                         }
                     }
-                    None => self.fail_finds(
-                        target,
-                        format!("{target} is not in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)"),
-                    ),
+                    None => {
+                        let _ = self.swarm.dial(target);
+                        self.reach
+                            .find_deadlines
+                            .insert(target, self.clock.mono_ms() + FIND_GRACE_MS);
+                    }
                 }
             }
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
@@ -440,6 +476,24 @@ impl Engine {
                 tracing::debug!("provider record not published: {e}")
             }
             _ => {}
+        }
+    }
+
+    /// Finds whose grace ran out without a connection fail.
+    pub(super) fn expire_finds(&mut self, now: u64) {
+        let expired: Vec<PeerId> = self
+            .reach
+            .find_deadlines
+            .iter()
+            .filter(|(_, deadline)| now >= **deadline)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.reach.find_deadlines.remove(&peer);
+            self.fail_finds(
+                peer,
+                format!("{peer} was not found in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)"),
+            );
         }
     }
 
