@@ -36,16 +36,6 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
 /// After a restart: the node answers, reconnects and catches up within this.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(20);
 
-/// The tests that run ferry nodes take turns, so that one's timings are not
-/// disturbed by another's nodes starting up (this machine has 2 cores).
-static NODES_TAKE_TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    NODES_TAKE_TURNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Calls `f` every `interval` until it returns `Some`, or `limit` has passed.
 /// Returns the value and the time it took.
 fn poll<T>(
@@ -358,7 +348,7 @@ fn lan_three_nodes_discover_gossip_restart_and_depart() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let mut c = Cluster::new(&["h1", "h2", "h3"]);
     let tag = format!("{:08x}", lab::random_u64() as u32);
     println!(
@@ -738,7 +728,7 @@ fn lan_each_discovery_mechanism_works_alone() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     for (flag, source) in [("--no-mdns", "broadcast"), ("--no-beacon", "mdns")] {
         let mut c = Cluster::new(&["a", "b"]);
         let t0 = Instant::now();

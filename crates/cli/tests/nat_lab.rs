@@ -109,16 +109,6 @@ const LAN_TIMEOUT: Duration = Duration::from_secs(20);
 /// The hostile peer's whole run: connect, three puts, three gets.
 const HOSTILE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The tests take turns: they would otherwise share 2 cores four ways, and each
-/// one's timings are figures worth reading.
-static TAKE_TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    TAKE_TURNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -1082,7 +1072,7 @@ fn cone_nats_find_by_id_hole_punch_chat_and_get_direct() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     let w = World::new(NatKind::Cone, 0);
@@ -1169,7 +1159,7 @@ fn symmetric_nat_stays_relayed_and_still_works() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     let w = World::new(NatKind::Symmetric, 0);
@@ -1246,7 +1236,7 @@ fn cone_nats_with_loss_still_chat_and_get() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let w = World::new(NatKind::Cone, 5);
     println!(
@@ -1276,7 +1266,7 @@ fn only_reachable_nodes_become_dht_servers() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let w = World::new(NatKind::Cone, 0);
 
     let mut home_modes = Vec::new();
@@ -1323,7 +1313,7 @@ fn relay_reservation_limit_holds() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     let mut w = World::with(Setup {
@@ -1419,7 +1409,7 @@ fn relay_circuit_byte_limit_holds() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     const LIMIT: u64 = MIB as u64;
@@ -1577,7 +1567,7 @@ fn oversize_dht_records_are_refused() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     let mut w = World::with(Setup {
@@ -1708,7 +1698,7 @@ fn get_by_bare_id_through_the_dht() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let mut problems = Problems::default();
     let mut w = World::with(Setup {
@@ -1818,7 +1808,7 @@ fn lan_path_preferred_over_the_relay() {
     if lab::skip_unless_root() {
         return;
     }
-    let _turn = take_turn();
+    let _turn = lab::take_turn();
     let t0 = Instant::now();
     let w = World::with(Setup {
         home2: Home2::BesideH1,

@@ -36,6 +36,16 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Lab tests that run ferry nodes take turns: they would otherwise share this
+/// machine's 2 cores several ways, and each one's timings are figures worth
+/// reading. Hold the guard for the whole test.
+pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// True (after saying so) when the lab cannot run because this is not root:
 /// `if lab::skip_unless_root() { return; }`.
 pub fn skip_unless_root() -> bool {
