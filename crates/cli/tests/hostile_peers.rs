@@ -6,12 +6,13 @@
 // uses all of it).
 #[allow(dead_code)]
 mod common;
+mod hostile;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{FERRY, Node, Run, wait_connected};
+use common::{Node, Run, wait_connected};
 use ferry_node::control::types::GetResult;
 use serde::Deserialize;
 
@@ -38,26 +39,9 @@ impl Drop for Hostile {
     }
 }
 
-/// The example binary, built beside the `ferry` binary (`cargo test` builds
-/// examples; a filtered run may not have, so build it then).
-fn hostile_binary() -> PathBuf {
-    let path = Path::new(FERRY)
-        .parent()
-        .unwrap()
-        .join("examples/hostile_peer");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "ferry", "--example", "hostile_peer"])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the hostile peer failed");
-    }
-    path
-}
-
 fn start_hostile(args: &[&str]) -> Hostile {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(hostile_binary())
+    let mut child = Command::new(hostile::binary())
         .arg(args[0])
         .arg(dir.path().join("data"))
         .args(&args[1..])

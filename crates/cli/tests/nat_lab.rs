@@ -46,6 +46,7 @@
 //! root). `FERRY_LAB_KEEP=1` keeps the namespaces, data directories and logs after
 //! a run for a look; `RUST_LOG` sets the nodes' log filter.
 
+mod hostile;
 mod lab;
 
 use std::fs::File;
@@ -1541,23 +1542,6 @@ struct PutReport {
     get_error: Option<String>,
 }
 
-/// The hostile peer example, built beside the `ferry` binary (`cargo test`
-/// builds examples; a filtered run may not have, so build it then).
-fn hostile_binary() -> PathBuf {
-    let path = Path::new(FERRY)
-        .parent()
-        .unwrap()
-        .join("examples/hostile_peer");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "ferry", "--example", "hostile_peer"])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the hostile peer failed");
-    }
-    path
-}
-
 /// Oversize DHT records are refused: a peer on the internet stores records
 /// on b (a DHT server) over ferry's Kademlia protocol: a small one is kept,
 /// one over the 1 KiB value limit and one in a message over the 16 KiB packet
@@ -1584,7 +1568,7 @@ fn oversize_dht_records_are_refused() {
         lab_public_ip(B_OCTET),
         w.b_id
     );
-    let mut command = x.command(hostile_binary());
+    let mut command = x.command(hostile::binary());
     command
         .arg("dht-oversize")
         .arg(&data)
