@@ -33,7 +33,10 @@ Examples:
   ferry start --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
                                   join the internet-wide DHT through a known node
   ferry find 12D3KooW...          find a peer by its id and connect to it
-  ferry nat                       reachability, NAT behaviour, how each peer is connected";
+  ferry nat                       reachability, NAT behaviour, how each peer is connected
+  ferry dtn send 12D3KooW... hello
+                                  a message that waits for a contact to carry it
+  ferry dtn export /media/usb     carry bundles on a drive; `ferry dtn import` at the far end";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,8 +76,9 @@ The node finds peers on the local network by itself (multicast DNS and signed UD
 broadcast beacons), keeps its identity and messages in the data directory, and serves
 the other ferry commands on 127.0.0.1. Flags override the data directory's
 config.toml (keys: name, listen, mdns, beacon, beacon_port, bootstrap, relay, upnp,
-and the relay limits relay_max_reservations, relay_max_circuits,
-relay_max_circuits_per_peer, relay_max_circuit_secs, relay_max_circuit_bytes).
+the relay limits relay_max_reservations, relay_max_circuits,
+relay_max_circuits_per_peer, relay_max_circuit_secs, relay_max_circuit_bytes, and for
+delay-tolerant networking dtn_strategy, dtn_quota_mib, tcpcl_listen, tcpcl_peers).
 
 To reach peers across the internet, give one or more --bootstrap addresses of nodes
 that are already on the network (any ferry node with a public address will do); the
@@ -178,6 +182,153 @@ Remove content from this node's store, by the id `ferry ls` shows: the full 64 h
 or, as long as it is unambiguous, their first 8 or more. The node stops serving it. Files
 written out by `ferry get` and files shared with --in-place stay where they are.")]
     Rm(RmArgs),
+
+    /// Delay-tolerant messaging: bundles that wait, ride on whoever passes, and arrive later.
+    #[command(
+        subcommand,
+        long_about = "\
+Delay-tolerant networking (RFC 9171 bundles) for peers that are only sometimes in reach:
+a village a bus visits once a day, a friend met once a week.
+
+A bundle waits in the node's store until a contact comes; every connected ferry node
+(LAN, internet, relayed) is a contact. Nodes exchange summaries of what they hold and
+forward bundles by the node's routing strategy (`ferry start --dtn-strategy`, default
+epidemic), so a bundle rides on whoever passes until it reaches its destination, which
+acknowledges it back so carriers free their copies. A folder (a USB drive) works as a
+carrier too: `ferry dtn export` and `ferry dtn import`. Other DTN implementations (such
+as dtn7-rs's dtnd) are reached over TCPCLv4: `ferry start --tcpcl-listen/--tcpcl-peer`."
+    )]
+    Dtn(DtnCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DtnCommand {
+    /// Send a text or a file as a bundle to a peer id (or any endpoint id).
+    #[command(long_about = "\
+Send a text or a file as a bundle. DESTINATION is a peer id (the bundle goes to
+dtn://PEER_ID/text, or dtn://PEER_ID/file/NAME for a file) or a full endpoint id such as
+dtn://node/incoming or ipn:2.1 for other DTN implementations. The bundle is stored here
+at once and leaves with the next contact; it lives for --lifetime (default 7 days). One
+bundle holds at most 16 MiB; share larger files with `ferry share`.")]
+    Send(DtnSendArgs),
+
+    /// List the bundles delivered to this node.
+    Inbox(JsonFlag),
+
+    /// Write a delivered bundle's payload (a received file) to a path.
+    Save(DtnSaveArgs),
+
+    /// Show the bundles this node holds (by destination, age, expiry) and its contacts.
+    Status(JsonFlag),
+
+    /// Write the bundles this node carries (and content, acks) to a folder, e.g. a USB drive.
+    #[command(long_about = "\
+Write the bundles this node carries to DIR/ferry-dtn, for a person to carry to another
+node: one RFC 9171 bundle per file in DIR/ferry-dtn/bundles, the delivery
+acknowledgements this node knows in acks.json, and any content named with --content
+(files and whole shared folders) in DIR/ferry-dtn/content. Nothing is removed here:
+copies are freed when the acknowledgements come back. Exporting into the same folder
+again adds what is new.")]
+    Export(DtnExportArgs),
+
+    /// Take in the bundles, acks and content of a folder written by `ferry dtn export`.
+    #[command(long_about = "\
+Read DIR/ferry-dtn (written by `ferry dtn export` on another node): every bundle is
+checked and taken in as if it had come over the network (delivered here if it is for
+this node, otherwise carried on), duplicates are skipped, acknowledgements free the
+copies they name, and content is checked against its hash and stored, so that
+`ferry get ID` finds it here at once.")]
+    Import(DtnImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DtnSendArgs {
+    /// A peer id, or an endpoint id (dtn://NODE/SERVICE, ipn:N.S).
+    #[arg(value_name = "DESTINATION")]
+    pub destination: String,
+    /// The message; the words are joined with spaces.
+    #[arg(
+        value_name = "TEXT",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub text: Vec<String>,
+    /// Send this file instead of a text.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How long the bundle lives, e.g. 90s, 30m, 12h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
+    pub lifetime: Option<u64>,
+    /// bulk, normal or expedited: what goes first on a short contact, and last out of a full store.
+    #[arg(long, value_name = "PRIORITY")]
+    pub priority: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+/// Seconds from `90s`, `30m`, `12h`, `7d` (or a bare number of seconds).
+fn parse_lifetime(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number with s, m, h or d, e.g. 12h"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n.saturating_mul(scale)),
+        _ => Err(format!(
+            "{text:?}: use a number with s, m, h or d, e.g. 12h"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DtnSaveArgs {
+    /// The bundle's id, as `ferry dtn inbox` shows it.
+    #[arg(value_name = "BUNDLE_ID")]
+    pub id: String,
+    /// Where to write it [default: the file's name, in the current directory].
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct DtnExportArgs {
+    /// The folder to write to (a USB drive's mount point, say).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Only bundles for this peer id (or node id); repeat for several.
+    #[arg(long = "to", value_name = "PEER_ID")]
+    pub to: Vec<String>,
+    /// Carry this shared content too (a ticket or content id); repeat for several.
+    #[arg(long = "content", value_name = "ID")]
+    pub content: Vec<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct DtnImportArgs {
+    /// The folder `ferry dtn export` wrote to.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +368,19 @@ pub struct StartArgs {
     /// Do not ask the router for a port mapping with UPnP.
     #[arg(long)]
     pub no_upnp: bool,
+
+    /// DTN routing: direct, epidemic, spray[:COPIES] (binary spray-and-wait) or prophet.
+    /// [default: epidemic]
+    #[arg(long, value_name = "STRATEGY")]
+    pub dtn_strategy: Option<String>,
+
+    /// Accept TCPCLv4 sessions from other DTN implementations on HOST:PORT (e.g. 0.0.0.0:4556).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcpcl_listen: Option<String>,
+
+    /// Keep a TCPCLv4 session with this DTN node (e.g. a dtnd at 127.0.0.1:4556); repeat for several.
+    #[arg(long = "tcpcl-peer", value_name = "HOST:PORT")]
+    pub tcpcl_peers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,10 @@
 use std::time::Duration;
 
 use ferry_core::channel::MAX_WIRE_BYTES;
+use ferry_core::dtn::wire::{
+    DtnRequest, DtnResponse, MAX_REQUEST_BYTES as DTN_MAX_REQUEST,
+    MAX_RESPONSE_BYTES as DTN_MAX_RESPONSE, PROTOCOL as DTN_PROTOCOL,
+};
 use ferry_core::sync::{PROTOCOL as SYNC_PROTOCOL, SyncRequest, SyncResponse};
 use ferry_core::transfer::{
     BlobRequest, BlobResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL as BLOB_PROTOCOL,
@@ -43,6 +47,8 @@ pub struct Behaviour {
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub blob: request_response::Behaviour<PostcardCodec<BlobRequest, BlobResponse>>,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Bundle exchange during DTN contacts.
+    pub dtn: request_response::Behaviour<PostcardCodec<DtnRequest, DtnResponse>>,
     pub autonat: autonat::Behaviour,
     /// Serving relay reservations and circuits: only with `--relay`.
     pub relay: Toggle<relay::Behaviour>,
@@ -108,6 +114,17 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
                     .with_max_concurrent_streams(256),
+            ),
+            dtn: request_response::Behaviour::with_codec(
+                PostcardCodec::new(DTN_MAX_REQUEST, DTN_MAX_RESPONSE),
+                [(
+                    StreamProtocol::new(DTN_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                // A 16 MiB bundle over a slow relayed link, stored with an fsync.
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(120))
+                    .with_max_concurrent_streams(64),
             ),
         })
     }

@@ -11,6 +11,8 @@ use ferry_net::RelayLimits;
 use serde::Deserialize;
 
 use crate::daemon::StartOptions;
+use crate::dtn::DtnSettings;
+use crate::dtn::tcpcl::TcpclSettings;
 
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -34,6 +36,14 @@ pub struct ConfigFile {
     pub relay_max_circuits_per_peer: Option<usize>,
     pub relay_max_circuit_secs: Option<u64>,
     pub relay_max_circuit_bytes: Option<u64>,
+    /// DTN routing: direct, epidemic, spray[:COPIES] or prophet.
+    pub dtn_strategy: Option<String>,
+    /// The bundle store's quota in MiB (a quarter of it per peer).
+    pub dtn_quota_mib: Option<u64>,
+    /// Listen for TCPCLv4 peers (other DTN implementations) on HOST:PORT.
+    pub tcpcl_listen: Option<String>,
+    /// TCPCLv4 peers to keep a session with, HOST:PORT each.
+    pub tcpcl_peers: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -67,6 +77,8 @@ pub struct Settings {
     /// `Some`: serve as a relay within these limits.
     pub relay: Option<RelayLimits>,
     pub upnp: bool,
+    pub dtn: DtnSettings,
+    pub tcpcl: TcpclSettings,
 }
 
 impl Settings {
@@ -113,7 +125,31 @@ impl Settings {
                     .unwrap_or(default.max_circuit_bytes),
             }
         });
+        let dtn = dtn_settings(
+            options.dtn_strategy.or(file.dtn_strategy),
+            file.dtn_quota_mib,
+        )?;
+        let tcpcl = TcpclSettings {
+            listen: options
+                .tcpcl_listen
+                .or(file.tcpcl_listen)
+                .map(|text| {
+                    text.parse().map_err(|e| {
+                        anyhow::anyhow!(
+                            "tcpcl listen address {text:?}: {e}; it looks like 127.0.0.1:4556"
+                        )
+                    })
+                })
+                .transpose()?,
+            peers: options
+                .tcpcl_peers
+                .into_iter()
+                .chain(file.tcpcl_peers.into_iter().flatten())
+                .collect(),
+        };
         Ok(Self {
+            dtn,
+            tcpcl,
             bootstrap,
             relay,
             upnp: options.upnp.or(file.upnp).unwrap_or(true),
@@ -129,6 +165,23 @@ impl Settings {
                 .unwrap_or(DEFAULT_BEACON_PORT),
         })
     }
+}
+
+fn dtn_settings(strategy: Option<String>, quota_mib: Option<u64>) -> anyhow::Result<DtnSettings> {
+    let default = DtnSettings::default();
+    Ok(DtnSettings {
+        strategy: match strategy {
+            Some(text) => text
+                .parse()
+                .map_err(|e| anyhow::anyhow!("dtn strategy: {e}"))?,
+            None => default.strategy,
+        },
+        quota: match quota_mib {
+            Some(0) => anyhow::bail!("dtn_quota_mib must be at least 1"),
+            Some(mib) => ferry_core::dtn::Quota::new(mib.saturating_mul(1 << 20)),
+            None => default.quota,
+        },
+    })
 }
 
 /// Parses a multiaddr typed by a person, with an error that shows the form.

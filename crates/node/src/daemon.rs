@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{ConfigFile, Settings};
 use crate::control::ControlFile;
 use crate::control::server::{ApiState, router};
+use crate::dtn::Dtn;
 use crate::engine::{Engine, Parts};
 use crate::jobs::Jobs;
 
@@ -38,6 +39,12 @@ pub struct StartOptions {
     pub relay: Option<bool>,
     /// Ask the router for a port mapping with UPnP (default on).
     pub upnp: Option<bool>,
+    /// DTN routing strategy (default epidemic).
+    pub dtn_strategy: Option<String>,
+    /// Listen for TCPCLv4 peers on HOST:PORT (default: not at all).
+    pub tcpcl_listen: Option<String>,
+    /// TCPCLv4 peers to dial, HOST:PORT each.
+    pub tcpcl_peers: Vec<String>,
 }
 
 /// Runs the node in the foreground; returns after a clean shutdown.
@@ -52,6 +59,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_name(&local.to_string()));
     let store = Arc::new(Store::open(&dir)?);
     recover_partials(&store);
+    let dtn = Arc::new(Dtn::open(store.clone(), local, settings.dtn.clone())?);
     tracing::info!(peer = %local, %name, data_dir = %dir.path().display(), "starting");
 
     let mut swarm = build_swarm(
@@ -89,6 +97,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         commands,
         new_messages: new_messages_rx,
         jobs: jobs.clone(),
+        dtn: dtn.clone(),
     });
     let server = tokio::spawn(async move { axum::serve(api, app).await });
     ControlFile {
@@ -110,8 +119,16 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         new_messages,
         jobs,
         bootstrap: settings.bootstrap.clone(),
+        dtn: dtn.clone(),
     });
+    let tcpcl = crate::dtn::tcpcl::start(dtn.clone(), &settings.tcpcl).await?;
     engine.run(commands_rx, work_done, shutdown_signal()).await;
+    for task in tcpcl {
+        task.abort();
+    }
+    if let Err(e) = dtn.maintain() {
+        tracing::error!("cannot save DTN state: {e}");
+    }
     // Downloads commit their progress in batches: commit what is verified.
     if let Err(e) = store.flush_blobs() {
         tracing::error!("cannot save download progress: {e}");

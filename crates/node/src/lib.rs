@@ -5,6 +5,7 @@ mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dtn;
 mod engine;
 mod export;
 mod jobs;

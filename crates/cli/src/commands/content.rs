@@ -195,7 +195,7 @@ fn get_output(output: Option<&Path>) -> anyhow::Result<String> {
 }
 
 /// The control API carries paths as text.
-fn utf8(path: &Path) -> anyhow::Result<String> {
+pub(super) fn utf8(path: &Path) -> anyhow::Result<String> {
     path.to_str().map(str::to_owned).ok_or_else(|| {
         anyhow!(
             "{} is not valid UTF-8; ferry can only handle paths that are",

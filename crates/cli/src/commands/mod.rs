@@ -2,6 +2,7 @@
 
 mod channel;
 mod content;
+mod dtn;
 mod node;
 mod start;
 
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => content::get(&client()?, args),
         Command::Ls(args) => content::ls(&client()?, args.json),
         Command::Rm(args) => content::rm(&client()?, &args.id),
+        Command::Dtn(command) => dtn::run(&client()?, command),
     }
 }
 

@@ -34,6 +34,9 @@ pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<
         bootstrap: args.bootstrap,
         relay: args.relay.then_some(true),
         upnp: args.no_upnp.then_some(false),
+        dtn_strategy: args.dtn_strategy,
+        tcpcl_listen: args.tcpcl_listen,
+        tcpcl_peers: args.tcpcl_peers,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,11 +12,13 @@
 //! - [`routing`]: the per-node [`Router`]: direct delivery, epidemic, binary
 //!   spray-and-wait, PRoPHET; summaries exchanged on contact; delivery acknowledgements.
 //! - [`evict`]: the storage quota and what to drop to make room.
+//! - [`wire`]: the messages of `/ferry/dtn/1`, the contact protocol between ferry nodes.
 
 pub mod bundle;
 pub mod eid;
 pub mod evict;
 pub mod routing;
+pub mod wire;
 
 pub use bundle::{
     Bundle, BundleError, BundleId, BundleMeta, CreationClock, CreationTimestamp, MAX_BUNDLE_BYTES,

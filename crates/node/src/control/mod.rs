@@ -1,5 +1,6 @@
 //! The control API: how the `ferry` CLI drives a running node.
 
+mod dtn;
 mod file;
 pub mod server;
 pub mod types;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::types::*;
 use crate::config::parse_multiaddr;
+use crate::dtn::Dtn;
 use crate::engine::{Command, GetPlan, blob_entry, message_view};
 use crate::jobs::Jobs;
 use crate::share;
@@ -35,6 +36,7 @@ pub struct ApiState {
     pub commands: mpsc::Sender<Command>,
     pub new_messages: watch::Receiver<u64>,
     pub jobs: Jobs,
+    pub dtn: Arc<Dtn>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -54,13 +56,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/blobs/{id}", axum::routing::delete(remove_blob))
         .route("/v1/find", post(find_peer))
         .route("/v1/nat", get(nat))
+        .merge(super::dtn::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
 /// An error with the status it maps to and a text for a person.
-pub struct ApiFailure(StatusCode, String);
+pub struct ApiFailure(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
@@ -68,11 +71,11 @@ impl IntoResponse for ApiFailure {
     }
 }
 
-fn bad_request(e: impl ToString) -> ApiFailure {
+pub(super) fn bad_request(e: impl ToString) -> ApiFailure {
     ApiFailure(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-fn internal(e: impl ToString) -> ApiFailure {
+pub(super) fn internal(e: impl ToString) -> ApiFailure {
     ApiFailure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
@@ -217,7 +220,7 @@ async fn read(
     }
 }
 
-fn absolute(path: &str, what: &str) -> Result<PathBuf, ApiFailure> {
+pub(super) fn absolute(path: &str, what: &str) -> Result<PathBuf, ApiFailure> {
     let path = PathBuf::from(path);
     if path.is_absolute() {
         Ok(path)

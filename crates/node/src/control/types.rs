@@ -18,11 +18,20 @@
 //! | `DELETE /v1/blobs/{id}` | | [`Removed`] |
 //! | `POST /v1/find` | [`FindRequest`] | [`FindReply`] |
 //! | `GET /v1/nat` | | [`NatInfo`] |
+//! | `POST /v1/dtn/send` | [`DtnSendRequest`] | [`DtnSendReply`] |
+//! | `GET /v1/dtn/inbox` | | `Vec<`[`InboxItem`]`>` |
+//! | `POST /v1/dtn/save` | [`DtnSaveRequest`] | [`DtnSaveReply`] |
+//! | `GET /v1/dtn/status` | | [`DtnStatus`] |
+//! | `POST /v1/dtn/export` | [`DtnExportRequest`] | [`ExportReport`] |
+//! | `POST /v1/dtn/import` | [`DtnImportRequest`] | [`ImportReport`] |
 //!
 //! Every error is a non-2xx status with an [`ApiError`] body whose text is meant
 //! for a person.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::dtn::folder::{ExportReport, ImportReport};
+pub use crate::dtn::{DtnStatus, InboxItem};
 
 /// Who this node is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,4 +310,63 @@ pub struct PeerPath {
     /// open connections.
     pub connection: String,
     pub remote_addr: String,
+}
+
+/// Send a bundle: `text`, or the file at `file` (absolute path), to `destination`:
+/// a peer id (then `dtn://PEER_ID/text` or `dtn://PEER_ID/file/NAME`) or any
+/// endpoint id (`dtn://node/service`, `ipn:N.S`), used as it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnSendRequest {
+    pub destination: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Default: 7 days.
+    #[serde(default)]
+    pub lifetime_secs: Option<u64>,
+    /// bulk, normal (default) or expedited.
+    #[serde(default)]
+    pub priority: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnSendReply {
+    pub id: String,
+    pub destination: String,
+    /// The bundle's encoded size.
+    pub bytes: u64,
+    pub expires_unix_ms: u64,
+}
+
+/// Write a delivered bundle's payload to `path` (absolute).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnSaveRequest {
+    pub id: String,
+    pub path: String,
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnSaveReply {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// Write carried bundles (those for `to`, if any), known acks and the named content
+/// to `dir` (absolute).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnExportRequest {
+    pub dir: String,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Content ids or tickets to carry as well.
+    #[serde(default)]
+    pub content: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DtnImportRequest {
+    pub dir: String,
 }

@@ -9,6 +9,7 @@
 mod channels;
 mod discovery;
 mod download;
+mod dtn;
 mod reach;
 mod serve;
 mod views;
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
+use crate::dtn::Dtn;
 use crate::jobs::{JobId, Jobs};
 
 pub use download::GetPlan;
@@ -105,6 +107,7 @@ pub(crate) enum Work {
         job: JobId,
         result: Result<(), String>,
     },
+    Dtn(dtn::Done),
 }
 
 pub struct Engine {
@@ -135,6 +138,8 @@ pub struct Engine {
     blob_requests: HashMap<OutboundRequestId, download::Asked>,
     reach: reach::Reach,
     bootstrap: Vec<Multiaddr>,
+    dtn: Arc<Dtn>,
+    dtn_links: dtn::Links,
 }
 
 /// What the engine is built from.
@@ -149,6 +154,8 @@ pub struct Parts {
     pub jobs: Jobs,
     /// DHT bootstrap nodes to dial at start.
     pub bootstrap: Vec<Multiaddr>,
+    /// The bundle agent, shared with the control API and TCPCL sessions.
+    pub dtn: Arc<Dtn>,
 }
 
 impl Engine {
@@ -180,6 +187,8 @@ impl Engine {
             serving: serve::Serving::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
+            dtn: parts.dtn,
+            dtn_links: dtn::Links::default(),
         };
         (engine, work_done)
     }
@@ -195,6 +204,7 @@ impl Engine {
         self.dial_bootstrap();
         self.provide_stored();
         self.redial_remembered();
+        let mut dtn_changed = self.dtn.subscribe();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -204,6 +214,7 @@ impl Engine {
                 Some(command) = commands.recv() => self.on_command(command),
                 Some(work) = work_done.recv() => self.on_work(work),
                 received = discovery::next_beacon(&self.beacon) => self.on_beacon(received),
+                Ok(()) = dtn_changed.changed() => self.on_dtn_changed(),
                 _ = tick.tick() => self.on_tick().await,
                 () = &mut shutdown => break,
             }
@@ -291,6 +302,7 @@ impl Engine {
                 result,
             } => self.on_verified(job, peer, (first, last), probe, result),
             Work::Exported { job, result } => self.on_exported(job, result),
+            Work::Dtn(done) => self.on_dtn_done(done),
         }
     }
 
@@ -379,6 +391,7 @@ impl Engine {
                     tracing::info!(peer = %peer_id, via = %remote, "connected");
                     self.say_hello(peer_id);
                     self.catch_up_with(peer_id);
+                    self.dtn_contact_up(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -391,6 +404,7 @@ impl Engine {
                 self.on_connection_closed(connection_id);
                 self.peers.disconnected(peer_id, num_established);
                 if num_established == 0 {
+                    self.dtn_contact_down(peer_id);
                     tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
                 }
             }
@@ -419,6 +433,7 @@ impl Engine {
             BehaviourEvent::Sync(event) => self.on_sync(event),
             BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::Dtn(event) => self.on_dtn_event(event),
             BehaviourEvent::Autonat(event) => self.on_autonat(event),
             BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
             BehaviourEvent::Relay(event) => self.on_relay_server(event),
@@ -462,6 +477,7 @@ impl Engine {
         if self.ticks.is_multiple_of(REPROVIDE_TICKS) {
             self.reprovide();
         }
+        self.dtn_tick();
         self.expire_finds(now);
         self.retry_stalled_downloads(now);
         // Every 30 s, ask again for relay slots that were refused or ended.

@@ -1,0 +1,390 @@
+//! DTN contacts with connected ferry peers over `/ferry/dtn/1`.
+//!
+//! When a peer connects, both sides send their summary (bundles held, deliveries
+//! known); each answer is the other's summary. Then each side sends, a few at a
+//! time, the bundles its router plans for the peer; the peer answers each only once
+//! the bundle is durably stored or delivered. Summaries are sent again whenever this
+//! node's bundles or acks change, so acknowledgements flow during a contact too.
+//! Store I/O runs on the blocking pool and comes back as [`Done`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use ferry_core::PeerId;
+use ferry_core::dtn::wire::{DtnRequest, DtnResponse, Receipt};
+use ferry_core::dtn::{BundleId, Forward, NodeId, Summary};
+use ferry_core::ratelimit::KeyedLimiter;
+use ferry_net::libp2p::request_response::{
+    self, Message, OutboundFailure, OutboundRequestId, ResponseChannel,
+};
+
+use super::{Engine, Work};
+use crate::dtn::{Dtn, Rejection};
+
+/// Bundles sent to one peer and not yet answered.
+const WINDOW: usize = 8;
+/// Malformed bundles a peer may send before it is disconnected.
+const MAX_STRIKES: u32 = 3;
+/// Bundles one peer may send: a burst of 2,000, then 500 a second. Past it they are
+/// refused (the sender retries later), so one peer cannot hog the store's writes.
+const BUNDLE_BURST: u32 = 2_000;
+const BUNDLES_PER_SECOND: f64 = 500.0;
+/// Rate-limit warnings are logged at most this often per peer.
+const FLOOD_LOG_MS: u64 = 10_000;
+
+/// The contacts in progress.
+pub(super) struct Links {
+    links: HashMap<PeerId, Link>,
+    sent: HashMap<OutboundRequestId, (PeerId, Sent)>,
+    limiter: KeyedLimiter<PeerId>,
+    strikes: HashMap<PeerId, u32>,
+    flood_logged: HashMap<PeerId, u64>,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self {
+            links: HashMap::new(),
+            sent: HashMap::new(),
+            limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
+            strikes: HashMap::new(),
+            flood_logged: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Link {
+    /// Planned (copies reserved in the router), not yet sent.
+    queue: VecDeque<Forward>,
+    in_flight: usize,
+    /// The agent's generation when our summary was last sent.
+    summary_generation: Option<u64>,
+    /// The peer's summary has arrived: plans mean something.
+    summarised: bool,
+}
+
+enum Sent {
+    Summary,
+    Bundle(BundleId),
+}
+
+/// Store work for a contact, finished on the blocking pool.
+pub(crate) enum Done {
+    Summarised(PeerId),
+    Received {
+        peer: PeerId,
+        channel: ResponseChannel<DtnResponse>,
+        result: Result<Receipt, Rejection>,
+    },
+    Loaded {
+        peer: PeerId,
+        forward: Forward,
+        result: Result<Option<Vec<u8>>, String>,
+    },
+    Answered(PeerId),
+}
+
+fn node(peer: &PeerId) -> NodeId {
+    NodeId::from_peer(peer)
+}
+
+impl Engine {
+    /// Runs `job` on the blocking pool; its result comes back to [`Engine::on_dtn_done`].
+    fn dtn_blocking(&self, job: impl FnOnce(&Dtn) -> Done + Send + 'static) {
+        let (dtn, work) = (self.dtn.clone(), self.work.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = work.send(Work::Dtn(job(&dtn)));
+        });
+    }
+
+    pub(super) fn dtn_contact_up(&mut self, peer: PeerId) {
+        self.dtn.contact_up(&node(&peer), "libp2p");
+        self.dtn_links.links.insert(peer, Link::default());
+        self.send_summary(peer);
+    }
+
+    pub(super) fn dtn_contact_down(&mut self, peer: PeerId) {
+        if self.dtn_links.links.remove(&peer).is_some() {
+            self.dtn.contact_down(&node(&peer));
+        }
+    }
+
+    fn send_summary(&mut self, peer: PeerId) {
+        let generation = self.dtn.generation();
+        let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+            return;
+        };
+        link.summary_generation = Some(generation);
+        let summary = self.dtn.summary();
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .dtn
+            .send_request(&peer, DtnRequest::Summary(summary));
+        self.dtn_links.sent.insert(id, (peer, Sent::Summary));
+    }
+
+    fn take_summary(&mut self, peer: PeerId, summary: Summary) {
+        self.dtn_blocking(move |dtn| {
+            if let Err(e) = dtn.on_summary(&node(&peer), summary) {
+                tracing::warn!("cannot free acknowledged bundles: {e}");
+            }
+            Done::Summarised(peer)
+        });
+    }
+
+    pub(super) fn on_dtn_event(&mut self, event: request_response::Event<DtnRequest, DtnResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                Message::Request {
+                    request, channel, ..
+                } => self.on_dtn_request(peer, request, channel),
+                Message::Response {
+                    request_id,
+                    response,
+                } => self.on_dtn_response(request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let sent = self.dtn_links.sent.remove(&request_id);
+                if let Some((_, Sent::Bundle(id))) = &sent {
+                    self.dtn.forward_failed(&node(&peer), id);
+                    if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                        link.in_flight = link.in_flight.saturating_sub(1);
+                    }
+                }
+                if matches!(error, OutboundFailure::UnsupportedProtocols) {
+                    tracing::debug!(%peer, "peer does not speak the DTN protocol");
+                    self.dtn_contact_down(peer);
+                } else {
+                    tracing::debug!(%peer, "DTN request failed: {error}");
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, "DTN message from peer dropped: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_dtn_request(
+        &mut self,
+        peer: PeerId,
+        request: DtnRequest,
+        channel: ResponseChannel<DtnResponse>,
+    ) {
+        match request {
+            DtnRequest::Summary(summary) => {
+                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                    link.summary_generation = Some(self.dtn.generation());
+                }
+                let ours = DtnResponse::Summary(self.dtn.summary());
+                let _ = self.swarm.behaviour_mut().dtn.send_response(channel, ours);
+                self.take_summary(peer, summary);
+            }
+            DtnRequest::Bundle { copies, bytes } => {
+                let now = self.clock.mono_ms();
+                if !self.dtn_links.limiter.allow(&peer, now) {
+                    let logged = self.dtn_links.flood_logged.entry(peer).or_insert(0);
+                    if *logged == 0 || now.saturating_sub(*logged) >= FLOOD_LOG_MS {
+                        *logged = now.max(1);
+                        tracing::warn!(%peer, "peer is sending bundles faster than {BUNDLES_PER_SECOND}/s; refusing the excess");
+                    }
+                    let refused = Receipt::Refused(
+                        "too many bundles from you; slow down and try again".into(),
+                    );
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .dtn
+                        .send_response(channel, DtnResponse::Receipt(refused));
+                    return;
+                }
+                self.dtn_blocking(move |dtn| Done::Received {
+                    peer,
+                    channel,
+                    result: dtn.receive(&bytes, Some(&node(&peer)), Some(copies)),
+                });
+            }
+        }
+    }
+
+    fn on_dtn_response(&mut self, request_id: OutboundRequestId, response: DtnResponse) {
+        let Some((peer, sent)) = self.dtn_links.sent.remove(&request_id) else {
+            return;
+        };
+        match (sent, response) {
+            (Sent::Summary, DtnResponse::Summary(summary)) => self.take_summary(peer, summary),
+            (Sent::Bundle(id), DtnResponse::Receipt(receipt)) => {
+                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                    link.in_flight = link.in_flight.saturating_sub(1);
+                }
+                if let Receipt::Refused(reason) = &receipt {
+                    tracing::info!(%peer, bundle = %id, "peer refused bundle: {reason}");
+                }
+                self.dtn_blocking(move |dtn| {
+                    if let Err(e) = dtn.forward_answered(&node(&peer), &id, &receipt) {
+                        tracing::warn!("cannot free a delivered bundle: {e}");
+                    }
+                    Done::Answered(peer)
+                });
+            }
+            (sent, _) => {
+                tracing::warn!(%peer, "peer answered a DTN request with the wrong message; disconnecting");
+                if let Sent::Bundle(id) = sent {
+                    self.dtn.forward_failed(&node(&peer), &id);
+                }
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    pub(super) fn on_dtn_done(&mut self, done: Done) {
+        match done {
+            Done::Summarised(peer) => {
+                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                    link.summarised = true;
+                }
+                self.pump_bundles(peer, true);
+            }
+            Done::Received {
+                peer,
+                channel,
+                result,
+            } => {
+                let receipt = match result {
+                    Ok(receipt) => receipt,
+                    Err(rejection) => self.refused_bundle(peer, rejection),
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .dtn
+                    .send_response(channel, DtnResponse::Receipt(receipt));
+            }
+            Done::Loaded {
+                peer,
+                forward,
+                result,
+            } => self.send_bundle(peer, forward, result),
+            Done::Answered(peer) => self.pump_bundles(peer, false),
+        }
+    }
+
+    /// Logs a refused bundle; a peer that keeps sending malformed ones is dropped.
+    fn refused_bundle(&mut self, peer: PeerId, rejection: Rejection) -> Receipt {
+        if rejection.peer_fault {
+            let strikes = self.dtn_links.strikes.entry(peer).or_insert(0);
+            *strikes += 1;
+            tracing::warn!(%peer, "malformed bundle from peer refused: {}", rejection.reason);
+            if *strikes >= MAX_STRIKES {
+                tracing::warn!(%peer, "disconnecting peer: {MAX_STRIKES} malformed bundles");
+                self.dtn_links.strikes.remove(&peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        } else {
+            tracing::warn!(%peer, "bundle from peer refused: {}", rejection.reason);
+        }
+        Receipt::Refused(rejection.reason)
+    }
+
+    fn send_bundle(
+        &mut self,
+        peer: PeerId,
+        forward: Forward,
+        result: Result<Option<Vec<u8>>, String>,
+    ) {
+        let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+            return;
+        };
+        match result {
+            Ok(Some(bytes)) => {
+                let id = self.swarm.behaviour_mut().dtn.send_request(
+                    &peer,
+                    DtnRequest::Bundle {
+                        copies: forward.copies,
+                        bytes,
+                    },
+                );
+                self.dtn_links
+                    .sent
+                    .insert(id, (peer, Sent::Bundle(forward.id)));
+            }
+            Ok(None) => {
+                link.in_flight -= 1;
+                self.dtn.forward_failed(&node(&peer), &forward.id);
+            }
+            Err(e) => {
+                // Left reserved for this contact, so it is not retried in a loop.
+                link.in_flight -= 1;
+                tracing::warn!(bundle = %forward.id, "cannot forward bundle: {e}");
+            }
+        }
+    }
+
+    /// Sends `peer` what fits in the window, planning again first if asked.
+    fn pump_bundles(&mut self, peer: PeerId, replan: bool) {
+        let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+            return;
+        };
+        if !link.summarised {
+            return;
+        }
+        if replan || link.queue.is_empty() {
+            link.queue.extend(self.dtn.plan(&node(&peer)));
+        }
+        let room = WINDOW.saturating_sub(link.in_flight).min(link.queue.len());
+        let batch: Vec<Forward> = link.queue.drain(..room).collect();
+        link.in_flight += batch.len();
+        for forward in batch {
+            let id = forward.id.clone();
+            self.dtn_blocking(move |dtn| Done::Loaded {
+                peer,
+                forward,
+                result: dtn.outgoing(&id),
+            });
+        }
+    }
+
+    /// The agent's bundles or acks changed: new bundles may go out at once.
+    pub(super) fn on_dtn_changed(&mut self) {
+        let peers: Vec<PeerId> = self.dtn_links.links.keys().copied().collect();
+        for peer in peers {
+            self.pump_bundles(peer, true);
+        }
+    }
+
+    /// Every second: peers hear of changes (acks above all); refused bundles are
+    /// offered again. Every five: expiry and saving the router's state.
+    pub(super) fn dtn_tick(&mut self) {
+        let generation = self.dtn.generation();
+        let stale: Vec<PeerId> = self
+            .dtn_links
+            .links
+            .iter()
+            .filter(|(_, link)| link.summary_generation != Some(generation))
+            .map(|(peer, _)| *peer)
+            .collect();
+        if self.ticks.is_multiple_of(2) {
+            for peer in stale {
+                self.send_summary(peer);
+            }
+        }
+        if self.ticks.is_multiple_of(20) {
+            self.on_dtn_changed();
+        }
+        if self.ticks.is_multiple_of(10) {
+            let dtn: Arc<Dtn> = self.dtn.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = dtn.maintain() {
+                    tracing::warn!("cannot save DTN state: {e}");
+                }
+            });
+        }
+    }
+}
