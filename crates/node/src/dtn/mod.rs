@@ -20,6 +20,9 @@ pub mod folder;
 pub mod tcpcl;
 mod views;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
