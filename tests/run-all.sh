@@ -33,7 +33,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# dtn7-rs's dtnd for the TCPCL interop tests (crates/net/tests/tcpcl_dtnd.rs).
+# dtn7-rs's dtnd for the TCPCL interop tests (crates/net/tests/tcpcl_dtnd.rs,
+# crates/cli/tests/dtn_tcpcl.rs).
 dtn7_root="$HOME/.cache/ferry-dtn7"
 if [ ! -x "$dtn7_root/bin/dtnd" ] && ! command -v dtnd >/dev/null 2>&1; then
     step "installing dtn7 0.21.0 (dtnd) into $dtn7_root for the TCPCL interop tests"

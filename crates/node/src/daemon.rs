@@ -99,6 +99,9 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         jobs: jobs.clone(),
         dtn: dtn.clone(),
     });
+    // TCPCL binds before control.json says the node is up, so a failure to bind
+    // is reported before anyone is told to use the node.
+    let tcpcl = crate::dtn::tcpcl::start(dtn.clone(), &settings.tcpcl).await?;
     let server = tokio::spawn(async move { axum::serve(api, app).await });
     ControlFile {
         url: api_url.clone(),
@@ -121,7 +124,6 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         bootstrap: settings.bootstrap.clone(),
         dtn: dtn.clone(),
     });
-    let tcpcl = crate::dtn::tcpcl::start(dtn.clone(), &settings.tcpcl).await?;
     engine.run(commands_rx, work_done, shutdown_signal()).await;
     for task in tcpcl {
         task.abort();

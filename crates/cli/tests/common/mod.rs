@@ -148,11 +148,19 @@ pub struct Node {
     /// Holds the data directory (`data/`) and the node's log; removed on drop.
     work: TempDir,
     child: Option<Child>,
+    /// Flags added to every `ferry start` of this node (`start_with`).
+    start_flags: Vec<String>,
 }
 
 impl Node {
     /// Starts a node called `name` and waits until it answers.
     pub fn start(name: &str) -> Node {
+        Node::start_with(name, &[])
+    }
+
+    /// Starts a node called `name` with `extra` flags for `ferry start` (kept for
+    /// restarts) and waits until it answers.
+    pub fn start_with(name: &str, extra: &[&str]) -> Node {
         let mut node = Node {
             name: name.to_owned(),
             work: tempfile::Builder::new()
@@ -160,6 +168,7 @@ impl Node {
                 .tempdir()
                 .expect("tempdir"),
             child: None,
+            start_flags: extra.iter().map(|f| f.to_string()).collect(),
         };
         node.spawn_and_wait();
         node
@@ -203,7 +212,8 @@ impl Node {
     }
 
     fn spawn_and_wait(&mut self) {
-        let child = self.spawn_start(&[]);
+        let flags: Vec<&str> = self.start_flags.iter().map(String::as_str).collect();
+        let child = self.spawn_start(&flags);
         let pid = child.id();
         self.child = Some(child);
         // A node killed with -9 leaves its control.json behind: wait for the one

@@ -279,7 +279,7 @@ impl Dtn {
             return Ok(meta);
         }
         let stored = self.store.put_bundle(&bytes, &meta, &self.quota, now)?;
-        self.take_in(&stored, None, now);
+        self.take_in(&stored, None, None, now);
         tracing::info!(bundle = %meta.id, to = %bundle.destination(), bytes = bytes.len(), "bundle queued");
         Ok(stored.meta)
     }
@@ -350,7 +350,7 @@ impl Dtn {
             Admission::New => match self.store.put_bundle(bytes, &meta, &self.quota, now) {
                 Ok(stored) if !stored.new => Ok(Receipt::Have),
                 Ok(stored) => {
-                    self.take_in(&stored, copies, now);
+                    self.take_in(&stored, copies, from, now);
                     Ok(Receipt::Stored)
                 }
                 Err(StoreError::BundleRefused { refusal, .. }) => {
@@ -362,7 +362,15 @@ impl Dtn {
     }
 
     /// A stored bundle joins the router; what the store dropped to make room leaves it.
-    fn take_in(&self, stored: &ferry_store::StoredBundle, copies: Option<u32>, now: DtnMillis) {
+    /// `from`, the peer it came from, holds it: it is never offered back there (a
+    /// ferry peer's summary would say so, but a TCPCL peer sends none).
+    fn take_in(
+        &self,
+        stored: &ferry_store::StoredBundle,
+        copies: Option<u32>,
+        from: Option<&NodeId>,
+        now: DtnMillis,
+    ) {
         let mut inner = self.lock();
         for id in &stored.expired {
             inner.router.remove(id);
@@ -372,6 +380,9 @@ impl Dtn {
             inner.router.remove(id);
         }
         inner.router.insert(stored.meta.clone(), copies, now);
+        if let Some(peer) = from {
+            inner.router.on_peer_has(peer, &stored.meta.id);
+        }
         Self::touch(&mut inner, &self.changed);
     }
 
@@ -485,6 +496,13 @@ impl Dtn {
     /// A forward failed on the way (the link broke, a timeout).
     pub fn forward_failed(&self, peer: &NodeId, id: &BundleId) {
         self.lock().router.on_forward_failed(peer, id);
+    }
+
+    /// A planned bundle that cannot go to `peer` in this contact (over its transfer
+    /// limit): its reserved copies come back for other contacts, and it is not
+    /// planned for `peer` again until the next contact.
+    pub fn forward_skipped(&self, peer: &NodeId, id: &BundleId) {
+        self.lock().router.on_peer_has(peer, id);
     }
 
     /// Periodic upkeep (*blocking*): drops expired bundles and saves the router's

@@ -47,8 +47,14 @@ pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Ve
         let (dtn, options) = (dtn.clone(), options.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok((stream, from)) = listener.accept().await else {
-                    continue;
+                let (stream, from) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors, say: do not spin.
+                        tracing::warn!("TCPCL accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        continue;
+                    }
                 };
                 let (dtn, options) = (dtn.clone(), options.clone());
                 tokio::spawn(async move {
@@ -158,10 +164,12 @@ fn send_loop(dtn: Arc<Dtn>, session: &TcpclSession, node: NodeId) -> JoinHandle<
                     Err(_) => return,
                 };
                 if bytes.len() as u64 > limit {
-                    // Left reserved for this contact: offered again on the next one,
-                    // or to a peer that takes bundles this large.
+                    // Not planned for this peer again in this contact (offered on the
+                    // next one), its spray copies free for peers that take bundles
+                    // this large.
                     tracing::warn!(peer = %node, bundle = %forward.id, bytes = bytes.len(),
                         "bundle is over this TCPCL peer's {limit}-byte transfer limit; kept for another contact");
+                    dtn.forward_skipped(&node, &forward.id);
                     continue;
                 }
                 match sender.send_bundle(bytes).await {

@@ -62,12 +62,21 @@ fn a_bundle_for_another_node_is_stored_once_and_one_for_us_is_delivered() {
     let (sender, elsewhere) = (peer(), peer());
     let carried = bundle(&sender, &elsewhere, "carry me", 0);
     let from = NodeId::from_peer(&sender);
-    assert_eq!(dtn.receive(&carried, Some(&from), Some(1)), Ok(Receipt::Stored));
-    assert_eq!(dtn.receive(&carried, Some(&from), Some(1)), Ok(Receipt::Have));
+    assert_eq!(
+        dtn.receive(&carried, Some(&from), Some(1)),
+        Ok(Receipt::Stored)
+    );
+    assert_eq!(
+        dtn.receive(&carried, Some(&from), Some(1)),
+        Ok(Receipt::Have)
+    );
     assert_eq!(dtn.held(&[]).len(), 1);
 
     let mine = bundle(&sender, &node.peer, "for you", 1);
-    assert_eq!(dtn.receive(&mine, Some(&from), None), Ok(Receipt::Delivered));
+    assert_eq!(
+        dtn.receive(&mine, Some(&from), None),
+        Ok(Receipt::Delivered)
+    );
     assert_eq!(dtn.receive(&mine, Some(&from), None), Ok(Receipt::Have));
     let inbox = dtn.inbox().unwrap();
     assert_eq!(inbox.len(), 1);
@@ -107,7 +116,11 @@ fn a_restart_keeps_bundles_and_acks_even_without_saved_router_state() {
         // No maintain(): as if killed before the router state was saved.
     }
     let dtn = node.agent();
-    assert_eq!(dtn.held(&[]).len(), 1, "the stored bundle is taken in again");
+    assert_eq!(
+        dtn.held(&[]).len(),
+        1,
+        "the stored bundle is taken in again"
+    );
     assert_eq!(
         dtn.receive(&mine, None, None),
         Ok(Receipt::Have),
@@ -159,7 +172,10 @@ fn own_bundles_wait_for_a_contact_and_go_to_it() {
     assert!(meta.own);
     let town_node = NodeId::from_peer(&town);
     dtn.contact_up(&town_node, "test");
-    assert!(dtn.plan(&town_node).is_empty(), "nothing before its summary");
+    assert!(
+        dtn.plan(&town_node).is_empty(),
+        "nothing before its summary"
+    );
     dtn.on_summary(&town_node, Summary::default()).unwrap();
     let plan = dtn.plan(&town_node);
     assert_eq!(plan.len(), 1);
