@@ -7,6 +7,10 @@
 //! hostile_peer corrupt-data DATA_DIR FILE      serve FILE's blob with a flipped byte in every answer
 //! hostile_peer escaping-manifest DATA_DIR      serve a collection whose manifest says "../escaped.txt"
 //! hostile_peer dht-oversize DATA_DIR ADDR      push oversize DHT records at the node at ADDR
+//! hostile_peer dtn-malformed DATA_DIR ADDR     send the node at ADDR malformed bundles
+//! hostile_peer dtn-oversize DATA_DIR ADDR      send it an oversize frame and an oversize bundle
+//! hostile_peer dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES
+//!                                              flood it with COUNT valid bundles
 //! ```
 //!
 //! The serving modes print one JSON line: `{"peer_id", "addr", "id",
@@ -22,6 +26,9 @@
 //! size only on receipt, so it is sent). Then it asks the node for each
 //! record back, and prints one JSON line with what happened (see
 //! [`OversizeReport`]) and exits.
+//!
+//! The `dtn-*` modes (in `hostile/dtn.rs`) dial ADDR the same way, speak
+//! `/ferry/dtn/1` with a codec of their own, print one JSON report and exit.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,6 +42,9 @@ use ferry_net::libp2p::swarm::SwarmEvent;
 use ferry_net::libp2p::{Multiaddr, Swarm, identify, kad, multiaddr::Protocol};
 use ferry_net::{Behaviour, BehaviourEvent, KAD_PROTOCOL, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
+
+#[path = "hostile/dtn.rs"]
+mod dtn;
 
 enum Lie {
     /// Every group answer has one byte flipped.
@@ -58,8 +68,11 @@ async fn main() -> anyhow::Result<()> {
         [mode, dir, target] if mode == "dht-oversize" => {
             return dht_oversize(PathBuf::from(dir), target.parse()?).await;
         }
+        [mode, dir, rest @ ..] if mode.starts_with("dtn-") => {
+            return dtn::run(mode, PathBuf::from(dir), rest).await;
+        }
         _ => bail!(
-            "usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR | dht-oversize DATA_DIR ADDR"
+            "usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR | dht-oversize DATA_DIR ADDR | dtn-malformed|dtn-oversize DATA_DIR ADDR | dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES"
         ),
     };
     let dir = DataDir::lock(&data_dir)?;

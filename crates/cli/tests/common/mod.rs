@@ -174,6 +174,25 @@ impl Node {
         node
     }
 
+    /// Starts a node called `name` with `config` as its `config.toml` (written
+    /// into the data directory first), and waits until it answers.
+    #[allow(dead_code)] // Not every test file that shares this harness uses it.
+    pub fn start_with_config(name: &str, config: &str) -> Node {
+        let mut node = Node {
+            name: name.to_owned(),
+            work: tempfile::Builder::new()
+                .prefix(&format!("ferry-{name}-"))
+                .tempdir()
+                .expect("tempdir"),
+            child: None,
+            start_flags: Vec::new(),
+        };
+        std::fs::create_dir_all(node.data_dir()).expect("create the data directory");
+        std::fs::write(node.data_dir().join("config.toml"), config).expect("write config.toml");
+        node.spawn_and_wait();
+        node
+    }
+
     /// The data directory. It does not exist before the first start: the node
     /// creates it.
     pub fn data_dir(&self) -> PathBuf {

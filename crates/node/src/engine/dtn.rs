@@ -29,8 +29,13 @@ const MAX_STRIKES: u32 = 3;
 /// refused (the sender retries later), so one peer cannot hog the store's writes.
 const BUNDLE_BURST: u32 = 2_000;
 const BUNDLES_PER_SECOND: f64 = 500.0;
-/// Rate-limit warnings are logged at most this often per peer.
+/// Rate-limit warnings, and refusals for want of room, are logged at most this
+/// often per peer: a peer that keeps sending into a full store must not fill
+/// the log instead.
 const FLOOD_LOG_MS: u64 = 10_000;
+/// How long a peer struck out keeps its connection, so the answer saying why
+/// reaches it before the hang-up (closing at once drops answers in flight).
+const HANG_UP_DELAY_MS: u64 = 500;
 
 /// The contacts in progress.
 pub(super) struct Links {
@@ -38,7 +43,12 @@ pub(super) struct Links {
     sent: HashMap<OutboundRequestId, (PeerId, Sent)>,
     limiter: KeyedLimiter<PeerId>,
     strikes: HashMap<PeerId, u32>,
+    /// Peers struck out, and when to disconnect them (monotonic ms).
+    hang_up: HashMap<PeerId, u64>,
     flood_logged: HashMap<PeerId, u64>,
+    /// When a refusal of this peer's bundle was last logged, and how many were
+    /// refused since without a log line.
+    refusal_logged: HashMap<PeerId, (u64, u64)>,
 }
 
 impl Default for Links {
@@ -48,7 +58,9 @@ impl Default for Links {
             sent: HashMap::new(),
             limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
             strikes: HashMap::new(),
+            hang_up: HashMap::new(),
             flood_logged: HashMap::new(),
+            refusal_logged: HashMap::new(),
         }
     }
 }
@@ -152,17 +164,35 @@ impl Engine {
                 ..
             } => {
                 let sent = self.dtn_links.sent.remove(&request_id);
-                if let Some((_, Sent::Bundle(id))) = &sent {
-                    self.dtn.forward_failed(&node(&peer), id);
-                    if let Some(link) = self.dtn_links.links.get_mut(&peer) {
-                        link.in_flight = link.in_flight.saturating_sub(1);
+                match &sent {
+                    Some((_, Sent::Bundle(id))) => {
+                        self.dtn.forward_failed(&node(&peer), id);
+                        if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                            link.in_flight = link.in_flight.saturating_sub(1);
+                        }
                     }
+                    // The peer may never have heard it: the next tick sends it again.
+                    Some((_, Sent::Summary)) => {
+                        if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                            link.summary_generation = None;
+                        }
+                    }
+                    None => {}
                 }
                 if matches!(error, OutboundFailure::UnsupportedProtocols) {
                     tracing::debug!(%peer, "peer does not speak the DTN protocol");
                     self.dtn_contact_down(peer);
                 } else {
                     tracing::debug!(%peer, "DTN request failed: {error}");
+                    // One of several connections to the peer closed (a peer that
+                    // restarted before its old connection timed out has two, and
+                    // requests are spread over both): what was sent over the dead one
+                    // goes again now over the live one, not at the next periodic plan.
+                    // Once the last connection closes the contact is down and this
+                    // does nothing.
+                    if sent.is_some() && matches!(error, OutboundFailure::ConnectionClosed) {
+                        self.pump_bundles(peer, true);
+                    }
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -186,6 +216,16 @@ impl Engine {
                 let ours = DtnResponse::Summary(self.dtn.summary());
                 let _ = self.swarm.behaviour_mut().dtn.send_response(channel, ours);
                 self.take_summary(peer, summary);
+            }
+            DtnRequest::Bundle { .. } if self.dtn_links.hang_up.contains_key(&peer) => {
+                let refused = Receipt::Refused(format!(
+                    "{MAX_STRIKES} malformed bundles from you; disconnecting"
+                ));
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .dtn
+                    .send_response(channel, DtnResponse::Receipt(refused));
             }
             DtnRequest::Bundle { copies, bytes } => {
                 let now = self.clock.mono_ms();
@@ -285,10 +325,23 @@ impl Engine {
             if *strikes >= MAX_STRIKES {
                 tracing::warn!(%peer, "disconnecting peer: {MAX_STRIKES} malformed bundles");
                 self.dtn_links.strikes.remove(&peer);
-                let _ = self.swarm.disconnect_peer_id(peer);
+                // Not at once: the answer being sent now would be lost.
+                let at = self.clock.mono_ms() + HANG_UP_DELAY_MS;
+                self.dtn_links.hang_up.entry(peer).or_insert(at);
             }
         } else {
-            tracing::warn!(%peer, "bundle from peer refused: {}", rejection.reason);
+            let now = self.clock.mono_ms();
+            let (logged, quiet) = self.dtn_links.refusal_logged.entry(peer).or_insert((0, 0));
+            if *logged == 0 || now.saturating_sub(*logged) >= FLOOD_LOG_MS {
+                let more = match std::mem::take(quiet) {
+                    0 => String::new(),
+                    n => format!(" ({n} more refused since the last report)"),
+                };
+                *logged = now.max(1);
+                tracing::warn!(%peer, "bundle from peer refused: {}{more}", rejection.reason);
+            } else {
+                *quiet += 1;
+            }
         }
         Receipt::Refused(rejection.reason)
     }
@@ -359,9 +412,22 @@ impl Engine {
         }
     }
 
-    /// Every second: peers hear of changes (acks above all); refused bundles are
-    /// offered again. Every five: expiry and saving the router's state.
+    /// Every tick: peers struck out are disconnected. Every second: peers hear of
+    /// changes (acks above all); refused bundles are offered again. Every five:
+    /// expiry and saving the router's state.
     pub(super) fn dtn_tick(&mut self) {
+        let now = self.clock.mono_ms();
+        let due: Vec<PeerId> = self
+            .dtn_links
+            .hang_up
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            self.dtn_links.hang_up.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let generation = self.dtn.generation();
         let stale: Vec<PeerId> = self
             .dtn_links
