@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Node, Run, SPREAD_TIMEOUT, wait_connected, wait_until};
+use common::{Node, Run, SPREAD_TIMEOUT, random_bytes, wait_connected, wait_until};
 use ferry_node::control::types::{DtnSaveReply, DtnSendReply, DtnStatus, ImportReport, InboxItem};
 
 fn status(node: &Node) -> DtnStatus {
@@ -31,16 +31,6 @@ fn send(node: &Node, args: &[&str]) -> DtnSendReply {
 
 fn held(node: &Node) -> usize {
     status(node).bundles.len()
-}
-
-/// Bytes that look random, the same for the same seed.
-fn random_bytes(seed: &str, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut bytes);
-    bytes
 }
 
 fn import(node: &Node, dir: &Path) -> ImportReport {

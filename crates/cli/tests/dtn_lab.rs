@@ -26,19 +26,18 @@
 mod lab;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::{
-    DtnSendReply, DtnStatus, ExportReport, GetResult, IdInfo, ImportReport, InboxItem, PeerInfo,
+    DtnSendReply, DtnStatus, ExportReport, GetResult, ImportReport, InboxItem, PeerInfo,
     ShareResult,
 };
+use lab::node::{FERRY, Node};
 use lab::{Host, Lab};
 use serde::de::DeserializeOwned;
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const MIB: usize = 1024 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 /// Deadlines, so that a hung test fails instead of hanging; generous for a debug
@@ -87,129 +86,8 @@ fn random_file(path: &Path, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// One `ferry` node in its lab host (as in `lan_lab.rs`: a data directory under
-/// the test's temporary directory, one pair of log files per start, default
-/// listen addresses and discovery).
-struct Node {
-    name: String,
-    host: Host,
-    data_dir: PathBuf,
-    log_dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
-    peer_id: String,
-}
-
+/// What these tests ask of a node, besides [`Node`]'s own.
 impl Node {
-    fn new(name: &str, host: Host, base: &Path) -> Node {
-        let data_dir = base.join(name);
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Node {
-            name: name.to_owned(),
-            host,
-            data_dir,
-            log_dir: base.to_owned(),
-            child: None,
-            starts: 0,
-            peer_id: String::new(),
-        }
-    }
-
-    fn log_path(&self, start: u32, stream: &str) -> PathBuf {
-        self.log_dir
-            .join(format!("{}.start{start}.{stream}.log", self.name))
-    }
-
-    /// `ferry start --data-dir DIR --name NAME` in the node's namespace; waits
-    /// until the control API answers and checks the peer id stays the same.
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
-        self.starts += 1;
-        let stdout = File::create(self.log_path(self.starts, "stdout")).unwrap();
-        let stderr = File::create(self.log_path(self.starts, "stderr")).unwrap();
-        let mut command = self.host.command(FERRY);
-        command
-            .arg("start")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--name", &self.name])
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        self.child = Some(command.spawn().expect("spawn ferry start"));
-        let (id, _) = wait_for(&format!("{} to answer", self.name), START_LIMIT, || {
-            if let Some(status) = self.exited() {
-                panic!("{} exited: {status}", self.name);
-            }
-            self.json::<IdInfo>(&["id", "--json"])
-        });
-        if self.peer_id.is_empty() {
-            self.peer_id = id.peer_id;
-        } else {
-            assert_eq!(
-                id.peer_id, self.peer_id,
-                "{} changed its peer id",
-                self.name
-            );
-        }
-    }
-
-    /// SIGKILL, no goodbye.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// `ferry --data-dir DIR ARGS...` in the node's namespace.
-    fn cli(&self, args: &[&str]) -> Output {
-        self.host
-            .command(FERRY)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the ferry CLI")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.cli(args);
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "`ferry {}` on {} failed ({}): {}{}",
-                args.join(" "),
-                self.name,
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    fn json<T: DeserializeOwned>(&self, args: &[&str]) -> Result<T, String> {
-        let text = self.cli_ok(args)?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "`ferry {}` on {}: bad JSON ({e}): {text}",
-                args.join(" "),
-                self.name
-            )
-        })
-    }
-
     #[track_caller]
     fn must<T: DeserializeOwned>(&self, args: &[&str]) -> T {
         self.json(args).unwrap_or_else(|e| panic!("{e}"))
@@ -240,7 +118,7 @@ impl Node {
     }
 
     fn connected_to(&self, peer_id: &str) -> bool {
-        self.json::<Vec<PeerInfo>>(&["peers", "--json"])
+        self.peers()
             .is_ok_and(|peers| peers.iter().any(|p| p.peer_id == peer_id && p.connected))
     }
 }
@@ -262,7 +140,7 @@ impl World {
     /// the three nodes started.
     fn village_bus_town() -> World {
         let lab = Lab::new();
-        let dir = tempdir(&lab);
+        let dir = lab.tempdir();
         let vb = lab.bridge_segment("vb", "10.79.1.0/24");
         let bt = lab.bridge_segment("bt", "10.79.2.0/24");
         let village = lab.host("village");
@@ -278,14 +156,7 @@ impl World {
             .into_iter()
             .map(|(name, host)| Node::new(name, host, dir.path()))
             .collect();
-        let mut world = World {
-            nodes,
-            lab,
-            dir: Some(dir),
-        };
-        for node in &mut world.nodes {
-            node.start();
-        }
+        let world = World::start(lab, dir, nodes);
         eprintln!(
             "lab {}: village {}, bus {}, town {}",
             world.lab.prefix(),
@@ -299,18 +170,23 @@ impl World {
     /// Two hosts with no network between them (each has only `lo`).
     fn village_and_town_apart() -> World {
         let lab = Lab::new();
-        let dir = tempdir(&lab);
+        let dir = lab.tempdir();
         let nodes = ["village", "town"]
             .into_iter()
             .map(|name| Node::new(name, lab.host(name), dir.path()))
             .collect();
+        World::start(lab, dir, nodes)
+    }
+
+    /// The world of `nodes`, each started.
+    fn start(lab: Lab, dir: tempfile::TempDir, nodes: Vec<Node>) -> World {
         let mut world = World {
             nodes,
             lab,
             dir: Some(dir),
         };
         for node in &mut world.nodes {
-            node.start();
+            node.start_and_wait(START_LIMIT);
         }
         world
     }
@@ -324,47 +200,23 @@ impl World {
         set_link(&self.nodes[1].host, iface, up);
     }
 
-    fn print_logs(&self) {
-        for node in &self.nodes {
-            for start in 1..=node.starts {
-                for stream in ["stdout", "stderr"] {
-                    let path = node.log_path(start, stream);
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let lines: Vec<&str> = text.lines().collect();
-                    let tail = lines[lines.len().saturating_sub(150)..].join("\n");
-                    eprintln!(
-                        "----- {} start {start} {stream} (last 150 of {} lines; {}) -----\n{tail}",
-                        node.name,
-                        lines.len(),
-                        path.display()
-                    );
-                }
-            }
-        }
+    /// The bus leaves the village for the town.
+    fn bus_to_town(&self) {
+        self.link(BUS_TO_VILLAGE, false);
+        self.link(BUS_TO_TOWN, true);
+    }
+
+    /// The bus leaves the town for the village.
+    fn bus_to_village(&self) {
+        self.link(BUS_TO_TOWN, false);
+        self.link(BUS_TO_VILLAGE, true);
     }
 }
 
 impl Drop for World {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.print_logs();
-        }
-        for node in &mut self.nodes {
-            node.kill9();
-        }
-        if std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0")
-            && let Some(dir) = self.dir.take()
-        {
-            eprintln!("FERRY_LAB_KEEP: keeping {}", dir.keep().display());
-        }
+        lab::node::tear_down(&mut self.nodes, &mut self.dir, 150);
     }
-}
-
-fn tempdir(lab: &Lab) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("{}-", lab.prefix()))
-        .tempdir()
-        .unwrap()
 }
 
 /// `ip link set IFACE up|down` inside `host`.
@@ -530,30 +382,74 @@ fn assert_saved_file(node: &Node, id: &str, expected: &[u8], out: &Path) {
     );
 }
 
-/// Checks the town's inbox entries for a text and a file from the village.
+/// A text and a 5 MiB file, sent together from one node to another.
+struct Letter {
+    text: String,
+    /// The file's name (`NAME.bin`), under the test's directory.
+    file_name: String,
+    path: PathBuf,
+    file: Vec<u8>,
+    /// The two bundles' ids, once sent.
+    text_id: String,
+    file_id: String,
+}
+
+impl Letter {
+    /// The letter `text`, with `NAME.bin` (5 MiB that look random) written under
+    /// `dir`; not sent yet.
+    fn write(dir: &Path, name: &str, text: String) -> Letter {
+        let file_name = format!("{name}.bin");
+        let path = dir.join(&file_name);
+        let file = random_file(&path, 5 * MIB);
+        Letter {
+            text,
+            file_name,
+            path,
+            file,
+            text_id: String::new(),
+            file_id: String::new(),
+        }
+    }
+
+    /// Sends the text and the file from `from` to `to`; returns both bundle ids.
+    fn send(&mut self, from: &Node, to: &Node) -> BTreeSet<String> {
+        self.text_id = from.send_text(&to.peer_id, &self.text);
+        self.file_id = from.send_file(&to.peer_id, &self.path);
+        [self.text_id.clone(), self.file_id.clone()].into()
+    }
+
+    /// Checks the entries of `inbox` (`to`'s) for the text and the file from
+    /// `from`, and that `to` saves the file (as `NAME.saved`) byte for byte.
+    #[track_caller]
+    fn assert_arrived(&self, inbox: &[InboxItem], from: &Node, to: &Node) {
+        let item = |id: &str| inbox.iter().find(|i| i.id == id).unwrap();
+        let t = item(&self.text_id);
+        assert_eq!(t.kind, "text");
+        assert_eq!(t.text.as_deref(), Some(self.text.as_str()));
+        assert!(
+            t.source.contains(&from.peer_id),
+            "text from {} instead of {}",
+            t.source,
+            from.name
+        );
+        let f = item(&self.file_id);
+        assert_eq!(f.kind, "file");
+        assert_eq!(f.file_name.as_deref(), Some(self.file_name.as_str()));
+        assert_eq!(f.size, self.file.len() as u64);
+        let saved = self.path.with_extension("saved");
+        assert_saved_file(to, &self.file_id, &self.file, &saved);
+    }
+}
+
+/// Checks that the inbox bundles `ids` are the texts `"{prefix} {i}"`, by i.
 #[track_caller]
-fn assert_text_and_file(
-    inbox: &[InboxItem],
-    village: &Node,
-    text_id: &str,
-    text: &str,
-    file_id: &str,
-    file_name: &str,
-    file_len: usize,
-) {
-    let item = |id: &str| inbox.iter().find(|i| i.id == id).unwrap();
-    let t = item(text_id);
-    assert_eq!(t.kind, "text");
-    assert_eq!(t.text.as_deref(), Some(text));
-    assert!(
-        t.source.contains(&village.peer_id),
-        "text from {} instead of the village",
-        t.source
-    );
-    let f = item(file_id);
-    assert_eq!(f.kind, "file");
-    assert_eq!(f.file_name.as_deref(), Some(file_name));
-    assert_eq!(f.size, file_len as u64);
+fn assert_texts(inbox: &[InboxItem], ids: &[String], prefix: &str) {
+    let by_id: BTreeMap<&str, &InboxItem> = inbox.iter().map(|i| (i.id.as_str(), i)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let item = by_id[id.as_str()];
+        assert_eq!(item.kind, "text");
+        assert_eq!(item.text.as_deref(), Some(format!("{prefix} {i}").as_str()));
+    }
 }
 
 #[test]
@@ -576,12 +472,9 @@ fn dtn_lab_data_mule() {
         "hello town, from the village {:08x}",
         lab::random_u64() as u32
     );
-    let path = w.dir().join("harvest.bin");
-    let file = random_file(&path, 5 * MIB);
+    let mut letter = Letter::write(w.dir(), "harvest", text);
     let sent = Instant::now();
-    let text_id = village.send_text(&town.peer_id, &text);
-    let file_id = village.send_file(&town.peer_id, &path);
-    let ids: BTreeSet<String> = [text_id.clone(), file_id.clone()].into();
+    let ids = letter.send(village, town);
     wait_holds(bus, &ids, TRANSFER_LIMIT);
     let took = sent.elapsed();
     eprintln!(
@@ -606,17 +499,7 @@ fn dtn_lab_data_mule() {
     let linked = Instant::now();
     let arrival = wait_inbox(town, bus, &ids, TRANSFER_LIMIT);
     eprintln!("bus -> town: text + 5 MiB file: {}", arrival.describe());
-    let inbox = arrival.inbox;
-    assert_text_and_file(
-        &inbox,
-        village,
-        &text_id,
-        &text,
-        &file_id,
-        "harvest.bin",
-        file.len(),
-    );
-    assert_saved_file(town, &file_id, &file, &w.dir().join("harvest.saved"));
+    letter.assert_arrived(&arrival.inbox, village, town);
     wait_holds_none(bus, Duration::from_secs(10));
     eprintln!(
         "bus holds nothing {} after linking to town",
@@ -648,8 +531,7 @@ fn dtn_lab_data_mule() {
         "the village noticed the bus gone {} after the cut",
         secs(cut.elapsed())
     );
-    w.link(BUS_TO_TOWN, false);
-    w.link(BUS_TO_VILLAGE, true);
+    w.bus_to_village();
     let linked = Instant::now();
     let met = wait_met(village, bus);
     wait_holds_none(village, TRANSFER_LIMIT);
@@ -770,8 +652,7 @@ fn dtn_lab_two_thousand_bundles() {
     );
 
     // To town.
-    w.link(BUS_TO_VILLAGE, false);
-    w.link(BUS_TO_TOWN, true);
+    w.bus_to_town();
     let arrival = wait_inbox(town, bus, &id_set, TRANSFER_LIMIT);
     let transfer = arrival.done.saturating_sub(arrival.met);
     eprintln!(
@@ -779,19 +660,12 @@ fn dtn_lab_two_thousand_bundles() {
         arrival.describe(),
         COUNT as f64 / transfer.as_secs_f64()
     );
-    let inbox = arrival.inbox;
     let took = wait_holds_none(bus, TRANSFER_LIMIT);
     eprintln!("bus: holds nothing {} later", secs(took));
-    let by_id: BTreeMap<&str, &InboxItem> = inbox.iter().map(|i| (i.id.as_str(), i)).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let item = by_id[id.as_str()];
-        assert_eq!(item.kind, "text");
-        assert_eq!(item.text.as_deref(), Some(format!("{prefix} {i}").as_str()));
-    }
+    assert_texts(&arrival.inbox, &ids, &prefix);
 
     // Back to the village with the acks.
-    w.link(BUS_TO_TOWN, false);
-    w.link(BUS_TO_VILLAGE, true);
+    w.bus_to_village();
     let took = wait_holds_none(village, TRANSFER_LIMIT);
     eprintln!(
         "ack back: the village freed all {COUNT} copies {} after the bus linked to it again",
@@ -820,17 +694,13 @@ fn dtn_lab_bus_killed() {
     w.link(BUS_TO_VILLAGE, true);
     wait_met(&w.nodes[0], &w.nodes[1]);
     let (village, bus, town) = (&w.nodes[0], &w.nodes[1], &w.nodes[2]);
-    let text = format!("survives a crash {tag}");
-    let path = w.dir().join("seeds.bin");
-    let file = random_file(&path, 5 * MIB);
-    let text_id = village.send_text(&town.peer_id, &text);
-    let file_id = village.send_file(&town.peer_id, &path);
-    let first: BTreeSet<String> = [text_id.clone(), file_id.clone()].into();
+    let mut letter = Letter::write(w.dir(), "seeds", format!("survives a crash {tag}"));
+    let first = letter.send(village, town);
     wait_holds(bus, &first, TRANSFER_LIMIT);
     w.link(BUS_TO_VILLAGE, false);
     w.nodes[1].kill9();
     let restarted = Instant::now();
-    w.nodes[1].start();
+    w.nodes[1].start_and_wait(START_LIMIT);
     let (village, bus, town) = (&w.nodes[0], &w.nodes[1], &w.nodes[2]);
     assert_eq!(
         bus.held().unwrap(),
@@ -844,17 +714,7 @@ fn dtn_lab_bus_killed() {
     w.link(BUS_TO_TOWN, true);
     let arrival = wait_inbox(town, bus, &first, TRANSFER_LIMIT);
     eprintln!("(a) bus -> town after the restart: {}", arrival.describe());
-    let inbox = arrival.inbox;
-    assert_text_and_file(
-        &inbox,
-        village,
-        &text_id,
-        &text,
-        &file_id,
-        "seeds.bin",
-        file.len(),
-    );
-    assert_saved_file(town, &file_id, &file, &w.dir().join("seeds.saved"));
+    letter.assert_arrived(&arrival.inbox, village, town);
     wait_holds_none(bus, Duration::from_secs(10));
     w.link(BUS_TO_TOWN, false);
 
@@ -898,7 +758,7 @@ fn dtn_lab_bus_killed() {
         secs(linked.elapsed()),
         batch_set.len()
     );
-    w.nodes[1].start();
+    w.nodes[1].start_and_wait(START_LIMIT);
     let after = w.nodes[1].held().unwrap();
     let kept = after.intersection(&batch_set).count();
     let lost: Vec<&String> = before_kill.difference(&after).collect();
@@ -925,15 +785,13 @@ fn dtn_lab_bus_killed() {
 
     // To town: everything arrives, once each.
     let (village, bus, town) = (&w.nodes[0], &w.nodes[1], &w.nodes[2]);
-    w.link(BUS_TO_VILLAGE, false);
-    w.link(BUS_TO_TOWN, true);
+    w.bus_to_town();
     let arrival = wait_inbox(town, bus, &batch_set, TRANSFER_LIMIT);
     eprintln!(
         "(b) bus -> town, the batch of {}: {}",
         batch_set.len(),
         arrival.describe()
     );
-    let inbox = arrival.inbox;
     for (n, bytes) in files.iter().enumerate() {
         assert_saved_file(
             town,
@@ -942,19 +800,12 @@ fn dtn_lab_bus_killed() {
             &w.dir().join(format!("batch{n}.saved")),
         );
     }
-    let by_id: BTreeMap<&str, &InboxItem> = inbox.iter().map(|i| (i.id.as_str(), i)).collect();
-    for (i, id) in batch[2..].iter().enumerate() {
-        assert_eq!(
-            by_id[id.as_str()].text.as_deref(),
-            Some(format!("{texts_prefix} {i}").as_str())
-        );
-    }
+    assert_texts(&arrival.inbox, &batch[2..], &texts_prefix);
     wait_holds_none(bus, Duration::from_secs(30));
     let all: BTreeSet<String> = first.union(&batch_set).cloned().collect();
 
     // The acks go back; the village frees everything.
-    w.link(BUS_TO_TOWN, false);
-    w.link(BUS_TO_VILLAGE, true);
+    w.bus_to_village();
     let took = wait_holds_none(village, TRANSFER_LIMIT);
     eprintln!(
         "ack back: the village freed every copy {} after linking",
@@ -1001,12 +852,8 @@ fn dtn_lab_sneakernet() {
     let tag = format!("{:08x}", lab::random_u64() as u32);
 
     // A text and a 5 MiB file, carried on a "USB drive" (a folder both can see).
-    let text = format!("by hand {tag}");
-    let path = base.join("letter.bin");
-    let file = random_file(&path, 5 * MIB);
-    let text_id = village.send_text(&town.peer_id, &text);
-    let file_id = village.send_file(&town.peer_id, &path);
-    let ids: BTreeSet<String> = [text_id.clone(), file_id.clone()].into();
+    let mut letter = Letter::write(base, "letter", format!("by hand {tag}"));
+    let ids = letter.send(village, town);
     let drive = base.join("drive");
     let drive_str = drive.to_str().unwrap();
     let start = Instant::now();
@@ -1028,16 +875,7 @@ fn dtn_lab_sneakernet() {
     assert_eq!(report.delivered, 2, "{report:?}");
     assert!(report.rejected.is_empty(), "{report:?}");
     let inbox = assert_inbox_exactly(town, &ids);
-    assert_text_and_file(
-        &inbox,
-        village,
-        &text_id,
-        &text,
-        &file_id,
-        "letter.bin",
-        file.len(),
-    );
-    assert_saved_file(town, &file_id, &file, &base.join("letter.saved"));
+    letter.assert_arrived(&inbox, village, town);
     // Importing the same drive again changes nothing.
     let again: ImportReport = town.must(&["dtn", "import", drive_str, "--json"]);
     assert_eq!((again.delivered, again.duplicates), (0, 2), "{again:?}");

@@ -10,6 +10,10 @@
 #[allow(dead_code)]
 mod common;
 mod hostile;
+// What `hostile_peer dtn-*` prints; this file reads not every field.
+#[allow(dead_code)]
+#[path = "../examples/hostile/dtn_report.rs"]
+mod dtn_report;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -18,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, wait_connected, wait_until};
+use dtn_report::Report as DtnReport;
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
@@ -174,40 +179,6 @@ fn a_manifest_that_escapes_the_target_is_refused_and_nothing_is_written() {
 // ---------------------------------------------------------------------------
 // Delay-tolerant networking: hostile `/ferry/dtn/1` peers. Each attack must be
 // handled with a clear log line, and cost no other bundle.
-
-/// What `hostile_peer dtn-*` prints.
-#[derive(Debug, Deserialize)]
-struct DtnReport {
-    peer_id: String,
-    sent: Vec<DtnSent>,
-    flood: Option<FloodReport>,
-    hung_up_after_ms: Option<u64>,
-    still_connected: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct DtnSent {
-    what: String,
-    bytes: usize,
-    /// `stored`, `have`, `refused: REASON`, …; `None` when the request failed.
-    answer: Option<String>,
-    failure: Option<String>,
-    ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct FloodReport {
-    count: usize,
-    bundle_bytes: usize,
-    elapsed_ms: u64,
-    stored: usize,
-    stored_ids: Vec<String>,
-    have: usize,
-    delivered: usize,
-    refused: BTreeMap<String, (usize, String)>,
-    failed: usize,
-    first_failure: Option<String>,
-}
 
 /// How long a hostile DTN run may take (the flood is the longest, a few seconds).
 const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);

@@ -12,16 +12,13 @@
 mod lab;
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_node::control::types::{IdInfo, MessageView, PeerInfo};
+use ferry_node::control::types::{MessageView, PeerInfo};
+use lab::node::Node;
 use lab::{Host, Lab, Segment};
-use serde::de::DeserializeOwned;
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const BEACON_PORT: u16 = 45_458;
 const POLL: Duration = Duration::from_millis(100);
 
@@ -60,123 +57,8 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
-/// One `ferry` node in its lab host.
-struct Node {
-    name: String,
-    host: Host,
-    data_dir: PathBuf,
-    log_dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
-    /// More arguments for `ferry start` (such as `--no-mdns`).
-    start_args: Vec<String>,
-}
-
+/// What these tests ask of a node, besides [`Node`]'s own.
 impl Node {
-    fn new(name: &str, host: Host, base: &Path) -> Node {
-        let data_dir = base.join(name);
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Node {
-            name: name.to_owned(),
-            host,
-            data_dir,
-            log_dir: base.to_owned(),
-            child: None,
-            starts: 0,
-            start_args: Vec::new(),
-        }
-    }
-
-    fn log_path(&self, start: u32, stream: &str) -> PathBuf {
-        self.log_dir
-            .join(format!("{}.start{start}.{stream}.log", self.name))
-    }
-
-    /// `ferry start --data-dir DIR --name NAME` in the node's namespace, output
-    /// to log files (one pair per start).
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
-        self.starts += 1;
-        let stdout = File::create(self.log_path(self.starts, "stdout")).unwrap();
-        let stderr = File::create(self.log_path(self.starts, "stderr")).unwrap();
-        let mut command = self.host.command(FERRY);
-        command
-            .arg("start")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--name", &self.name])
-            .args(&self.start_args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        self.child = Some(command.spawn().expect("spawn ferry start"));
-    }
-
-    /// SIGKILL, no goodbye.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// The daemon's exit status, if it has exited.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// `ferry --data-dir DIR ARGS...` in the node's namespace.
-    fn cli(&self, args: &[&str]) -> Output {
-        self.host
-            .command(FERRY)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the ferry CLI")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.cli(args);
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "`ferry {}` on {} failed ({}): {}{}",
-                args.join(" "),
-                self.name,
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    fn json<T: DeserializeOwned>(&self, args: &[&str]) -> Result<T, String> {
-        let text = self.cli_ok(args)?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "`ferry {}` on {}: bad JSON ({e}): {text}",
-                args.join(" "),
-                self.name
-            )
-        })
-    }
-
-    fn id(&self) -> Result<IdInfo, String> {
-        self.json(&["id", "--json"])
-    }
-
-    fn peers(&self) -> Result<Vec<PeerInfo>, String> {
-        self.json(&["peers", "--json"])
-    }
-
     /// `ferry read CH --json`: one message per line.
     fn read(&self, channel: &str) -> Result<Vec<MessageView>, String> {
         let text = self.cli_ok(&["read", channel, "--json"])?;
@@ -194,21 +76,6 @@ impl Node {
             panic!("{e}");
         }
     }
-
-    /// Polls until the control API answers `id`; returns the id.
-    fn wait_ready(&mut self, limit: Duration) -> IdInfo {
-        let mut last = String::new();
-        let got = poll(limit, POLL, || {
-            if let Some(status) = self.exited() {
-                panic!("{} exited: {status}", self.name);
-            }
-            self.id().map_err(|e| last = e).ok()
-        });
-        match got {
-            Some((id, _)) => id,
-            None => panic!("{} does not answer after {limit:?}: {last}", self.name),
-        }
-    }
 }
 
 /// The lab, its nodes and their files. On a failed test it prints every node's
@@ -223,10 +90,7 @@ struct Cluster {
 impl Cluster {
     fn new(names: &[&str]) -> Cluster {
         let lab = Lab::new();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}-", lab.prefix()))
-            .tempdir()
-            .unwrap();
+        let dir = lab.tempdir();
         let segment = lab.bridge_segment("lan", "10.77.1.0/24");
         let nodes = names
             .iter()
@@ -244,37 +108,11 @@ impl Cluster {
             dir: Some(dir),
         }
     }
-
-    fn print_logs(&self) {
-        for node in &self.nodes {
-            for start in 1..=node.starts {
-                for stream in ["stdout", "stderr"] {
-                    let path = node.log_path(start, stream);
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    eprintln!(
-                        "----- {} start {start} {stream} ({}) -----\n{text}",
-                        node.name,
-                        path.display()
-                    );
-                }
-            }
-        }
-    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.print_logs();
-        }
-        for node in &mut self.nodes {
-            node.kill9();
-        }
-        if std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0")
-            && let Some(dir) = self.dir.take()
-        {
-            eprintln!("FERRY_LAB_KEEP: keeping {}", dir.keep().display());
-        }
+        lab::node::tear_down(&mut self.nodes, &mut self.dir, usize::MAX);
     }
 }
 

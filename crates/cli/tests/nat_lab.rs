@@ -332,14 +332,7 @@ impl Node {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "`ferry {}` on {} failed ({}): {}{}",
-                args.join(" "),
-                self.name,
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr).trim_end()
-            ))
+            Err(lab::node::cli_failure(args, &self.name, &out))
         }
     }
 
@@ -486,10 +479,7 @@ impl World {
     /// Builds the lab as `setup` says and starts b, c, h1 and h2.
     fn with(setup: Setup) -> World {
         let lab = Lab::new();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}-", lab.prefix()))
-            .tempdir()
-            .unwrap();
+        let dir = lab.tempdir();
         let public = lab.bridge_segment("public", PUBLIC_NET);
         let home1 = lab.bridge_segment("home1", "192.168.1.0/24");
         let b_host = lab.host("b");
@@ -976,11 +966,7 @@ impl Drop for World {
         for node in [&mut self.b, &mut self.c, &mut self.h1, &mut self.h2] {
             node.kill();
         }
-        if std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0")
-            && let Some(dir) = self.dir.take()
-        {
-            eprintln!("FERRY_LAB_KEEP: keeping {}", dir.keep().display());
-        }
+        lab::keep_if_asked(&mut self.dir);
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{FERRY, Node, Run, run_with_deadline, wait_connected, wait_until};
+use common::{FERRY, Node, Run, random_bytes, run_with_deadline, wait_connected, wait_until};
 use ferry_node::control::ControlFile;
 use ferry_node::control::types::{BlobEntry, GetResult, ShareResult};
 
@@ -25,17 +25,6 @@ const MIB: usize = 1024 * 1024;
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long `ferry get` of content that no peer has may take to give up.
 const NOT_FOUND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `len` bytes that look random, the same for the same `seed` (BLAKE3's
-/// extendable output), so nothing has to be stored to compare against.
-fn random_bytes(seed: &str, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut bytes);
-    bytes
-}
 
 fn b3(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()

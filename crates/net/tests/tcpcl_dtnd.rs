@@ -3,261 +3,20 @@
 //!
 //! Needs `dtnd`, `dtnsend` and `dtnrecv` in `$HOME/.cache/ferry-dtn7/bin` or
 //! on PATH (`tests/run-all.sh` installs them); skips with a message otherwise.
-//! Every process runs with a deadline and is killed at the end. dtnd's log is
-//! printed when a test fails, or always with `FERRY_SHOW_DTND_LOG=1`.
+//! The dtnd harness (`support/dtnd.rs`) is shared with the ferry CLI's
+//! `dtn_tcpcl.rs`: every process runs with a deadline and is killed at the end,
+//! and dtnd's log is printed when a test fails, or always with
+//! `FERRY_SHOW_DTND_LOG=1`.
 
-use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/dtnd.rs"]
+mod dtnd;
+
 use std::time::{Duration, Instant};
 
 use bp7::{Bundle, EndpointID};
+use dtnd::{Dtnd, pattern, tools};
 use ferry_net::tcpcl::{TcpclOptions, TcpclSession};
 use tokio::net::TcpListener;
-
-const INSTALL_HINT: &str =
-    "cargo install dtn7 --version 0.21.0 --locked --root $HOME/.cache/ferry-dtn7";
-
-/// A dtn7 binary from the ferry cache or PATH.
-fn dtn7_bin(name: &str) -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = Path::new(&home).join(".cache/ferry-dtn7/bin").join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-#[derive(Clone)]
-struct Tools {
-    dtnd: PathBuf,
-    dtnsend: PathBuf,
-    dtnrecv: PathBuf,
-}
-
-fn tools(test: &str) -> Option<Tools> {
-    match (dtn7_bin("dtnd"), dtn7_bin("dtnsend"), dtn7_bin("dtnrecv")) {
-        (Some(dtnd), Some(dtnsend), Some(dtnrecv)) => Some(Tools {
-            dtnd,
-            dtnsend,
-            dtnrecv,
-        }),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: dtnd/dtnsend/dtnrecv not found in $HOME/.cache/ferry-dtn7/bin \
-                 or on PATH; install them with `{INSTALL_HINT}`"
-            );
-            None
-        }
-    }
-}
-
-fn free_port_v4() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_port_v6() -> u16 {
-    StdListener::bind((Ipv6Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `dtnd`, killed when dropped (its log printed if the test failed).
-struct Dtnd {
-    child: Child,
-    log: PathBuf,
-    tcp_port: u16,
-    web_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Dtnd {
-    fn start(tools: &Tools, name: &str, extra: &[String]) -> Dtnd {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("dtnd.log");
-        let tcp_port = free_port_v4();
-        let web_port = free_port_v6();
-        let mut args: Vec<String> = vec![
-            "-n".into(),
-            name.into(),
-            "-W".into(),
-            dir.path().display().to_string(),
-            "-C".into(),
-            format!("tcp:port={tcp_port}:bind=127.0.0.1"),
-            "-6".into(),
-            "-w".into(),
-            web_port.to_string(),
-            "--disable_nd".into(),
-            "-r".into(),
-            "epidemic".into(),
-            "-d".into(),
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(&tools.dtnd)
-            .args(&args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(append(&log))
-            .stderr(append(&log))
-            .spawn()
-            .expect("start dtnd");
-        let d = Dtnd {
-            child,
-            log,
-            tcp_port,
-            web_port,
-            _dir: dir,
-        };
-        d.wait_ready();
-        d
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(body) = http_get(self.web_port, "/status/nodeid")
-                && body.starts_with("dtn://")
-            {
-                // The TCPCL listener is set up before the web server.
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "dtnd did not come up within 20 s; log:\n{}",
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn tcpcl_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.tcp_port))
-    }
-}
-
-impl Drop for Dtnd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() || std::env::var_os("FERRY_SHOW_DTND_LOG").is_some() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(80).collect();
-            eprintln!("---- dtnd log (last 80 lines) ----");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
-/// An output file that stdout and stderr can share.
-fn append(path: &Path) -> fs::File {
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-}
-
-/// A tiny HTTP/1.0 GET against dtnd's web port on ::1.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-    let mut s = StdStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).ok()?;
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?;
-    (status == "200").then(|| body.to_string())
-}
-
-/// Runs a dtn7 client with a deadline; kills it if it overruns.
-fn run_bounded(bin: &Path, args: &[String], timeout: Duration) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(append(&out))
-        .stderr(append(&out))
-        .spawn()
-        .expect("start dtn7 client");
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = fs::read_to_string(&out).unwrap_or_default();
-    (status.is_some_and(|s| s.success()), output)
-}
-
-/// Polls `dtnrecv -e ENDPOINT -r` until a bundle arrives; returns its bytes.
-fn dtnrecv_bundle(dtnrecv: &Path, web_port: u16, endpoint: &str, timeout: Duration) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bundle");
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let _ = fs::remove_file(&file);
-        let args = vec![
-            "-6".into(),
-            "-p".into(),
-            web_port.to_string(),
-            "-e".into(),
-            endpoint.into(),
-            "-r".into(),
-            "-o".into(),
-            file.display().to_string(),
-        ];
-        let (ok, output) = run_bounded(dtnrecv, &args, Duration::from_secs(10));
-        last = output;
-        if ok
-            && let Ok(bytes) = fs::read(&file)
-            && !bytes.is_empty()
-        {
-            return bytes;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("dtnrecv got no bundle on {endpoint} within {timeout:?}; last output: {last}");
-}
-
-/// dtnd's TCPCL error lines (dtn7 0.21 src/cla/tcp/mod.rs).
-fn assert_no_tcpcl_errors(dtnd: &Dtnd) {
-    let log = dtnd.log_text();
-    for marker in [
-        "Failed parsing package",
-        "error while receiving",
-        "error while sending",
-        "Failed to establish TCP session",
-        "Protocol error",
-    ] {
-        assert!(!log.contains(marker), "dtnd logged {marker:?}:\n{log}");
-    }
-}
 
 fn payload_of(bundle: &Bundle) -> Vec<u8> {
     bundle
@@ -274,18 +33,12 @@ fn make_bundle(src: &str, dst: &str, payload: Vec<u8>) -> Vec<u8> {
     b.to_cbor()
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferry_sends_bundles_to_dtnd() {
     let Some(tools) = tools("ferry_sends_bundles_to_dtnd") else {
         return;
     };
-    let dtnd = Dtnd::start(&tools, "alpha", &["-e".into(), "incoming".into()]);
+    let dtnd = Dtnd::start(&tools, "alpha", &["-e", "incoming"]);
 
     let mut opts = TcpclOptions::new("dtn://ferry/");
     // A short keepalive, so that staying idle proves ferry's keepalives keep
@@ -344,13 +97,7 @@ async fn ferry_sends_bundles_to_dtnd() {
     // dtnd delivered both to its `incoming` endpoint.
     let mut got = Vec::new();
     for _ in 0..2 {
-        let dtnrecv = tools.dtnrecv.clone();
-        let web_port = dtnd.web_port;
-        let raw = tokio::task::spawn_blocking(move || {
-            dtnrecv_bundle(&dtnrecv, web_port, "incoming", Duration::from_secs(20))
-        })
-        .await
-        .unwrap();
+        let raw = tokio::task::block_in_place(|| dtnd.recv("incoming", Duration::from_secs(20)));
         let b = Bundle::try_from(raw).expect("dtnrecv output parses as a bundle");
         assert_eq!(b.primary.source.to_string(), "dtn://ferry/sender");
         assert_eq!(b.primary.destination.to_string(), "dtn://alpha/incoming");
@@ -369,7 +116,7 @@ async fn ferry_sends_bundles_to_dtnd() {
         .await
         .expect("close in time")
         .expect("clean SESS_TERM exchange with dtnd");
-    assert_no_tcpcl_errors(&dtnd);
+    dtnd.assert_no_tcpcl_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,28 +129,14 @@ async fn dtnd_forwards_bundles_to_ferry() {
     let dtnd = Dtnd::start(
         &tools,
         "beta",
-        &["-s".into(), format!("tcp://127.0.0.1:{ferry_port}/ferry")],
+        &["-s", &format!("tcp://127.0.0.1:{ferry_port}/ferry")],
     );
 
     // dtnd connects to its static peer once it has something to forward.
     let text = "hello ferry, this is dtnd".to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let small_file = dir.path().join("small");
-    fs::write(&small_file, &text).unwrap();
     let big_payload = pattern(20_000, 3);
-    let big_file = dir.path().join("big");
-    fs::write(&big_file, &big_payload).unwrap();
-    for file in [&small_file, &big_file] {
-        let args = vec![
-            "-6".into(),
-            "-p".into(),
-            dtnd.web_port.to_string(),
-            "-r".into(),
-            "dtn://ferry/incoming".into(),
-            file.display().to_string(),
-        ];
-        let (ok, out) = run_bounded(&tools.dtnsend, &args, Duration::from_secs(10));
-        assert!(ok, "dtnsend failed: {out}");
+    for payload in [text.as_bytes(), &big_payload] {
+        dtnd.send("dtn://ferry/incoming", payload);
     }
 
     let (stream, from) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
@@ -461,7 +194,7 @@ async fn dtnd_forwards_bundles_to_ferry() {
         .await
         .expect("close in time")
         .expect("clean SESS_TERM exchange with dtnd");
-    assert_no_tcpcl_errors(&dtnd);
+    dtnd.assert_no_tcpcl_errors();
 }
 
 /// A bundle ferry does not store (the ack handle is dropped, which refuses the
@@ -478,25 +211,13 @@ async fn dtnd_keeps_and_resends_a_bundle_ferry_refused() {
         &tools,
         "gamma",
         &[
-            "-s".into(),
-            format!("tcp://127.0.0.1:{ferry_port}/ferry"),
-            "-j".into(),
-            "1s".into(),
+            "-s",
+            &format!("tcp://127.0.0.1:{ferry_port}/ferry"),
+            "-j",
+            "1s",
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("msg");
-    fs::write(&file, "store me next time").unwrap();
-    let args = vec![
-        "-6".into(),
-        "-p".into(),
-        dtnd.web_port.to_string(),
-        "-r".into(),
-        "dtn://ferry/incoming".into(),
-        file.display().to_string(),
-    ];
-    let (ok, out) = run_bounded(&tools.dtnsend, &args, Duration::from_secs(10));
-    assert!(ok, "dtnsend failed: {out}");
+    dtnd.send("dtn://ferry/incoming", b"store me next time");
 
     let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
         .await
@@ -542,5 +263,5 @@ async fn dtnd_keeps_and_resends_a_bundle_ferry_refused() {
         .await
         .expect("close in time")
         .expect("clean SESS_TERM exchange with dtnd");
-    assert_no_tcpcl_errors(&dtnd);
+    dtnd.assert_no_tcpcl_errors();
 }

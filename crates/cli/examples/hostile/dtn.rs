@@ -25,7 +25,6 @@
 //! answers the node's requests as a ferry node with nothing would: an empty
 //! summary, and "have it" for every bundle offered.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +45,10 @@ use ferry_net::libp2p::{
     ping, tcp, yamux,
 };
 use ferry_store::{DataDir, identity};
+use report::{FloodReport, Report, Sent};
+
+#[path = "dtn_report.rs"]
+mod report;
 
 /// Requests the flood keeps in flight: below the node's 64 concurrent streams
 /// per connection, so every request reaches the bundle agent instead of being
@@ -76,52 +79,6 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
-}
-
-/// What a DTN mode prints.
-#[derive(serde::Serialize, Default)]
-struct Report {
-    peer_id: String,
-    target: String,
-    /// One entry per request, in order (`dtn-malformed`, `dtn-oversize`).
-    sent: Vec<Sent>,
-    /// `dtn-flood`: how the COUNT bundles were answered.
-    flood: Option<FloodReport>,
-    /// The node closed the connection, and how long after the first request.
-    hung_up_after_ms: Option<u64>,
-    still_connected: bool,
-}
-
-#[derive(serde::Serialize)]
-struct Sent {
-    what: &'static str,
-    /// Bytes of the bundle (or of the frame's body, for a raw frame).
-    bytes: usize,
-    /// `stored`, `delivered`, `have`, `refused: REASON`, or the summary
-    /// answer's name; `None` if the request failed.
-    answer: Option<String>,
-    /// Why the request failed (the stream was reset, the connection closed).
-    failure: Option<String>,
-    ms: u64,
-}
-
-#[derive(serde::Serialize, Default)]
-struct FloodReport {
-    count: usize,
-    payload_bytes: usize,
-    /// The largest bundle's encoded size (all are within a byte or two).
-    bundle_bytes: usize,
-    elapsed_ms: u64,
-    stored: usize,
-    /// Ids of the bundles the node said it stored.
-    stored_ids: Vec<String>,
-    have: usize,
-    delivered: usize,
-    /// Refusals by kind (`rate`, `share`, `full`, `other`): count and one reason.
-    refused: BTreeMap<&'static str, (usize, String)>,
-    /// Requests that failed without an answer.
-    failed: usize,
-    first_failure: Option<String>,
 }
 
 /// The node answered, or the request failed.
@@ -250,7 +207,7 @@ impl Contact {
             Outcome::Failed(error) => (None, Some(error)),
         };
         Sent {
-            what,
+            what: what.to_owned(),
             bytes,
             answer,
             failure,
@@ -506,7 +463,11 @@ async fn flood(
                 } else {
                     "other"
                 };
-                report.refused.entry(kind).or_insert((0, reason)).0 += 1;
+                report
+                    .refused
+                    .entry(kind.to_owned())
+                    .or_insert((0, reason))
+                    .0 += 1;
             }
             Outcome::Answered(other) => {
                 report.failed += 1;

@@ -131,6 +131,18 @@ pub fn wait_until<T>(
     }
 }
 
+/// `len` bytes that look random, the same for the same `seed` (BLAKE3's
+/// extendable output), so nothing has to be stored to compare against.
+#[allow(dead_code)] // Not every test file that shares this harness uses it.
+pub fn random_bytes(seed: &str, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    blake3::Hasher::new()
+        .update(seed.as_bytes())
+        .finalize_xof()
+        .fill(&mut bytes);
+    bytes
+}
+
 /// The flags every test node runs with: loopback only, no discovery, no UPnP.
 pub const LOOPBACK_FLAGS: &[&str] = &[
     "--no-mdns",
@@ -161,15 +173,7 @@ impl Node {
     /// Starts a node called `name` with `extra` flags for `ferry start` (kept for
     /// restarts) and waits until it answers.
     pub fn start_with(name: &str, extra: &[&str]) -> Node {
-        let mut node = Node {
-            name: name.to_owned(),
-            work: tempfile::Builder::new()
-                .prefix(&format!("ferry-{name}-"))
-                .tempdir()
-                .expect("tempdir"),
-            child: None,
-            start_flags: extra.iter().map(|f| f.to_string()).collect(),
-        };
+        let mut node = Node::new(name, extra);
         node.spawn_and_wait();
         node
     }
@@ -178,19 +182,25 @@ impl Node {
     /// into the data directory first), and waits until it answers.
     #[allow(dead_code)] // Not every test file that shares this harness uses it.
     pub fn start_with_config(name: &str, config: &str) -> Node {
-        let mut node = Node {
+        let mut node = Node::new(name, &[]);
+        std::fs::create_dir_all(node.data_dir()).expect("create the data directory");
+        std::fs::write(node.data_dir().join("config.toml"), config).expect("write config.toml");
+        node.spawn_and_wait();
+        node
+    }
+
+    /// A node called `name`, not started yet, with a fresh work directory and
+    /// `extra` flags for every `ferry start`.
+    fn new(name: &str, extra: &[&str]) -> Node {
+        Node {
             name: name.to_owned(),
             work: tempfile::Builder::new()
                 .prefix(&format!("ferry-{name}-"))
                 .tempdir()
                 .expect("tempdir"),
             child: None,
-            start_flags: Vec::new(),
-        };
-        std::fs::create_dir_all(node.data_dir()).expect("create the data directory");
-        std::fs::write(node.data_dir().join("config.toml"), config).expect("write config.toml");
-        node.spawn_and_wait();
-        node
+            start_flags: extra.iter().map(|f| f.to_string()).collect(),
+        }
     }
 
     /// The data directory. It does not exist before the first start: the node

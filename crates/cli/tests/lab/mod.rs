@@ -25,8 +25,11 @@
 //!
 //! Tests that need the lab start with `if lab::skip_unless_root() { return; }`,
 //! which prints "skipping: the network lab needs root" when not run as root.
+//! [`node::Node`] runs a `ferry` node in a lab host.
 
 #![allow(dead_code)]
+
+pub mod node;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -64,6 +67,20 @@ pub fn is_root() -> bool {
         .output()
         .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Whether `FERRY_LAB_KEEP` asks to keep what a lab made, for a look after a run.
+pub fn keep_requested() -> bool {
+    std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0")
+}
+
+/// Keeps `dir` (takes it, so it is not removed) if `FERRY_LAB_KEEP` asks for it.
+pub fn keep_if_asked(dir: &mut Option<tempfile::TempDir>) {
+    if keep_requested()
+        && let Some(dir) = dir.take()
+    {
+        eprintln!("FERRY_LAB_KEEP: keeping {}", dir.keep().display());
+    }
 }
 
 /// A random 64-bit number from std alone (SipHash with a random key, over the time
@@ -171,6 +188,14 @@ impl Lab {
     /// The prefix of every name this lab makes.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// A temporary directory named after the lab, for its nodes' files.
+    pub fn tempdir(&self) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("{}-", self.prefix))
+            .tempdir()
+            .unwrap()
     }
 
     fn new_namespace(&self, name: &str) -> String {
@@ -301,7 +326,7 @@ impl Default for Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let namespaces = std::mem::take(&mut self.inner.lock().unwrap().namespaces);
-        if std::env::var_os("FERRY_LAB_KEEP").is_some_and(|v| v != "0") {
+        if keep_requested() {
             eprintln!("FERRY_LAB_KEEP: keeping namespaces {namespaces:?}");
             return;
         }
