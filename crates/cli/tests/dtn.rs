@@ -281,3 +281,35 @@ fn bad_requests_are_refused_with_a_way_forward() {
         .unwrap();
     assert!((80..=90).contains(&bundle.expires_in_secs), "{bundle:?}");
 }
+
+#[test]
+fn an_expired_bundle_is_dropped_and_never_delivered() {
+    let village = Node::start("village");
+    let town = Node::start("town");
+    let town_id = town.id().peer_id;
+    send(&village, &[&town_id, "too late", "--lifetime", "2s"]);
+    send(&village, &[&town_id, "in time"]);
+    wait_until(
+        "the short-lived bundle to expire",
+        SPREAD_TIMEOUT,
+        || match held(&village) {
+            1 => Ok(()),
+            n => Err(format!("{n} held")),
+        },
+    );
+    assert!(
+        village.log().contains("reason=Expired"),
+        "the expiry is logged"
+    );
+    village.ferry(&["connect", &town.addr()]).ok();
+    let items = wait_until("the live bundle in town", SPREAD_TIMEOUT, || {
+        let items = inbox(&town);
+        if items.is_empty() {
+            Err("nothing yet".into())
+        } else {
+            Ok(items)
+        }
+    });
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].text.as_deref(), Some("in time"));
+}
