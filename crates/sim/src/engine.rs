@@ -15,8 +15,9 @@
 //! # The model
 //! - **Routing is the core's.** Each node runs a [`Router`] and the engine follows
 //!   the contact protocol its documentation describes: `contact_up`, summaries
-//!   exchanged both ways and fed to `on_summary` (whose acknowledgements delete
-//!   copies), `plan` for what to send, `admission` / `insert` / `on_delivered` at
+//!   exchanged both ways (`Router::exchange_summaries`: the same as feeding each
+//!   side's `summary` to the other's `on_summary`, whose acknowledgements delete
+//!   copies, without building them), `plan` for what to send, `admission` / `insert` / `on_delivered` at
 //!   the receiver, `on_forwarded` / `on_peer_has` / `on_forward_failed` at the
 //!   sender, `contact_down`. Copies the router drops, the engine drops from the store.
 //! - **Storage is the core's policy.** Each node has a [`Quota`] (the daemon's:
@@ -401,13 +402,13 @@ impl<'w> Engine<'w> {
 
     fn exchange_summaries(&mut self, a: NodeIdx, b: NodeIdx) {
         let now = dtn(self.now);
-        let sa = self.nodes[a as usize].router.summary(now);
-        let sb = self.nodes[b as usize].router.summary(now);
-        for (me, peer, summary) in [(a, b, sb), (b, a, sa)] {
-            let peer_id = self.nodes[peer as usize].id.clone();
-            let removed = self.nodes[me as usize]
-                .router
-                .on_summary(&peer_id, summary, now);
+        let [na, nb] = self
+            .nodes
+            .get_disjoint_mut([a as usize, b as usize])
+            .expect("a contact joins two different nodes");
+        let (removed_a, removed_b) =
+            Router::exchange_summaries(&mut na.router, &mut nb.router, now);
+        for (me, removed) in [(a, removed_a), (b, removed_b)] {
             for gone in removed {
                 if let Some(&idx) = self.index.get(&gone.meta.id) {
                     self.unhold(me, idx);

@@ -155,15 +155,20 @@ fn run_all(world: &scenario::World, which: Which, seed: u64, jobs: usize) -> Vec
     .filter(|(w, _)| which == Which::All || which == *w)
     .map(|(_, n)| n)
     .collect();
+    // The longest first (PRoPHET's tables and epidemic's copies are most of the
+    // work), so that the last run to finish is a short one, not a long one started
+    // late.
+    let longest_first = ["prophet", "epidemic", "spray", "direct"];
+    let mut start_order: Vec<usize> = (0..names.len()).collect();
+    start_order.sort_by_key(|&i| longest_first.iter().position(|n| *n == names[i]));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; names.len()]);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, names.len().max(1)) {
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(name) = names.get(i) else { break };
-                    let report = ferry_sim::run_named(world, name, seed).expect("known strategy");
+                while let Some(&i) = start_order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let report =
+                        ferry_sim::run_named(world, names[i], seed).expect("known strategy");
                     results.lock().expect("no panics while held")[i] = Some(report);
                 }
             });

@@ -124,13 +124,11 @@ pub fn contacts(
         // Contacts at time t.
         grid.fill(&walkers);
         cur.clear();
-        for i in 0..n {
-            let w = walkers[i];
+        for (i, w) in walkers.iter().enumerate() {
             near.clear();
-            grid.for_neighbours(w.x, w.y, |j| {
+            grid.for_neighbours(i, |&(x, y, j)| {
                 if j as usize > i {
-                    let o = &walkers[j as usize];
-                    let (ex, ey) = (o.x - w.x, o.y - w.y);
+                    let (ex, ey) = (x - w.x, y - w.y);
                     if ex * ex + ey * ey <= r2 {
                         near.push(j);
                     }
@@ -258,8 +256,12 @@ struct Grid {
     rows: usize,
     /// `start[c]..start[c + 1]` indexes `members` for cell `c`.
     start: Vec<u32>,
-    members: Vec<NodeIdx>,
+    /// Each node's position and index, cell by cell: the neighbours of a cell are
+    /// read from three contiguous runs (a row of three cells each) rather than
+    /// looked up node by node.
+    members: Vec<(f64, f64, NodeIdx)>,
     cell_of: Vec<u32>,
+    next: Vec<u32>,
 }
 
 impl Grid {
@@ -278,8 +280,9 @@ impl Grid {
             cols,
             rows,
             start: vec![0; cols * rows + 1],
-            members: vec![0; n],
+            members: vec![(0.0, 0.0, 0); n],
             cell_of: vec![0; n],
+            next: vec![0; cols * rows],
         }
     }
 
@@ -300,23 +303,25 @@ impl Grid {
         for c in 0..self.cols * self.rows {
             self.start[c + 1] += self.start[c];
         }
-        let mut next: Vec<u32> = self.start[..self.cols * self.rows].to_vec();
-        for (i, &c) in self.cell_of.iter().enumerate() {
-            let slot = &mut next[c as usize];
-            self.members[*slot as usize] = i as NodeIdx;
+        self.next
+            .copy_from_slice(&self.start[..self.cols * self.rows]);
+        for (i, (&c, w)) in self.cell_of.iter().zip(walkers).enumerate() {
+            let slot = &mut self.next[c as usize];
+            self.members[*slot as usize] = (w.x, w.y, i as NodeIdx);
             *slot += 1;
         }
     }
 
-    fn for_neighbours(&self, x: f64, y: f64, mut f: impl FnMut(NodeIdx)) {
-        let (cx, cy) = self.coords(x, y);
+    /// Calls `f` for every node in the cell of node `i` (as of the last `fill`) and
+    /// the eight around it.
+    fn for_neighbours(&self, i: usize, mut f: impl FnMut(&(f64, f64, NodeIdx))) {
+        let c = self.cell_of[i] as usize;
+        let (cx, cy) = (c % self.cols, c / self.cols);
+        let (first, last) = (cx.saturating_sub(1), (cx + 1).min(self.cols - 1));
         for ny in cy.saturating_sub(1)..=(cy + 1).min(self.rows - 1) {
-            for nx in cx.saturating_sub(1)..=(cx + 1).min(self.cols - 1) {
-                let c = ny * self.cols + nx;
-                for &j in &self.members[self.start[c] as usize..self.start[c + 1] as usize] {
-                    f(j);
-                }
-            }
+            let row = ny * self.cols;
+            let run = self.start[row + first] as usize..self.start[row + last + 1] as usize;
+            self.members[run].iter().for_each(&mut f);
         }
     }
 }
@@ -358,10 +363,8 @@ mod tests {
         grid.fill(&walkers);
         let mut fast = Vec::new();
         for (i, w) in walkers.iter().enumerate() {
-            grid.for_neighbours(w.x, w.y, |j| {
-                let o = walkers[j as usize];
-                if j as usize > i
-                    && (o.x - w.x).powi(2) + (o.y - w.y).powi(2) <= m.range_m * m.range_m
+            grid.for_neighbours(i, |&(x, y, j)| {
+                if j as usize > i && (x - w.x).powi(2) + (y - w.y).powi(2) <= m.range_m * m.range_m
                 {
                     fast.push((i, j as usize));
                 }

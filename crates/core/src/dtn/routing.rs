@@ -8,7 +8,9 @@
 //!    feeds the other's to [`Router::on_summary`], which applies the acknowledgements
 //!    (returning the copies to delete) and learns what the peer already has. A peer
 //!    that speaks no summary protocol (a TCPCL peer such as dtnd) gets an empty
-//!    [`Summary::default`]: it holds nothing we know of.
+//!    [`Summary::default`]: it holds nothing we know of. A simulator holding both
+//!    routers calls [`Router::exchange_summaries`] instead, which does the same
+//!    without building the summaries.
 //! 3. [`Router::plan`] says what to send the peer now, best first. Each sent bundle
 //!    ends in [`Router::on_forwarded`] (the peer confirmed it) or
 //!    [`Router::on_forward_failed`] (it certainly did not get it). `plan` can be called
@@ -27,7 +29,8 @@
 //! (bundle id + the bundle's expiry). Acks travel in every summary, between ferry nodes
 //! whatever their strategy, like the "anti-packets" of epidemic routing: a carrier
 //! that learns of one deletes its copy and passes the ack on, and a node that has it
-//! refuses that bundle if it comes round again. A carrier that hands a bundle straight
+//! refuses that bundle if it comes round again (a router never holds a bundle it
+//! knows delivered). A carrier that hands a bundle straight
 //! to its destination deletes its copy at once. Acks are kept until the bundle would
 //! have expired (at most [`MAX_ACK_RETENTION_MS`]). They are not signed: a peer can
 //! claim a delivery that did not happen and make carriers drop a copy; signed
@@ -53,7 +56,9 @@
 //! older first, id), so a run is repeatable and a simulator needs no seed here.
 
 pub mod prophet;
+mod vec_map;
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +69,7 @@ use thiserror::Error;
 use super::bundle::{BundleId, BundleMeta};
 use super::{DtnMillis, NodeId};
 pub use prophet::{ProphetConfig, ProphetTable};
+use vec_map::{VecMap, seek};
 
 /// Longest an acknowledgement is kept: 30 days. Bounds what a forged far-future
 /// expiry can pin; a bundle that lives longer than this could, in principle, be
@@ -233,23 +239,33 @@ pub struct RouterState {
     pub prophet: Option<ProphetTable>,
 }
 
+/// The peer's holds and predictabilities are vectors, not trees: rebuilt from every
+/// summary, read by every plan, dropped with the contact.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Contact {
     /// A summary arrived: we know what the peer holds.
     summarised: bool,
-    holds: BTreeSet<BundleId>,
-    predictabilities: BTreeMap<NodeId, f64>,
+    holds: VecMap<BundleId, ()>,
+    predictabilities: VecMap<NodeId, f64>,
     /// Planned, not yet confirmed or failed, with the copies reserved for it.
     in_flight: BTreeMap<BundleId, u32>,
+    /// PRoPHET: held bundles `plan` found this peer no better a carrier for, and
+    /// [`ProphetTable::lowered`] then. The peer's side stays as its summary said and
+    /// ours can only have risen while that count stands, so the answer stands too:
+    /// `plan`, asked again after every transfer, looks only at the rest.
+    declined: Option<(u64, VecMap<BundleId, ()>)>,
 }
 
 /// A node's routing state machine.
 #[derive(Debug, Clone)]
+#[cfg_attr(test, derive(PartialEq))]
 pub struct Router {
     local: NodeId,
     strategy: Strategy,
     held: BTreeMap<BundleId, Held>,
-    acks: BTreeMap<BundleId, DtnMillis>,
+    /// A vector: every summary exchange walks all of them.
+    acks: VecMap<BundleId, DtnMillis>,
     contacts: BTreeMap<NodeId, Contact>,
     prophet: Option<(ProphetConfig, ProphetTable)>,
 }
@@ -271,13 +287,15 @@ impl Router {
             local,
             strategy,
             held: BTreeMap::new(),
-            acks: BTreeMap::new(),
+            acks: VecMap::default(),
             contacts: BTreeMap::new(),
             prophet,
         }
     }
 
-    /// A router restored from a saved [`RouterState`] (expired entries dropped).
+    /// A router restored from a saved [`RouterState`] (expired entries dropped, and
+    /// held bundles that are also acknowledged: they were delivered; the caller's
+    /// store reconciliation then finds them no longer held).
     pub fn from_state(
         local: NodeId,
         strategy: Strategy,
@@ -294,9 +312,11 @@ impl Router {
                     .insert(held.meta.id.clone(), Held { copies, ..held });
             }
         }
-        for ack in state.acks {
-            router.record_ack(ack, now);
-        }
+        router.record_acks(state.acks, now);
+        // A router holds no bundle it knows delivered (summaries and plans rely on
+        // it); only a state that `state()` did not write can list one as both.
+        let acks = &router.acks;
+        router.held.retain(|id, _| !acks.contains_key(id));
         if let (Some((_, table)), Some(saved)) = (router.prophet.as_mut(), state.prophet) {
             *table = saved;
         }
@@ -442,7 +462,7 @@ impl Router {
             .filter(|h| h.meta.is_expired(now))
             .map(|h| h.meta.id.clone())
             .collect();
-        self.acks.retain(|_, expires_at| *expires_at > now);
+        self.acks.retain(|(_, expires_at)| *expires_at > now);
         gone.into_iter()
             .filter_map(|id| self.held.remove(&id))
             .map(|held| Removed {
@@ -476,64 +496,61 @@ impl Router {
 
     /// What to tell peers now.
     pub fn summary(&mut self, now: DtnMillis) -> Summary {
-        let predictabilities = match self.prophet.as_mut() {
-            Some((config, table)) => {
-                table.age(config, now);
-                table.iter().map(|(n, p)| (n.clone(), p)).collect()
-            }
-            None => Vec::new(),
-        };
+        self.age_prophet(now);
         Summary {
             holds: self.held.keys().cloned().collect(),
-            acks: self
-                .acks
-                .iter()
-                .filter(|(_, e)| **e > now)
-                .map(|(id, e)| Ack {
-                    id: id.clone(),
-                    expires_at: *e,
-                })
-                .collect(),
-            predictabilities,
+            acks: self.live_acks(now).collect(),
+            predictabilities: self.predictabilities(),
         }
     }
 
     /// `peer`'s summary arrived. Returns the bundles its acknowledgements remove.
     pub fn on_summary(&mut self, peer: &NodeId, summary: Summary, now: DtnMillis) -> Vec<Removed> {
-        let contact = self.contacts.entry(peer.clone()).or_default();
-        contact.summarised = true;
-        for id in summary.holds {
-            if contact.holds.len() >= MAX_SUMMARY_IDS {
-                break;
-            }
-            contact.holds.insert(id);
-        }
-        if self.prophet.is_some() {
-            contact.predictabilities = summary
-                .predictabilities
-                .into_iter()
-                .take(prophet::MAX_PROPHET_ENTRIES)
-                .map(|(node, p)| (node, prophet::clamp_unit(p)))
-                .collect();
-        }
-        let mut removed = Vec::new();
-        for ack in summary.acks.into_iter().take(MAX_ACKS) {
-            if let Some(gone) = self.on_ack(ack, now) {
-                removed.push(gone);
-            }
-        }
-        if let Some((config, table)) = self.prophet.as_mut()
-            && let Some(contact) = self.contacts.get(peer)
-        {
-            table.transitive(
-                config,
-                &self.local,
-                peer,
-                contact.predictabilities.iter().map(|(n, p)| (n, *p)),
-                now,
-            );
-        }
-        removed
+        let mut acks = summary.acks;
+        acks.truncate(MAX_ACKS);
+        let news: Vec<bool> = acks
+            .iter()
+            .map(|ack| self.ack_is_news(&ack.id, ack.expires_at, now))
+            .collect();
+        let fresh = news.iter().filter(|n| **n).count();
+        // Skipping an ack that changes nothing is only exact while no trim to
+        // MAX_ACKS can happen on the way: a trim may forget an ack the summary
+        // would then have brought back.
+        let acks = if self.acks.len() + fresh > MAX_ACKS {
+            acks
+        } else {
+            acks.into_iter()
+                .zip(news)
+                .filter_map(|(ack, news)| news.then_some(ack))
+                .collect()
+        };
+        let incoming = Incoming {
+            holds: summary.holds,
+            acks,
+            predictabilities: summary.predictabilities,
+        };
+        self.apply_summary(peer, incoming, now)
+    }
+
+    /// Step 2 for two routers in one process (a simulator): the same as taking
+    /// `a.summary(now)` and `b.summary(now)`, then giving each to the other's
+    /// [`Router::on_summary`], without building the summaries. Most of what a
+    /// summary says, the acknowledgements above all, the other side knows already;
+    /// only the rest is copied. Returns what each side's acknowledgements removed,
+    /// `a`'s first.
+    pub fn exchange_summaries(
+        a: &mut Router,
+        b: &mut Router,
+        now: DtnMillis,
+    ) -> (Vec<Removed>, Vec<Removed>) {
+        a.age_prophet(now);
+        b.age_prophet(now);
+        let (acks_for_a, acks_for_b) = ack_news(a, b, now);
+        let for_a = b.summary_for(a, acks_for_a, now);
+        let for_b = a.summary_for(b, acks_for_b, now);
+        let removed_a = a.apply_summary(&b.local, for_a, now);
+        let removed_b = b.apply_summary(&a.local, for_b, now);
+        (removed_a, removed_b)
     }
 
     /// The bundles to send `peer` now, best first; spray copies are reserved as they
@@ -549,12 +566,23 @@ impl Router {
             return Vec::new();
         }
         let mut chosen: Vec<(&Held, Forward)> = Vec::new();
+        // Both in id order: the peer's holds are walked alongside ours, one
+        // comparison a step, rather than searched for each of ours; so are the
+        // bundles declined before.
+        let mut peer_holds = contact.holds.iter().peekable();
+        let table = self.prophet.as_ref().map(|(_, table)| table);
+        let lowered = table.map_or(0, |t| t.lowered());
+        let declined_before = match &contact.declined {
+            Some((at, ids)) if *at == lowered => ids.as_slice(),
+            _ => &[],
+        };
+        let mut declined_walk = declined_before.iter().peekable();
+        let mut declined_now: Vec<(BundleId, ())> = Vec::new();
         for held in self.held.values() {
             let id = &held.meta.id;
-            if held.meta.is_expired(now)
-                || contact.holds.contains(id)
+            if seek(&mut peer_holds, id, |(k, _)| k)
+                || held.meta.is_expired(now)
                 || contact.in_flight.contains_key(id)
-                || self.acks.contains_key(id)
             {
                 continue;
             }
@@ -572,17 +600,21 @@ impl Router {
                     Strategy::SprayAndWait { .. } => {
                         (held.copies > 1).then(|| forward(held.copies / 2, ForwardReason::Spray))
                     }
+                    Strategy::Prophet(_) if seek(&mut declined_walk, id, |(k, _)| k) => None,
                     Strategy::Prophet(_) => {
+                        let destination = &held.meta.destination;
                         let theirs = contact
                             .predictabilities
-                            .get(&held.meta.destination)
+                            .get(destination)
                             .copied()
                             .unwrap_or(0.0);
-                        let ours = self
-                            .prophet
-                            .as_ref()
-                            .map_or(0.0, |(_, t)| t.get(&held.meta.destination));
-                        (theirs > ours).then(|| forward(1, ForwardReason::Prophet))
+                        let ours = table.map_or(0.0, |t| t.get(destination));
+                        if theirs > ours {
+                            Some(forward(1, ForwardReason::Prophet))
+                        } else {
+                            declined_now.push((id.clone(), ()));
+                            None
+                        }
                     }
                 }
             };
@@ -599,8 +631,16 @@ impl Router {
                 .then(a.meta.id.cmp(&b.meta.id))
         });
         let plan: Vec<Forward> = chosen.into_iter().map(|(_, f)| f).collect();
-        // Reserve: spray copies leave our count now; everything is marked in flight.
         let contact = self.contacts.get_mut(peer).expect("checked above");
+        if self.prophet.is_some() {
+            let mut declined = match contact.declined.take() {
+                Some((at, ids)) if at == lowered => ids,
+                _ => VecMap::default(),
+            };
+            declined.merge_all(declined_now, |_, _| {});
+            contact.declined = Some((lowered, declined));
+        }
+        // Reserve: spray copies leave our count now; everything is marked in flight.
         for forward in &plan {
             let reserved = if forward.reason == ForwardReason::Spray {
                 forward.copies
@@ -626,7 +666,7 @@ impl Router {
         if let Some(contact) = self.contacts.get_mut(peer) {
             contact.in_flight.remove(id);
             if contact.holds.len() < MAX_SUMMARY_IDS {
-                contact.holds.insert(id.clone());
+                contact.holds.insert(id.clone(), ());
             }
         }
         let to_destination = self
@@ -657,7 +697,7 @@ impl Router {
         if let Some(contact) = self.contacts.get_mut(peer)
             && contact.holds.len() < MAX_SUMMARY_IDS
         {
-            contact.holds.insert(id.clone());
+            contact.holds.insert(id.clone(), ());
         }
     }
 
@@ -682,6 +722,127 @@ impl Router {
             .sum()
     }
 
+    fn age_prophet(&mut self, now: DtnMillis) {
+        if let Some((config, table)) = self.prophet.as_mut() {
+            table.age(config, now);
+        }
+    }
+
+    /// The acks a summary carries: those still alive.
+    fn live_acks(&self, now: DtnMillis) -> impl Iterator<Item = Ack> + '_ {
+        self.acks
+            .iter()
+            .filter(move |(_, e)| *e > now)
+            .map(|(id, e)| Ack {
+                id: id.clone(),
+                expires_at: *e,
+            })
+    }
+
+    fn predictabilities(&self) -> Vec<(NodeId, f64)> {
+        match &self.prophet {
+            Some((_, table)) => table.iter().map(|(n, p)| (n.clone(), p)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `on_ack` would record the ack (new, or expiring later than the one
+    /// known) or delete a held copy.
+    fn ack_is_news(&self, id: &BundleId, expires_at: DtnMillis, now: DtnMillis) -> bool {
+        let alive = expires_at > now;
+        match self.acks.get(id) {
+            // No copy to delete: a router holds no bundle it knows delivered.
+            Some(known) => alive && *known < retained_until(expires_at, now),
+            None => alive || self.held.contains_key(id),
+        }
+    }
+
+    /// What `self.summary(now)` tells `peer` (holds, acks, predictabilities), its
+    /// acks cut to `acks`, those `peer`'s `on_summary` would not skip (see
+    /// [`ack_news`]). `self`'s table is aged.
+    fn summary_for(&self, peer: &Router, mut acks: Vec<Ack>, now: DtnMillis) -> Incoming {
+        // As in `on_summary`: where a trim may happen, every ack, in order.
+        if peer.acks.len() + acks.len() > MAX_ACKS {
+            acks = self.live_acks(now).take(MAX_ACKS).collect();
+        }
+        let predictabilities = if peer.prophet.is_some() {
+            self.predictabilities()
+        } else {
+            Vec::new()
+        };
+        Incoming {
+            holds: self.held.keys().cloned().collect(),
+            acks,
+            predictabilities,
+        }
+    }
+
+    /// The body of `on_summary`, with the acks already cut to those that matter.
+    fn apply_summary(&mut self, peer: &NodeId, incoming: Incoming, now: DtnMillis) -> Vec<Removed> {
+        let Incoming {
+            holds,
+            acks,
+            predictabilities,
+        } = incoming;
+        let contact = self.contacts.entry(peer.clone()).or_default();
+        contact.summarised = true;
+        let in_order = holds.is_sorted_by(|x, y| x < y);
+        let holds = holds.into_iter().map(|id| (id, ()));
+        if contact.holds.is_empty() && in_order {
+            // In id order without repeats, as a router lists them: taken as they are.
+            contact.holds = VecMap::from_sorted(holds.take(MAX_SUMMARY_IDS).collect());
+        } else if contact.holds.len() + holds.len() <= MAX_SUMMARY_IDS {
+            contact.holds.merge_all(holds.collect(), |_, _| {});
+        } else {
+            // Which ids fit under the bound depends on their order: one by one.
+            let mut set: BTreeSet<BundleId> =
+                std::mem::take(&mut contact.holds).into_keys().collect();
+            for (id, ()) in holds {
+                if set.len() >= MAX_SUMMARY_IDS {
+                    break;
+                }
+                set.insert(id);
+            }
+            contact.holds = VecMap::from_sorted(set.into_iter().map(|id| (id, ())).collect());
+        }
+        if self.prophet.is_some() {
+            contact.declined = None;
+            let mut preds = predictabilities;
+            preds.truncate(prophet::MAX_PROPHET_ENTRIES);
+            for (_, p) in &mut preds {
+                *p = prophet::clamp_unit(*p);
+            }
+            contact.predictabilities = if preds.is_sorted_by(|x, y| x.0 < y.0) {
+                VecMap::from_sorted(preds)
+            } else {
+                // A repeated node keeps its last value, as a map filled in order would.
+                preds.into_iter().collect()
+            };
+        }
+        // What `on_ack` does for each, in two passes: copies and acks are apart.
+        let removed = acks
+            .iter()
+            .filter_map(|ack| self.held.remove(&ack.id))
+            .map(|held| Removed {
+                meta: held.meta,
+                reason: Removal::Acked,
+            })
+            .collect();
+        self.record_acks(acks, now);
+        if let Some((config, table)) = self.prophet.as_mut()
+            && let Some(contact) = self.contacts.get(peer)
+        {
+            table.transitive_in_order(
+                config,
+                &self.local,
+                peer,
+                contact.predictabilities.iter().map(|(n, p)| (n, *p)),
+                now,
+            );
+        }
+        removed
+    }
+
     fn refund(&mut self, id: &BundleId, reserved: u32) {
         if let Some(held) = self.held.get_mut(id) {
             held.copies = held.copies.saturating_add(reserved);
@@ -699,18 +860,99 @@ impl Router {
         if ack.expires_at <= now {
             return;
         }
-        let expires_at = ack.expires_at.min(now.saturating_add(MAX_ACK_RETENTION_MS));
-        let entry = self.acks.entry(ack.id).or_insert(expires_at);
-        *entry = (*entry).max(expires_at);
+        self.acks
+            .merge(ack.id, retained_until(ack.expires_at, now), keep_later);
         if self.acks.len() > MAX_ACKS {
-            // Forget the soonest-expiring tenth in one go, so a flood costs one sort
+            // Forget the soonest-expiring tenth in one go, so a flood costs one pass
             // per 10 000 acks rather than one scan per ack.
-            let mut by_expiry: Vec<(DtnMillis, BundleId)> =
-                self.acks.iter().map(|(id, e)| (*e, id.clone())).collect();
-            by_expiry.sort();
-            for (_, id) in by_expiry.into_iter().take(MAX_ACKS / 10) {
-                self.acks.remove(&id);
+            self.acks.remove_lowest(MAX_ACKS / 10, Ord::cmp);
+        }
+    }
+
+    /// `record_ack` for each, in order: runs too short to reach MAX_ACKS (where the
+    /// order would matter) are merged in one pass each, so a summary or a saved
+    /// state of many acks costs no more than a few passes over all of them.
+    fn record_acks(&mut self, acks: Vec<Ack>, now: DtnMillis) {
+        let mut acks = acks
+            .into_iter()
+            .filter(|ack| ack.expires_at > now)
+            .map(|ack| (ack.id, retained_until(ack.expires_at, now)))
+            .peekable();
+        while acks.peek().is_some() {
+            let room = MAX_ACKS.saturating_sub(self.acks.len());
+            if room == 0 {
+                let (id, expires_at) = acks.next().expect("peeked");
+                self.record_ack(Ack { id, expires_at }, now);
+            } else {
+                self.acks
+                    .merge_all(acks.by_ref().take(room).collect(), keep_later);
             }
+        }
+    }
+}
+
+/// A peer's summary as `apply_summary` takes it: the acks cut to those that matter.
+struct Incoming {
+    holds: Vec<BundleId>,
+    acks: Vec<Ack>,
+    predictabilities: Vec<(NodeId, f64)>,
+}
+
+/// Of two expiries of one ack, the later stands.
+fn keep_later(known: &mut DtnMillis, arriving: DtnMillis) {
+    *known = (*known).max(arriving);
+}
+
+/// How long an ack arriving at `now` is kept: until its bundle expires, capped.
+fn retained_until(expires_at: DtnMillis, now: DtnMillis) -> DtnMillis {
+    expires_at.min(now.saturating_add(MAX_ACK_RETENTION_MS))
+}
+
+/// The acks each of two routers would take from the other's summary (those
+/// [`Router::ack_is_news`] finds), `(for a, for b)`, each in id order: one walk over
+/// both lists (in id order too) finds both, one comparison a step, where searching
+/// one list for every entry of the other would cost a logarithm of comparisons each.
+fn ack_news(a: &Router, b: &Router, now: DtnMillis) -> (Vec<Ack>, Vec<Ack>) {
+    // A summary lists only live acks; one that is unknown is news, a known one is if
+    // it extends the expiry. Neither side holds a bundle it knows delivered.
+    let news =
+        |to: &mut Vec<Ack>, id: &BundleId, expires_at: DtnMillis, known: Option<DtnMillis>| {
+            if expires_at > now && known.is_none_or(|k| k < retained_until(expires_at, now)) {
+                to.push(Ack {
+                    id: id.clone(),
+                    expires_at,
+                });
+            }
+        };
+    let (mut for_a, mut for_b) = (Vec::new(), Vec::new());
+    let (mut of_a, mut of_b) = (a.acks.as_slice(), b.acks.as_slice());
+    loop {
+        match (of_a.split_first(), of_b.split_first()) {
+            (Some(((x, ex), rest_a)), Some(((y, ey), rest_b))) => match x.cmp(y) {
+                Ordering::Less => {
+                    news(&mut for_b, x, *ex, None);
+                    of_a = rest_a;
+                }
+                Ordering::Greater => {
+                    news(&mut for_a, y, *ey, None);
+                    of_b = rest_b;
+                }
+                Ordering::Equal => {
+                    news(&mut for_a, y, *ey, Some(*ex));
+                    news(&mut for_b, x, *ex, Some(*ey));
+                    of_a = rest_a;
+                    of_b = rest_b;
+                }
+            },
+            (Some(((x, ex), rest)), None) => {
+                news(&mut for_b, x, *ex, None);
+                of_a = rest;
+            }
+            (None, Some(((y, ey), rest))) => {
+                news(&mut for_a, y, *ey, None);
+                of_b = rest;
+            }
+            (None, None) => return (for_a, for_b),
         }
     }
 }

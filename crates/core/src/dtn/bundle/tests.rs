@@ -393,6 +393,23 @@ proptest! {
         }
     }
 
+    /// Ids order by source, then creation time and sequence, whether or not they
+    /// share their parts.
+    #[test]
+    fn ids_order_by_source_then_creation(
+        a in (0u64..3, 0u64..3, 0u64..3),
+        b in (0u64..3, 0u64..3, 0u64..3),
+        shared in any::<bool>(),
+    ) {
+        let id = |(node, time, seq): (u64, u64, u64)| {
+            BundleId::new(Eid::ipn(node + 1, 1).unwrap(), CreationTimestamp { time, seq })
+        };
+        let x = id(a);
+        let y = if shared && a == b { x.clone() } else { id(b) };
+        prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+        prop_assert_eq!(x == y, a == b);
+    }
+
     #[test]
     fn built_bundles_round_trip(
         payload in proptest::collection::vec(any::<u8>(), 0..256),

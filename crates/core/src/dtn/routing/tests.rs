@@ -65,36 +65,70 @@ impl Net {
         let now = self.now;
         self.routers[a].contact_up(&node(b), now);
         self.routers[b].contact_up(&node(a), now);
-        let sa = self.routers[a].summary(now);
-        let sb = self.routers[b].summary(now);
-        self.routers[a].on_summary(&node(b), sb, now);
-        self.routers[b].on_summary(&node(a), sa, now);
+        self.exchange(a, b);
         for (x, y) in [(a, b), (b, a)] {
-            for forward in self.routers[x].plan(&node(y), now) {
+            for forward in self.plan(x, y) {
                 if fail() {
                     self.routers[x].on_forward_failed(&node(y), &forward.id);
-                    continue;
+                } else {
+                    self.transfer(x, y, &forward);
                 }
-                let meta = self.routers[x]
-                    .held(&forward.id)
-                    .expect("planned bundles are held")
-                    .meta
-                    .relayed(&node(y), &node(x));
-                match self.routers[y].admission(&meta, now) {
-                    Admission::ForUs => {
-                        *self.delivered.entry(meta.id.clone()).or_default() += 1;
-                        self.routers[y].on_delivered(&meta.id, meta.expires_at, now);
-                    }
-                    Admission::New | Admission::Duplicate => {
-                        self.routers[y].insert(meta, Some(forward.copies), now);
-                    }
-                    Admission::AlreadyDelivered | Admission::Expired => {}
-                }
-                self.routers[x].on_forwarded(&node(y), &forward.id, now);
             }
         }
         self.routers[a].contact_down(&node(b), now);
         self.routers[b].contact_down(&node(a), now);
+        for r in &self.routers {
+            assert!(
+                r.held.keys().all(|id| !r.acks.contains_key(id)),
+                "a router holds a bundle it knows delivered"
+            );
+        }
+    }
+
+    /// `x` sends `y` a planned bundle, which arrives.
+    fn transfer(&mut self, x: usize, y: usize, forward: &Forward) {
+        let now = self.now;
+        let meta = self.routers[x]
+            .held(&forward.id)
+            .expect("planned bundles are held")
+            .meta
+            .relayed(&node(y), &node(x));
+        match self.routers[y].admission(&meta, now) {
+            Admission::ForUs => {
+                *self.delivered.entry(meta.id.clone()).or_default() += 1;
+                self.routers[y].on_delivered(&meta.id, meta.expires_at, now);
+            }
+            Admission::New | Admission::Duplicate => {
+                self.routers[y].insert(meta, Some(forward.copies), now);
+            }
+            Admission::AlreadyDelivered | Admission::Expired => {}
+        }
+        self.routers[x].on_forwarded(&node(y), &forward.id, now);
+    }
+
+    /// Both summaries, each fed to the other side; checked against the simulator's
+    /// shortcut, which must leave both routers exactly as they do.
+    fn exchange(&mut self, a: usize, b: usize) {
+        let now = self.now;
+        let (mut a2, mut b2) = (self.routers[a].clone(), self.routers[b].clone());
+        let sa = self.routers[a].summary(now);
+        let sb = self.routers[b].summary(now);
+        let gone_a = self.routers[a].on_summary(&node(b), sb, now);
+        let gone_b = self.routers[b].on_summary(&node(a), sa, now);
+        let shortcut = Router::exchange_summaries(&mut a2, &mut b2, now);
+        assert_eq!(shortcut, (gone_a, gone_b));
+        assert_eq!(a2, self.routers[a]);
+        assert_eq!(b2, self.routers[b]);
+    }
+
+    /// `x`'s plan for `y`, checked against planning from scratch.
+    fn plan(&mut self, x: usize, y: usize) -> Vec<Forward> {
+        let mut probe = self.routers[x].clone();
+        probe.age_prophet(self.now);
+        let expected = plan_from_scratch(&probe, &node(y), self.now);
+        let plan = self.routers[x].plan(&node(y), self.now);
+        assert_eq!(plan, expected);
+        plan
     }
 
     fn holders(&self, id: &BundleId) -> Vec<usize> {
@@ -113,6 +147,147 @@ impl Net {
 
 fn never() -> bool {
     false
+}
+
+/// `plan` without its shortcuts (walks, the cache of declined bundles, the
+/// invariant that no acknowledged bundle is held), on a router already aged, and
+/// without reserving anything: what it must return.
+fn plan_from_scratch(r: &Router, peer: &NodeId, now: DtnMillis) -> Vec<Forward> {
+    let Some(contact) = r.contacts.get(peer).filter(|c| c.summarised) else {
+        return Vec::new();
+    };
+    let mut chosen: Vec<(&Held, Forward)> = Vec::new();
+    for held in r.held.values() {
+        let id = &held.meta.id;
+        if held.meta.is_expired(now)
+            || contact.holds.contains_key(id)
+            || contact.in_flight.contains_key(id)
+            || r.acks.contains_key(id)
+        {
+            continue;
+        }
+        let forward = |copies, reason| Forward {
+            id: id.clone(),
+            copies,
+            reason,
+        };
+        let destination = &held.meta.destination;
+        let decision = if destination == peer {
+            Some(forward(1, ForwardReason::Destination))
+        } else {
+            match &r.strategy {
+                Strategy::DirectDelivery => None,
+                Strategy::Epidemic => Some(forward(1, ForwardReason::Replicate)),
+                Strategy::SprayAndWait { .. } => {
+                    (held.copies > 1).then(|| forward(held.copies / 2, ForwardReason::Spray))
+                }
+                Strategy::Prophet(_) => {
+                    let theirs = contact.predictabilities.get(destination).copied();
+                    let ours = r.prophet().map_or(0.0, |t| t.get(destination));
+                    (theirs.unwrap_or(0.0) > ours).then(|| forward(1, ForwardReason::Prophet))
+                }
+            }
+        };
+        chosen.extend(decision.map(|f| (held, f)));
+    }
+    chosen.sort_by(|(a, fa), (b, fb)| {
+        let direct = |f: &Forward| f.reason != ForwardReason::Destination;
+        direct(fa)
+            .cmp(&direct(fb))
+            .then(b.meta.priority.cmp(&a.meta.priority))
+            .then(a.meta.id.created().cmp(&b.meta.id.created()))
+            .then(a.meta.id.cmp(&b.meta.id))
+    });
+    chosen.into_iter().map(|(_, f)| f).collect()
+}
+
+/// `on_summary` without its shortcuts: every id inserted and every ack applied one
+/// by one, in the order given. What it must do.
+fn on_summary_one_by_one(
+    r: &mut Router,
+    peer: &NodeId,
+    summary: Summary,
+    now: DtnMillis,
+) -> Vec<Removed> {
+    let contact = r.contacts.entry(peer.clone()).or_default();
+    contact.summarised = true;
+    for id in summary.holds {
+        if contact.holds.len() >= MAX_SUMMARY_IDS {
+            break;
+        }
+        contact.holds.insert(id, ());
+    }
+    if r.prophet.is_some() {
+        contact.declined = None;
+        contact.predictabilities = summary
+            .predictabilities
+            .into_iter()
+            .take(prophet::MAX_PROPHET_ENTRIES)
+            .map(|(node, p)| (node, prophet::clamp_unit(p)))
+            .collect();
+    }
+    let mut removed = Vec::new();
+    for ack in summary.acks.into_iter().take(MAX_ACKS) {
+        removed.extend(r.on_ack(ack, now));
+    }
+    if let Some((config, table)) = r.prophet.as_mut() {
+        let contact = &r.contacts[peer];
+        let preds = contact.predictabilities.iter().map(|(n, p)| (n, *p));
+        table.transitive(config, &r.local, peer, preds, now);
+    }
+    removed
+}
+
+fn strategy(i: usize) -> Strategy {
+    [
+        Strategy::DirectDelivery,
+        Strategy::Epidemic,
+        Strategy::SprayAndWait { copies: 4 },
+        Strategy::Prophet(ProphetConfig::default()),
+    ][i % 4]
+        .clone()
+}
+
+/// What happens in a small network before the moment a test looks at.
+#[derive(Debug, Clone)]
+enum Step {
+    Originate(usize, usize),
+    /// A contact; transfers fail on the `true`s, in turn.
+    Meet(usize, usize, Vec<bool>),
+    Wait(u64),
+}
+
+fn history(n: usize) -> impl Generator<Value = Vec<Step>> {
+    let step = proptest::prop_oneof![
+        (0..n, 0..n).prop_map(|(a, b)| Step::Originate(a, b)),
+        (0..n, 1..n, proptest::collection::vec(any::<bool>(), 0..4))
+            .prop_map(move |(a, d, fails)| Step::Meet(a, (a + d) % n, fails)),
+        (0u64..4 * HOUR).prop_map(Step::Wait),
+    ];
+    proptest::collection::vec(step, 0..40)
+}
+
+impl Net {
+    /// A new bundle from `src` to `dst`, unless they are one node or the test has
+    /// run past the bundles' lifetime.
+    fn originate_while_alive(&mut self, src: usize, dst: usize, n: u64) {
+        if src != dst && !meta_from(src, dst, n, Priority::Normal).is_expired(self.now) {
+            self.originate(src, dst, n);
+        }
+    }
+
+    fn replay(&mut self, history: &[Step]) {
+        for (k, step) in history.iter().enumerate() {
+            match step {
+                Step::Originate(a, b) => self.originate_while_alive(*a, *b, 1_000 + k as u64),
+                Step::Meet(a, b, fails) => {
+                    let mut fails = fails.iter().copied().cycle();
+                    self.contact(*a, *b, || fails.next().unwrap_or(false));
+                }
+                Step::Wait(ms) => self.now += ms,
+            }
+        }
+    }
 }
 
 #[test]
@@ -454,5 +629,244 @@ proptest! {
             net.contact(a, b, never);
         }
         prop_assert_eq!(net.delivered.get(&id), Some(&1));
+    }
+}
+
+/// The id of bundle `k` from `n{src}`, as its own allocation: equal to, not shared
+/// with, the copies the routers hold.
+fn fresh_id(src: usize, k: u64) -> BundleId {
+    meta_from(src, 0, 1_000 + k, Priority::Normal).id
+}
+
+fn any_summary() -> impl Generator<Value = Summary> {
+    let id = (0usize..5, 0u64..45).prop_map(|(src, k)| fresh_id(src, k));
+    let expiry = proptest::prop_oneof![Just(0), T0..T0 + 200 * HOUR, Just(u64::MAX)];
+    let p = proptest::prop_oneof![-0.5f64..1.5, Just(f64::NAN)];
+    (
+        proptest::collection::vec(id.clone(), 0..20),
+        proptest::collection::vec((id, expiry), 0..30),
+        proptest::collection::vec((0usize..8, p), 0..12),
+        any::<bool>(),
+    )
+        .prop_map(|(holds, acks, preds, in_order)| {
+            let mut summary = Summary {
+                holds,
+                acks: acks
+                    .into_iter()
+                    .map(|(id, expires_at)| Ack { id, expires_at })
+                    .collect(),
+                predictabilities: preds.into_iter().map(|(n, p)| (node(n), p)).collect(),
+            };
+            if in_order {
+                // As a router lists them.
+                summary.holds.sort();
+                summary.holds.dedup();
+                summary.acks.sort_by(|a, b| a.id.cmp(&b.id));
+                summary.acks.dedup_by(|a, b| a.id == b.id);
+                summary.predictabilities.sort_by(|a, b| a.0.cmp(&b.0));
+                summary.predictabilities.dedup_by(|a, b| a.0 == b.0);
+            }
+            summary
+        })
+}
+
+/// What happens on a long contact between n0 and n1.
+#[derive(Debug, Clone)]
+enum During {
+    /// n0 (`true`) or n1 plans for the other; each forward then arrives (0), fails
+    /// (1) or stays in flight (2, and past the end of the list).
+    Plan(bool, Vec<u8>),
+    Wait(u64),
+    /// n0 or n1 meets someone else meanwhile.
+    MeetOther(bool, usize),
+    Originate(bool, usize),
+    Resummary,
+}
+
+fn during() -> impl Generator<Value = During> {
+    proptest::prop_oneof![
+        (any::<bool>(), proptest::collection::vec(0u8..3, 0..6))
+            .prop_map(|(x, fates)| During::Plan(x, fates)),
+        (0u64..3 * HOUR).prop_map(During::Wait),
+        (any::<bool>(), 2usize..6).prop_map(|(x, c)| During::MeetOther(x, c)),
+        (any::<bool>(), 0usize..6).prop_map(|(x, d)| During::Originate(x, d)),
+        Just(During::Resummary),
+    ]
+}
+
+/// A bundle PRoPHET declined to send a peer is offered again once our
+/// predictability has aged below the peer's, or the peer's summary says more.
+#[test]
+fn a_declined_bundle_goes_once_the_peer_turns_out_better() {
+    let (me, peer, dest) = (node(0), node(1), node(9));
+    let summary = |p: f64| Summary {
+        predictabilities: vec![(dest.clone(), p)],
+        ..Summary::default()
+    };
+    let setup = || {
+        let mut r = Router::new(me.clone(), Strategy::Prophet(ProphetConfig::default()));
+        r.contact_up(&dest, T0);
+        r.contact_down(&dest, T0);
+        r.insert(meta_from(0, 9, 1, Priority::Normal), None, T0);
+        r.contact_up(&peer, T0);
+        r.on_summary(&peer, summary(0.45), T0);
+        assert!(
+            r.plan(&peer, T0).is_empty(),
+            "0.45 is no better than our 0.5"
+        );
+        r
+    };
+    // Two hours on, our 0.5 has aged to 0.5 · 0.999^120 ≈ 0.443; one hour on, to
+    // 0.5 · 0.999^60 ≈ 0.471.
+    let mut r = setup();
+    assert_eq!(r.plan(&peer, T0 + 2 * HOUR).len(), 1);
+    let mut r = setup();
+    assert!(r.plan(&peer, T0 + HOUR).is_empty());
+    // Or the peer's next summary says 0.6.
+    let mut r = setup();
+    r.on_summary(&peer, summary(0.6), T0);
+    assert_eq!(r.plan(&peer, T0).len(), 1);
+}
+
+#[test]
+fn a_restored_router_carries_no_bundle_it_knows_delivered() {
+    let meta = meta_from(0, 9, 1, Priority::Normal);
+    let other = meta_from(0, 9, 2, Priority::Normal);
+    let state = RouterState {
+        held: vec![
+            Held {
+                meta: meta.clone(),
+                copies: 1,
+            },
+            Held {
+                meta: other.clone(),
+                copies: 1,
+            },
+        ],
+        acks: vec![Ack {
+            id: meta.id.clone(),
+            expires_at: meta.expires_at,
+        }],
+        prophet: None,
+    };
+    let r = Router::from_state(node(0), Strategy::Epidemic, state, T0);
+    assert!(r.held(&meta.id).is_none());
+    assert!(r.is_acked(&meta.id));
+    assert!(r.held(&other.id).is_some());
+}
+
+/// Near `MAX_ACKS`, where the order of acks decides which ones a trim forgets, both
+/// `on_summary` and `exchange_summaries` apply a summary ack by ack.
+#[test]
+fn summaries_at_the_ack_bound_are_applied_ack_by_ack() {
+    let max = MAX_ACKS as u64;
+    let id = |k: u64| {
+        BundleId::new(
+            Eid::ipn(7, 1).unwrap(),
+            CreationTimestamp { time: k, seq: 0 },
+        )
+    };
+    let acks = |ks: &mut dyn Iterator<Item = u64>, base: DtnMillis| -> Vec<Ack> {
+        ks.map(|k| Ack {
+            id: id(k),
+            expires_at: base + k,
+        })
+        .collect()
+    };
+    let mut near_full = Router::new(node(0), Strategy::Epidemic);
+    near_full.record_acks(acks(&mut (0..max - 3), T0 + HOUR), T0);
+    assert_eq!(near_full.acks.len(), MAX_ACKS - 3);
+    // Some known (now expiring later), most new, in descending order.
+    let news = acks(&mut (max - 10..max + 10).rev(), T0 + 2 * HOUR);
+    let mut fast = near_full.clone();
+    let mut slow = near_full.clone();
+    let summary = Summary {
+        acks: news.clone(),
+        ..Summary::default()
+    };
+    fast.on_summary(&node(1), summary.clone(), T0);
+    on_summary_one_by_one(&mut slow, &node(1), summary, T0);
+    assert_eq!(fast, slow);
+    assert!(fast.acks.len() < MAX_ACKS);
+
+    let mut peer = Router::new(node(1), Strategy::Epidemic);
+    peer.record_acks(news, T0);
+    let (mut a, mut b) = (near_full.clone(), peer.clone());
+    let (mut a2, mut b2) = (near_full, peer);
+    let sa = a.summary(T0);
+    let sb = b.summary(T0);
+    let gone = (
+        a.on_summary(&node(1), sb, T0),
+        b.on_summary(&node(0), sa, T0),
+    );
+    assert_eq!(Router::exchange_summaries(&mut a2, &mut b2, T0), gone);
+    assert_eq!((a2, b2), (a, b));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Acks already known are skipped and ids in order are taken in one go, which
+    /// must come to what applying every ack and id one by one comes to.
+    #[test]
+    fn on_summary_comes_to_applying_everything_one_by_one(
+        s in 0usize..4,
+        history in history(5),
+        peer in 1usize..5,
+        summary in any_summary(),
+        later in 0u64..HOUR,
+    ) {
+        let mut net = Net::new(5, strategy(s));
+        net.replay(&history);
+        let now = net.now + later;
+        let mut fast = net.routers[0].clone();
+        fast.contact_up(&node(peer), now);
+        let mut slow = fast.clone();
+        // Twice: the second time the contact already knows some of it.
+        for _ in 0..2 {
+            let removed = fast.on_summary(&node(peer), summary.clone(), now);
+            let expected = on_summary_one_by_one(&mut slow, &node(peer), summary.clone(), now);
+            prop_assert_eq!(removed, expected);
+            prop_assert_eq!(&fast, &slow);
+        }
+    }
+
+    /// A long PRoPHET contact, planned again and again while both tables change
+    /// (aging, other meetings, new bundles): every plan is what planning from
+    /// scratch gives (`Net::plan` checks it), whatever `plan` remembers between.
+    #[test]
+    fn prophet_plans_in_a_long_contact_are_plans_from_scratch(
+        history in history(6),
+        ops in proptest::collection::vec(during(), 1..40),
+    ) {
+        let mut net = Net::new(6, Strategy::Prophet(ProphetConfig::default()));
+        net.replay(&history);
+        net.now += 60_000;
+        net.routers[0].contact_up(&node(1), net.now);
+        net.routers[1].contact_up(&node(0), net.now);
+        net.exchange(0, 1);
+        for (k, op) in ops.into_iter().enumerate() {
+            let pick = |first: bool| if first { (0, 1) } else { (1, 0) };
+            match op {
+                During::Plan(first, fates) => {
+                    let (x, y) = pick(first);
+                    for (forward, fate) in net.plan(x, y).iter().zip(fates) {
+                        match fate {
+                            0 => net.transfer(x, y, forward),
+                            1 => net.routers[x].on_forward_failed(&node(y), &forward.id),
+                            _ => {}
+                        }
+                    }
+                }
+                During::Wait(ms) => net.now += ms,
+                During::MeetOther(first, c) => net.contact(pick(first).0, c, never),
+                During::Originate(first, d) => {
+                    net.originate_while_alive(pick(first).0, d, 5_000 + k as u64);
+                }
+                During::Resummary => net.exchange(0, 1),
+            }
+        }
+        net.routers[0].contact_down(&node(1), net.now);
+        net.routers[1].contact_down(&node(0), net.now);
     }
 }
