@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use ferry_sim::metrics::{self, Report};
 use ferry_sim::scenario;
@@ -27,16 +27,8 @@ enum Cmd {
     Run {
         /// `village-bus-town`, `crowd`, or a path to a scenario .toml.
         scenario: String,
-        #[arg(long, value_enum, default_value_t = Which::All)]
-        strategy: Which,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the reports as JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Strategies run in parallel (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        runs: Runs,
     },
     /// List the shipped scenarios.
     List,
@@ -49,16 +41,24 @@ enum Cmd {
         /// Bundles created per node over the run.
         #[arg(long, default_value_t = 5.0)]
         bundles_per_node: f64,
-        #[arg(long, value_enum, default_value_t = Which::All)]
-        strategy: Which,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-        /// Strategies run in parallel (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        runs: Runs,
     },
+}
+
+/// Which strategies run, and how, for both `run` and `bench`.
+#[derive(Args)]
+struct Runs {
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    strategy: Which,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the reports as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Strategies run in parallel (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,10 +80,13 @@ fn main() -> Result<()> {
         }
         Cmd::Run {
             scenario,
-            strategy,
-            seed,
-            json,
-            jobs,
+            runs:
+                Runs {
+                    strategy,
+                    seed,
+                    json,
+                    jobs,
+                },
         } => {
             let s = scenario::resolve(&scenario)?;
             let world = s.build(seed)?;
@@ -104,10 +107,13 @@ fn main() -> Result<()> {
             nodes,
             hours,
             bundles_per_node,
-            strategy,
-            seed,
-            json,
-            jobs,
+            runs:
+                Runs {
+                    strategy,
+                    seed,
+                    json,
+                    jobs,
+                },
         } => {
             let s = ferry_sim::bench_scenario(nodes, hours, bundles_per_node);
             let t = Instant::now();

@@ -428,15 +428,15 @@ impl Engine {
             self.dtn_links.hang_up.remove(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        let generation = self.dtn.generation();
-        let stale: Vec<PeerId> = self
-            .dtn_links
-            .links
-            .iter()
-            .filter(|(_, link)| link.summary_generation != Some(generation))
-            .map(|(peer, _)| *peer)
-            .collect();
         if self.ticks.is_multiple_of(2) {
+            let generation = self.dtn.generation();
+            let stale: Vec<PeerId> = self
+                .dtn_links
+                .links
+                .iter()
+                .filter(|(_, link)| link.summary_generation != Some(generation))
+                .map(|(peer, _)| *peer)
+                .collect();
             for peer in stale {
                 self.send_summary(peer);
             }
