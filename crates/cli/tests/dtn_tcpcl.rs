@@ -102,7 +102,7 @@ fn parse(bytes: &[u8]) -> Bundle {
 /// dtnd's 64,000-byte transfer MRU is kept, not sent, and the session goes on.
 #[test]
 fn ferry_node_sends_bundles_to_dtnd() {
-    let Some(tools) = tools("ferry_node_sends_bundles_to_dtnd") else {
+    let Some(tools) = tools() else {
         return;
     };
     let began = Instant::now();
@@ -220,7 +220,7 @@ fn ferry_node_sends_bundles_to_dtnd() {
 /// bundle for a third node is carried, not sent back to dtnd.
 #[test]
 fn dtnd_sends_bundles_to_ferry_node() {
-    let Some(tools) = tools("dtnd_sends_bundles_to_ferry_node") else {
+    let Some(tools) = tools() else {
         return;
     };
     let began = Instant::now();
@@ -316,7 +316,7 @@ fn dtnd_sends_bundles_to_ferry_node() {
 /// contacts, while a small one hands dtnd half of its copies.
 #[test]
 fn oversized_bundle_keeps_its_spray_copies() {
-    let Some(tools) = tools("oversized_bundle_keeps_its_spray_copies") else {
+    let Some(tools) = tools() else {
         return;
     };
     let began = Instant::now();

@@ -35,7 +35,7 @@ fn make_bundle(src: &str, dst: &str, payload: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferry_sends_bundles_to_dtnd() {
-    let Some(tools) = tools("ferry_sends_bundles_to_dtnd") else {
+    let Some(tools) = tools() else {
         return;
     };
     let dtnd = Dtnd::start(&tools, "alpha", &["-e", "incoming"]);
@@ -121,7 +121,7 @@ async fn ferry_sends_bundles_to_dtnd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtnd_forwards_bundles_to_ferry() {
-    let Some(tools) = tools("dtnd_forwards_bundles_to_ferry") else {
+    let Some(tools) = tools() else {
         return;
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -201,7 +201,7 @@ async fn dtnd_forwards_bundles_to_ferry() {
 /// transfer) stays with dtnd, which sends it again later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtnd_keeps_and_resends_a_bundle_ferry_refused() {
-    let Some(tools) = tools("dtnd_keeps_and_resends_a_bundle_ferry_refused") else {
+    let Some(tools) = tools() else {
         return;
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -24,7 +24,7 @@
 //! panic too. Set `FERRY_LAB_KEEP=1` to keep them for a look after a failure.
 //!
 //! Tests that need the lab start with `if lab::skip_unless_root() { return; }`,
-//! which prints "skipping: the network lab needs root" when not run as root.
+//! which records the test as skipped when not run as root (and fails it under CI).
 //! [`node::Node`] runs a `ferry` node in a lab host.
 
 #![allow(dead_code)]
@@ -49,13 +49,14 @@ pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// True (after saying so) when the lab cannot run because this is not root:
-/// `if lab::skip_unless_root() { return; }`.
+/// True (after recording the skip, see [`ferry_testkit::skip`]) when the lab cannot
+/// run because this is not root: `if lab::skip_unless_root() { return; }`. Under CI
+/// it fails the test instead.
 pub fn skip_unless_root() -> bool {
     if is_root() {
         false
     } else {
-        eprintln!("skipping: the network lab needs root");
+        ferry_testkit::skip("the network lab needs root: run the tests with sudo");
         true
     }
 }
