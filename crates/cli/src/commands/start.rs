@@ -14,12 +14,16 @@ const FERRY_DEBUG: &str =
     "info,ferry=debug,ferry_node=debug,ferry_net=debug,ferry_store=debug,ferry_core=debug";
 
 pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(log_filter(verbose)?)
         .with_writer(std::io::stderr)
-        // Colour codes only help a terminal; in a log file they are noise.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_ansi(log_colours());
+    // Under systemd, stderr goes to the journal, which stamps each line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
     let options = StartOptions {
         data_dir,
         name: args.name,
@@ -43,6 +47,12 @@ pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<
         .build()
         .context("cannot start the async runtime")?
         .block_on(run(options))
+}
+
+/// Colour codes only help a terminal (in a log file or the journal they are
+/// noise), and NO_COLOR (<https://no-color.org>) turns them off there too.
+fn log_colours() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// RUST_LOG wins when set; otherwise `-v` picks how much to show.
