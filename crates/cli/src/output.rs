@@ -5,7 +5,7 @@
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
     BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerInfo,
-    ShareResult,
+    ShareResult, StorageInfo,
 };
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
@@ -25,17 +25,30 @@ pub fn message_line(message: &MessageView) -> String {
 
 pub fn id_text(id: &IdInfo) -> String {
     let mut text = format!(
-        "peer id   {}\nname      {}\ndata dir  {}\nversion   {}\nlistening on\n",
+        "peer id   {}\nname      {}\ndata dir  {}\nversion   {}\nstorage   {}\nlistening on\n",
         id.peer_id,
         printable(&id.name, false),
         id.data_dir,
-        id.version
+        id.version,
+        storage_text(&id.storage),
     );
     if id.listen_addrs.is_empty() {
         text.push_str("  (no addresses yet)\n");
     }
     for addr in &id.listen_addrs {
         text.push_str(&format!("  {addr}\n"));
+    }
+    text
+}
+
+/// `ok, 1.2 GiB free` or `full, 3.0 MiB free: WHAT FAILED`.
+fn storage_text(storage: &StorageInfo) -> String {
+    let mut text = storage.state.clone();
+    if let Some(free) = storage.free_bytes {
+        text.push_str(&format!(", {} free", human_bytes(free)));
+    }
+    if let Some(problem) = &storage.problem {
+        text.push_str(&format!(": {}", printable(problem, false)));
     }
     text
 }

@@ -9,7 +9,9 @@
 pub mod blobs;
 pub mod bundles;
 mod data_dir;
+mod db;
 mod error;
+mod health;
 pub mod identity;
 mod messages;
 mod peers;
@@ -18,14 +20,23 @@ pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
+pub use health::{
+    DEFAULT_INBOX_MAX_BUNDLES, DEFAULT_INBOX_MAX_BYTES, DEFAULT_RESERVE_BYTES, StorageHealth,
+    StorageState, StoreLimits,
+};
 pub use messages::StoredMessage;
 pub use peers::RememberedPeer;
 
-use redb::{Database, ReadableDatabase};
+use std::sync::Arc;
+
+use db::Db;
+use health::Health;
 
 /// The node's database, and the blob files beside it.
 pub struct Store {
-    db: Database,
+    db: Db,
+    health: Arc<Health>,
+    limits: StoreLimits,
     blobs: blobs::Blobs,
     bundles: bundles::Bundles,
 }
@@ -35,16 +46,44 @@ const BLOBS_DIR: &str = "blobs";
 const BUNDLES_DIR: &str = "bundles";
 
 impl Store {
-    /// Opens (or creates) the database of a locked data directory.
+    /// Opens (or creates) the database of a locked data directory, with the
+    /// default [`StoreLimits`].
     pub fn open(dir: &DataDir) -> Result<Self, StoreError> {
-        let db = Database::create(dir.path().join(DB_FILE))?;
+        Self::open_with(dir, StoreLimits::default())
+    }
+
+    /// Opens (or creates) the database of a locked data directory.
+    pub fn open_with(dir: &DataDir, limits: StoreLimits) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::new(dir.path().to_owned(), limits.reserve_bytes));
+        let db = Db::open(dir.path().join(DB_FILE), health.clone())?;
+        Self::open_on(dir, limits, health, db)
+    }
+
+    fn open_on(
+        dir: &DataDir,
+        limits: StoreLimits,
+        health: Arc<Health>,
+        db: Db,
+    ) -> Result<Self, StoreError> {
         let blobs = blobs::Blobs::open(dir.path().join(BLOBS_DIR))?;
         let bundles = bundles::Bundles::open(dir.path().join(BUNDLES_DIR))?;
-        let store = Self { db, blobs, bundles };
+        let store = Self {
+            db,
+            health,
+            limits,
+            blobs,
+            bundles,
+        };
         store.create_tables()?;
         store.clean_blobs()?;
         store.clean_bundles()?;
         Ok(store)
+    }
+
+    /// Whether the store can take writes, and the space left (see
+    /// [`StoreLimits`]).
+    pub fn storage_health(&self) -> StorageHealth {
+        self.health.report()
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {
@@ -57,8 +96,8 @@ impl Store {
         Ok(())
     }
 
-    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+    fn read(&self) -> Result<db::ReadTxn<'_>, StoreError> {
+        self.db.begin_read()
     }
 }
 
