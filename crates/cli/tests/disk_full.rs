@@ -416,3 +416,43 @@ fn kill_9_on_a_full_disk_loses_nothing_stored_before() {
         .ok();
     assert_eq!(b3(&std::fs::read(&fetched).unwrap()), b3(&mine));
 }
+
+/// The DTN inbox's own quota, on the normal disk (no root needed): bundles
+/// beyond it are refused, so they stay with their sender unacknowledged.
+#[test]
+fn the_dtn_inbox_refuses_bundles_beyond_its_quota_and_the_sender_keeps_them() {
+    let town = Node::start_with_config("town", "dtn_inbox_max_bundles = 2\n");
+    let village = Node::start("village");
+    let town_id = town.id().peer_id;
+    for n in 0..3 {
+        village
+            .ferry(&["dtn", "send", &town_id, &format!("letter {n}"), "--json"])
+            .ok();
+    }
+    village.ferry(&["connect", &town.addr()]).ok();
+    let (held, inbox) = wait_until(
+        "two letters delivered and acknowledged, one refused and still held",
+        common::SPREAD_TIMEOUT,
+        || {
+            let inbox: Vec<ferry_node::control::types::InboxItem> =
+                town.ferry(&["dtn", "inbox", "--json"]).ok().json();
+            let town_status: DtnStatus = town.ferry(&["dtn", "status", "--json"]).ok().json();
+            let village_status: DtnStatus = village.ferry(&["dtn", "status", "--json"]).ok().json();
+            if inbox.len() == 2 && village_status.bundles.len() == 1 && town_status.refused > 0 {
+                Ok((village_status.bundles, inbox))
+            } else {
+                Err(format!(
+                    "inbox {inbox:?}, held by the village {:?}, refused by the town {}",
+                    village_status.bundles, town_status.refused
+                ))
+            }
+        },
+    );
+    let delivered: Vec<&str> = inbox.iter().map(|i| i.id.as_str()).collect();
+    assert!(!delivered.contains(&held[0].id.as_str()));
+    assert!(
+        town.log().contains("the DTN inbox is full"),
+        "the refusal says why: {}",
+        town.log()
+    );
+}

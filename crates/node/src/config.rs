@@ -290,6 +290,21 @@ mod tests {
     }
 
     #[test]
+    fn storage_limits_come_from_the_file_over_defaults() {
+        let file: ConfigFile =
+            toml::from_str("storage_reserve_mib = 8\ndtn_inbox_max_bundles = 5\n").unwrap();
+        let limits = Settings::resolve(options(), file).unwrap().store;
+        assert_eq!(limits.reserve_bytes, 8 << 20);
+        assert_eq!(limits.inbox_max_bundles, 5);
+        assert_eq!(
+            limits.inbox_max_bytes,
+            StoreLimits::default().inbox_max_bytes
+        );
+        let zero: ConfigFile = toml::from_str("dtn_inbox_max_mib = 0").unwrap();
+        assert!(Settings::resolve(options(), zero).is_err());
+    }
+
+    #[test]
     fn unknown_config_keys_are_refused() {
         assert!(toml::from_str::<ConfigFile>("nmae = \"typo\"").is_err());
     }
