@@ -457,6 +457,30 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_line_says_the_state_the_space_and_what_failed() {
+        let mut storage = StorageInfo {
+            state: "ok".into(),
+            problem: None,
+            free_bytes: Some(3 << 30),
+            reserve_bytes: 64 << 20,
+        };
+        assert_eq!(
+            storage_text(&storage),
+            format!("ok, {} free", human_bytes(3 << 30))
+        );
+        storage.state = "full".into();
+        storage.free_bytes = Some(0);
+        storage.problem = Some("writing the database: No space left on device".into());
+        assert_eq!(
+            storage_text(&storage),
+            format!(
+                "full, {} free: writing the database: No space left on device",
+                human_bytes(0)
+            )
+        );
+    }
+
+    #[test]
     fn escape_sequences_from_peers_are_defused() {
         let line = message_line(&message("a\u{1b}[2Jb\nsecond", "e\u{1b}]0;x\u{7}ve\n"));
         assert!(!line.contains('\u{1b}'));

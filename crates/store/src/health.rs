@@ -129,7 +129,9 @@ impl Health {
             // The disk itself is (nearly) full, not merely too small for this.
             self.start_episode(refusal.to_string(), true);
         } else {
-            tracing::warn!("{refusal}");
+            // Too large for the space left: the caller reports it (a peer's
+            // bundles may be refused many times a second).
+            tracing::debug!("{refusal}");
         }
         Err(refusal)
     }
