@@ -19,10 +19,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    FERRY, LOOPBACK_FLAGS, Node, Run, START_TIMEOUT, random_bytes, run_with_deadline, wait_until,
+    Api, FERRY, LOOPBACK_FLAGS, Node, Run, START_TIMEOUT, random_bytes, run_with_deadline,
+    wait_until,
 };
 use ferry_node::control::ControlFile;
-use ferry_node::control::types::{DtnSendReply, DtnStatus, MessageView, ShareResult, StorageInfo};
+use ferry_node::control::types::{
+    DtnSendReply, DtnStatus, GetResult, MessageView, ShareResult, StorageInfo,
+};
 use lab::mountns::SmallDisk;
 use tempfile::TempDir;
 
@@ -212,15 +215,18 @@ fn b3(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// A provider on the normal disk sharing `bytes` as `name`; returns its ticket.
-fn share_on(node: &Node, dir: &Path, name: &str, bytes: &[u8]) -> String {
+/// A provider on the normal disk sharing `bytes` as `name`.
+fn shared_by(node: &Node, dir: &Path, name: &str, bytes: &[u8]) -> ShareResult {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    let shared: ShareResult = node
-        .ferry(&["share", path.to_str().unwrap(), "--json"])
+    node.ferry(&["share", path.to_str().unwrap(), "--json"])
         .ok()
-        .json();
-    shared.ticket
+        .json()
+}
+
+/// [`shared_by`], its ticket.
+fn share_on(node: &Node, dir: &Path, name: &str, bytes: &[u8]) -> String {
+    shared_by(node, dir, name, bytes).ticket
 }
 
 /// Posts until a post fails (the store's free pages run out); returns its run.
@@ -378,6 +384,73 @@ fn a_download_larger_than_the_free_space_is_refused_up_front_with_the_numbers() 
     assert_eq!(small.storage().state, "ok");
     assert_eq!(small.episodes(), 0);
     small.post("still fine").ok();
+}
+
+#[test]
+fn a_download_cut_short_by_a_full_disk_fails_clearly_and_resumes_intact_once_space_is_freed() {
+    if lab::skip_unless_root() {
+        return;
+    }
+    let _turn = lab::take_turn();
+    let provider = Node::start("provider");
+    let files = tempfile::tempdir().unwrap();
+    let bytes = random_bytes("cut short", 48 << 20);
+    let size = bytes.len() as u64;
+    let shared = shared_by(&provider, files.path(), "cut.bin", &bytes);
+    let small = SmallNode::start("small", 96, "storage_reserve_mib = 0\n");
+    small.connect(&provider);
+    // The API straight, not a CLI run per look: the download is quick.
+    let api = Api::at(&small.disk.outside(&small.data_dir()));
+
+    std::thread::scope(|scope| {
+        let get = scope.spawn(|| small.get(&shared.ticket, "cut.bin"));
+        // Something else fills the disk once a quarter has arrived.
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let verified = api
+                .blobs()
+                .iter()
+                .find(|blob| blob.id == shared.id)
+                .map_or(0, |blob| blob.verified_bytes);
+            if verified * 4 >= size {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the download never started"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        small.disk.fill("filler");
+        let run = get.join().unwrap();
+        assert!(
+            !run.status.success(),
+            "the download finished before the disk filled up: {run:?}"
+        );
+        assert!(
+            run.stderr.contains("cannot store the download") && run.stderr.contains("space"),
+            "unclear failure: {run:?}"
+        );
+    });
+    assert_eq!(small.storage().state, "full");
+
+    small.disk.unfill("filler");
+    let resumed: GetResult = wait_until("the download to succeed", RECOVERY_TIMEOUT, || {
+        let run = small.get(&shared.ticket, "cut.bin");
+        if run.status.success() {
+            Ok(run.json())
+        } else {
+            Err(run.stderr)
+        }
+    });
+    assert_eq!(resumed.size, size);
+    let got = std::fs::read(small.disk.outside(&small.on_disk("cut.bin"))).unwrap();
+    assert_eq!(
+        b3(&got),
+        b3(&bytes),
+        "what was written before the disk filled is sound"
+    );
+    assert_eq!(small.storage().state, "ok");
 }
 
 #[test]

@@ -125,7 +125,7 @@ impl Health {
             reserve: self.reserve,
             path: self.dir.clone(),
         };
-        if free < self.reserve {
+        if free <= self.reserve {
             // The disk itself is (nearly) full, not merely too small for this.
             self.start_episode(refusal.to_string(), true);
         } else {
@@ -179,14 +179,14 @@ impl Health {
 
     pub(crate) fn report(&self) -> StorageHealth {
         let free_bytes = self.free_bytes();
-        let below_reserve = free_bytes.is_some_and(|free| free < self.reserve);
+        let below_reserve = free_bytes.is_some_and(|free| free <= self.reserve);
         let (state, problem) = match &*self.failure() {
             Some(f) if f.full => (StorageState::Full, Some(f.problem.clone())),
             Some(f) => (StorageState::Failing, Some(f.problem.clone())),
             None if below_reserve => (
                 StorageState::Full,
                 Some(format!(
-                    "less than the {} bytes kept free are free",
+                    "no more than the {} bytes kept free are free",
                     self.reserve
                 )),
             ),
