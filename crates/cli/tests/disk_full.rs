@@ -275,6 +275,11 @@ fn a_full_disk_refuses_writes_loudly_and_the_node_recovers_once_space_is_freed()
     let sent: DtnSendReply = small.dtn_send(&far, "held before").ok().json();
     assert_eq!(small.storage().state, "ok");
     assert_eq!(small.episodes(), 0);
+    // A file to share once the disk is full (it cannot be written then).
+    let later = random_bytes("later", 1 << 20);
+    let later_path = small.on_disk("later.bin");
+    std::fs::write(small.disk.outside(&later_path), &later).unwrap();
+    let share_later = ["share", later_path.to_str().unwrap(), "--json"];
 
     // The disk fills up under the node.
     let filled = small.disk.fill("filler");
@@ -298,6 +303,11 @@ fn a_full_disk_refuses_writes_loudly_and_the_node_recovers_once_space_is_freed()
         !refused.status.success() && refused.stderr.contains("free some space"),
         "{refused:?}"
     );
+    let refused = small.ferry(&share_later);
+    assert!(
+        !refused.status.success() && refused.stderr.contains("not enough free space for sharing"),
+        "{refused:?}"
+    );
     let storage = small.storage();
     assert_eq!(storage.state, "full", "{storage:?}");
     assert!(storage.problem.is_some(), "{storage:?}");
@@ -319,6 +329,8 @@ fn a_full_disk_refuses_writes_loudly_and_the_node_recovers_once_space_is_freed()
         }
     });
     small.dtn_send(&far, "held after").ok();
+    let shared_later: ShareResult = small.ferry(&share_later).ok().json();
+    assert_eq!(shared_later.id, b3(&later));
     small.get(&ticket_b, "b.bin").ok();
     assert_eq!(
         b3(&std::fs::read(small.disk.outside(&small.on_disk("b.bin"))).unwrap()),
