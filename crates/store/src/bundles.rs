@@ -47,7 +47,7 @@
 //! The inbox has a quota of its own (bundles and bytes, [`crate::StoreLimits`]):
 //! what is delivered belongs to the person, so it is never evicted, but a peer may
 //! not fill the disk with it. Every write of bundles first checks that the disk
-//! keeps its free-space reserve ([`room`]); a write that fails anyway leaves no
+//! keeps its free-space reserve (`room`); a write that fails anyway leaves no
 //! file behind that no row names.
 //!
 //! # Concurrency

@@ -46,7 +46,7 @@ impl Default for StoreLimits {
     }
 }
 
-/// The storage's state as reported to people ([`Health::report`]).
+/// The storage's state as reported to people ([`Store::storage_health`](crate::Store::storage_health)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageHealth {
     pub state: StorageState,

@@ -5,6 +5,12 @@
 //! [`blobs`]), and large DTN bundles' files under `bundles/`. redb commits are
 //! durable when they return, so a crash or `kill -9` at any moment loses nothing
 //! that was acknowledged.
+//!
+//! A full disk is met in two ways: writes that add data are refused while they
+//! would leave less than a reserve free ([`StoreLimits`], `health`), and a write
+//! that fails anyway makes the database reopen itself (`db`), so the store works
+//! again once space is freed, without a restart; [`Store::storage_health`] says
+//! which state it is in.
 
 pub mod blobs;
 pub mod bundles;
@@ -20,10 +26,7 @@ pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
-pub use health::{
-    DEFAULT_INBOX_MAX_BUNDLES, DEFAULT_INBOX_MAX_BYTES, DEFAULT_RESERVE_BYTES, StorageHealth,
-    StorageState, StoreLimits,
-};
+pub use health::{StorageHealth, StorageState, StoreLimits};
 pub use messages::StoredMessage;
 pub use peers::RememberedPeer;
 
