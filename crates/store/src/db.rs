@@ -33,7 +33,8 @@ use redb::{
 use crate::StoreError;
 use crate::health::Health;
 
-/// The first wait before reopening again after a reopen did not help.
+/// The shortest time between two reopens, and the first wait after a reopen
+/// that failed.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest wait between two reopens while the database keeps failing: a disk
 /// freed by hand is noticed within this long.
@@ -241,8 +242,10 @@ pub(crate) struct WriteTxn<'a> {
 
 impl WriteTxn<'_> {
     pub(crate) fn commit(self) -> Result<(), StoreError> {
-        let db = self.db;
-        self.txn.commit()?;
+        let WriteTxn { txn, db, _guard } = self;
+        txn.commit()?;
+        // Released first: a reopen waiting for it holds what `committed` takes.
+        drop(_guard);
         db.committed();
         Ok(())
     }
