@@ -132,3 +132,72 @@ fn the_reserve_refuses_messages_before_the_disk_is_full() {
     assert_eq!(store.storage_health().state, StorageState::Full);
     assert!(texts(&store).is_empty());
 }
+
+#[test]
+fn writers_and_readers_on_many_threads_keep_exactly_what_was_committed_through_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, full, _dir) = open(tmp.path());
+    let key = Keypair::generate_ed25519();
+    let before: Vec<String> = (0..20)
+        .map(|n| {
+            let m = msg(&key, 50_000_000 + n);
+            store.insert_message(&m, NOW).unwrap();
+            m.text.clone()
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<(Vec<String>, u64)> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (store, key, stop) = (&store, &key, &stop);
+                scope.spawn(move || {
+                    let (mut ok, mut failed) = (Vec::new(), 0);
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let m = msg(key, t * 1_000_000 + n);
+                        match store.insert_message(&m, NOW) {
+                            Ok(_) => ok.push(m.text.clone()),
+                            Err(_) => failed += 1,
+                        }
+                        // Readers share the database with the writers.
+                        let _ = store.recent(&general(), 10);
+                        n += 1;
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        for _ in 0..6 {
+            std::thread::sleep(Duration::from_millis(150));
+            full.set(true);
+            std::thread::sleep(Duration::from_millis(150));
+            full.set(false);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    eventually("writing after the last failure", || {
+        store.insert_message(&msg(&key, 99_000_000), NOW)
+    });
+    let failed: u64 = results.iter().map(|(_, failed)| failed).sum();
+    assert!(failed > 0, "the disk never failed a write");
+    let mut expected: Vec<String> = results
+        .into_iter()
+        .flat_map(|(ok, _)| ok)
+        .chain(before)
+        .collect();
+    expected.push("message 99000000".into());
+    expected.sort();
+    let mut stored: Vec<String> = store
+        .recent(&general(), 1_000_000)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message.text)
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored, expected,
+        "what was committed, and only that, is stored"
+    );
+}
