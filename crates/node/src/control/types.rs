@@ -51,8 +51,8 @@ pub struct IdInfo {
 /// The storage's health, as `ferry id` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageInfo {
-    /// `ok`; `full` (a write was refused or failed for want of space, or less
-    /// than the reserve is free); `failing` (a write failed with another I/O
+    /// `ok`; `full` (a write was refused or failed for want of space, or no
+    /// more than the reserve is free); `failing` (a write failed with another I/O
     /// error). The node recovers by itself once the cause is gone.
     pub state: String,
     /// What failed, while not `ok`.
