@@ -5,7 +5,7 @@
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
     BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerInfo,
-    ShareResult,
+    ShareResult, StorageInfo,
 };
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
@@ -25,17 +25,30 @@ pub fn message_line(message: &MessageView) -> String {
 
 pub fn id_text(id: &IdInfo) -> String {
     let mut text = format!(
-        "peer id   {}\nname      {}\ndata dir  {}\nversion   {}\nlistening on\n",
+        "peer id   {}\nname      {}\ndata dir  {}\nversion   {}\nstorage   {}\nlistening on\n",
         id.peer_id,
         printable(&id.name, false),
         id.data_dir,
-        id.version
+        id.version,
+        storage_text(&id.storage),
     );
     if id.listen_addrs.is_empty() {
         text.push_str("  (no addresses yet)\n");
     }
     for addr in &id.listen_addrs {
         text.push_str(&format!("  {addr}\n"));
+    }
+    text
+}
+
+/// `ok, 1.2 GiB free` or `full, 3.0 MiB free: WHAT FAILED`.
+fn storage_text(storage: &StorageInfo) -> String {
+    let mut text = storage.state.clone();
+    if let Some(free) = storage.free_bytes {
+        text.push_str(&format!(", {} free", human_bytes(free)));
+    }
+    if let Some(problem) = &storage.problem {
+        text.push_str(&format!(": {}", printable(problem, false)));
     }
     text
 }
@@ -441,6 +454,30 @@ mod tests {
         let expected_time = local_time(1_700_000_000_000);
         assert_eq!(line, format!("[{expected_time}] ana (12D3Koo…e2Xo): hello"));
         assert_eq!(expected_time.len(), "2023-11-14 22:13:20".len());
+    }
+
+    #[test]
+    fn the_storage_line_says_the_state_the_space_and_what_failed() {
+        let mut storage = StorageInfo {
+            state: "ok".into(),
+            problem: None,
+            free_bytes: Some(3 << 30),
+            reserve_bytes: 64 << 20,
+        };
+        assert_eq!(
+            storage_text(&storage),
+            format!("ok, {} free", human_bytes(3 << 30))
+        );
+        storage.state = "full".into();
+        storage.free_bytes = Some(0);
+        storage.problem = Some("writing the database: No space left on device".into());
+        assert_eq!(
+            storage_text(&storage),
+            format!(
+                "full, {} free: writing the database: No space left on device",
+                human_bytes(0)
+            )
+        );
     }
 
     #[test]

@@ -15,8 +15,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{FERRY, Node, Run, random_bytes, run_with_deadline, wait_connected, wait_until};
-use ferry_node::control::ControlFile;
+use common::{Api, FERRY, Node, Run, random_bytes, run_with_deadline, wait_connected, wait_until};
 use ferry_node::control::types::{BlobEntry, GetResult, ShareResult};
 
 const MIB: usize = 1024 * 1024;
@@ -119,47 +118,6 @@ fn connect(node: &Node, peer: &Node) {
     node.ferry(&["connect", &peer.addr()]).ok();
     wait_connected(node, peer, &peer_id);
     wait_connected(peer, node, &node_id);
-}
-
-/// The node's control API, asked directly where a CLI run per look would be
-/// too slow to catch a download in the middle.
-struct Api {
-    agent: ureq::Agent,
-    url: String,
-    authorization: String,
-}
-
-impl Api {
-    fn of(node: &Node) -> Api {
-        let control = ControlFile::read(&node.data_dir())
-            .unwrap()
-            .expect("the node is running");
-        Api {
-            agent: ureq::Agent::new_with_config(
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .proxy(None)
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build(),
-            ),
-            url: control.url,
-            authorization: format!("Bearer {}", control.token),
-        }
-    }
-
-    /// `GET /v1/blobs`: what the store holds, partial downloads included.
-    fn blobs(&self) -> Vec<BlobEntry> {
-        let mut response = self
-            .agent
-            .get(format!("{}/v1/blobs", self.url))
-            .header("Authorization", &self.authorization)
-            .call()
-            .unwrap();
-        let status = response.status();
-        let text = response.body_mut().read_to_string().unwrap();
-        assert!(status.is_success(), "/v1/blobs: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("/v1/blobs: {e}: {text}"))
-    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ferry_core::beacon::DEFAULT_BEACON_PORT;
 use ferry_net::RelayLimits;
+use ferry_store::StoreLimits;
 use serde::Deserialize;
 
 use crate::daemon::StartOptions;
@@ -44,6 +45,13 @@ pub struct ConfigFile {
     pub tcpcl_listen: Option<String>,
     /// TCPCLv4 peers to keep a session with, HOST:PORT each.
     pub tcpcl_peers: Option<Vec<String>>,
+    /// MiB to keep free on the data directory's disk: writes that would go
+    /// below it are refused (default 64).
+    pub storage_reserve_mib: Option<u64>,
+    /// Bundles the DTN inbox holds at most (default 10,000).
+    pub dtn_inbox_max_bundles: Option<u64>,
+    /// MiB the DTN inbox holds at most (default 1,024).
+    pub dtn_inbox_max_mib: Option<u64>,
 }
 
 impl ConfigFile {
@@ -79,6 +87,8 @@ pub struct Settings {
     pub upnp: bool,
     pub dtn: DtnSettings,
     pub tcpcl: TcpclSettings,
+    /// The store's limits against a full disk.
+    pub store: StoreLimits,
 }
 
 impl Settings {
@@ -147,9 +157,15 @@ impl Settings {
                 .chain(file.tcpcl_peers.into_iter().flatten())
                 .collect(),
         };
+        let store = store_limits(
+            file.storage_reserve_mib,
+            file.dtn_inbox_max_bundles,
+            file.dtn_inbox_max_mib,
+        )?;
         Ok(Self {
             dtn,
             tcpcl,
+            store,
             bootstrap,
             relay,
             upnp: options.upnp.or(file.upnp).unwrap_or(true),
@@ -181,6 +197,23 @@ fn dtn_settings(strategy: Option<String>, quota_mib: Option<u64>) -> anyhow::Res
             Some(mib) => ferry_core::dtn::Quota::new(mib.saturating_mul(1 << 20)),
             None => default.quota,
         },
+    })
+}
+
+fn store_limits(
+    reserve_mib: Option<u64>,
+    inbox_max_bundles: Option<u64>,
+    inbox_max_mib: Option<u64>,
+) -> anyhow::Result<StoreLimits> {
+    let default = StoreLimits::default();
+    let mib = |n: u64| n.saturating_mul(1 << 20);
+    if inbox_max_bundles == Some(0) || inbox_max_mib == Some(0) {
+        anyhow::bail!("dtn_inbox_max_bundles and dtn_inbox_max_mib must be at least 1");
+    }
+    Ok(StoreLimits {
+        reserve_bytes: reserve_mib.map_or(default.reserve_bytes, mib),
+        inbox_max_bundles: inbox_max_bundles.unwrap_or(default.inbox_max_bundles),
+        inbox_max_bytes: inbox_max_mib.map_or(default.inbox_max_bytes, mib),
     })
 }
 
@@ -254,6 +287,21 @@ mod tests {
         assert!(settings.upnp);
         let plain = Settings::resolve(options(), ConfigFile::default()).unwrap();
         assert!(plain.relay.is_none(), "relaying is opt-in");
+    }
+
+    #[test]
+    fn storage_limits_come_from_the_file_over_defaults() {
+        let file: ConfigFile =
+            toml::from_str("storage_reserve_mib = 8\ndtn_inbox_max_bundles = 5\n").unwrap();
+        let limits = Settings::resolve(options(), file).unwrap().store;
+        assert_eq!(limits.reserve_bytes, 8 << 20);
+        assert_eq!(limits.inbox_max_bundles, 5);
+        assert_eq!(
+            limits.inbox_max_bytes,
+            StoreLimits::default().inbox_max_bytes
+        );
+        let zero: ConfigFile = toml::from_str("dtn_inbox_max_mib = 0").unwrap();
+        assert!(Settings::resolve(options(), zero).is_err());
     }
 
     #[test]

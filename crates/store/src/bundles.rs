@@ -44,7 +44,11 @@
 //! crash can never leave the drops without the new bundle or the reverse. A refusal
 //! changes nothing. The metadata is cached in memory (loaded on first use, updated on
 //! every commit), so a put costs one pass over the metas, not one over the database.
-//! The inbox has no quota: what is delivered belongs to the person, not the network.
+//! The inbox has a quota of its own (bundles and bytes, [`crate::StoreLimits`]):
+//! what is delivered belongs to the person, so it is never evicted, but a peer may
+//! not fill the disk with it. Every write of bundles first checks that the disk
+//! keeps its free-space reserve (`room`); a write that fails anyway leaves no
+//! file behind that no row names.
 //!
 //! # Concurrency
 //! Every method may be called from any thread; writes are serialised by one lock (redb
@@ -65,6 +69,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Store, StoreError};
 
+mod room;
 #[cfg(test)]
 mod tests;
 
@@ -260,6 +265,11 @@ pub(crate) struct Bundles {
     /// failed write, which may have left it out of step). The lock also serialises
     /// every write of bundles and of the inbox.
     metas: Mutex<Option<BTreeMap<BundleId, BundleMeta>>>,
+    /// What the inbox holds, `None` until first counted (or after a failed write).
+    inbox_usage: Mutex<Option<room::InboxUsage>>,
+    /// Files written for writes that failed, whose rows could not be checked
+    /// yet (see [`Store::clean_unconfirmed`]).
+    unconfirmed: Mutex<Vec<(Kind, String)>>,
 }
 
 impl Bundles {
@@ -269,6 +279,8 @@ impl Bundles {
         Ok(Self {
             dir,
             metas: Mutex::new(None),
+            inbox_usage: Mutex::new(None),
+            unconfirmed: Mutex::new(Vec::new()),
         })
     }
 
@@ -279,6 +291,10 @@ impl Bundles {
             *guard = None;
             guard
         })
+    }
+
+    fn unconfirmed(&self) -> MutexGuard<'_, Vec<(Kind, String)>> {
+        self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn path(&self, kind: Kind, key: &str) -> PathBuf {
@@ -489,10 +505,13 @@ impl Store {
         quota: &Quota,
         now: DtnMillis,
     ) -> Result<Vec<Result<StoredBundle, Refusal>>, StoreError> {
+        self.ensure_bundle_room(bundles)?;
         let mut guard = self.bundles.lock();
+        self.clean_unconfirmed();
         let result = self.put_locked(&mut guard, bundles, quota, now);
-        if result.is_err() {
+        if let Err(e) = &result {
             *guard = None;
+            self.after_failed_write(Kind::Carried, bundles, e);
         }
         result
     }
@@ -697,7 +716,7 @@ impl Store {
 
     /// Appends a bundle delivered to this node to the inbox, durably, before its
     /// delivery is acknowledged. Returns `false` if it is already there (nothing
-    /// changes). No quota: delivered bundles belong to the person.
+    /// changes). Refused ([`StoreError::InboxFull`]) beyond the inbox's quota.
     pub fn deliver_to_inbox(
         &self,
         bytes: &[u8],
@@ -715,6 +734,29 @@ impl Store {
         now: DtnMillis,
     ) -> Result<Vec<bool>, StoreError> {
         let _guard = self.bundles.lock();
+        self.clean_unconfirmed();
+        let mut usage = self
+            .bundles
+            .inbox_usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_inbox_room(&mut usage, bundles)?;
+        let result = self.deliver_locked(bundles, now);
+        match &result {
+            Ok(new) => Self::count_delivered(&mut usage, bundles, new),
+            Err(e) => {
+                *usage = None;
+                self.after_failed_write(Kind::Inbox, bundles, e);
+            }
+        }
+        result
+    }
+
+    fn deliver_locked(
+        &self,
+        bundles: &[(&[u8], &BundleMeta)],
+        now: DtnMillis,
+    ) -> Result<Vec<bool>, StoreError> {
         let txn = self.db.begin_write()?;
         let mut out = Vec::with_capacity(bundles.len());
         let mut wrote_file = false;
@@ -786,6 +828,11 @@ impl Store {
             return Ok(false);
         };
         txn.commit()?;
+        *self
+            .bundles
+            .inbox_usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         if place == Place::File {
             remove_quietly(&self.bundles.path(Kind::Inbox, &key));
         }

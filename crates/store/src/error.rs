@@ -21,6 +21,18 @@ pub enum StoreError {
     BadIdentity { path: PathBuf, reason: String },
     #[error("database error: {0}")]
     Database(#[from] redb::Error),
+    #[error(
+        "the database in {path} cannot be used now ({problem}); the node reopens it by itself once the problem is fixed (free some space)"
+    )]
+    StorageUnavailable { path: PathBuf, problem: String },
+    #[error("{}", no_space(what, *needed, *free, *reserve, path))]
+    NoSpace {
+        what: String,
+        needed: u64,
+        free: u64,
+        reserve: u64,
+        path: PathBuf,
+    },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 
@@ -91,6 +103,54 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the DTN inbox is full ({count} bundles, {bytes} bytes; the limits are {max_count} bundles and {max_bytes} bytes); raise dtn_inbox_max_bundles or dtn_inbox_max_mib in config.toml to take more"
+    )]
+    InboxFull {
+        count: u64,
+        bytes: u64,
+        max_count: u64,
+        max_bytes: u64,
+    },
+}
+
+impl StoreError {
+    /// Whether this is the storage failing or refusing for want of space (a
+    /// full disk, an I/O error), which the store reports once per episode (see
+    /// [`crate::StorageHealth`]): callers need not log each occurrence.
+    pub fn is_storage_failure(&self) -> bool {
+        match self {
+            StoreError::Database(redb::Error::Io(_) | redb::Error::PreviousIo) => true,
+            StoreError::StorageUnavailable { .. } | StoreError::NoSpace { .. } => true,
+            StoreError::BlobIo { source, .. } | StoreError::BundleIo { source, .. } => {
+                crate::health::is_out_of_space(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn no_space(what: &str, needed: u64, free: u64, reserve: u64, path: &std::path::Path) -> String {
+    let (free, reserve, path) = (size(free), size(reserve), path.display());
+    let why = if needed == 0 {
+        format!("{free} are free on the disk of {path}, less than the {reserve} ferry keeps free")
+    } else {
+        let needed = size(needed);
+        format!(
+            "it needs {needed} but {free} are free on the disk of {path}, and ferry keeps {reserve} free"
+        )
+    };
+    format!(
+        "not enough free space for {what}: {why} (storage_reserve_mib in config.toml); free some space first"
+    )
+}
+
+/// `12.3 MiB (12897484 bytes)`: a size people can read, exact for scripts.
+fn size(bytes: u64) -> String {
+    format!(
+        "{:.1} MiB ({bytes} bytes)",
+        bytes as f64 / (1u64 << 20) as f64
+    )
 }
 
 macro_rules! from_redb {

@@ -5,11 +5,19 @@
 //! [`blobs`]), and large DTN bundles' files under `bundles/`. redb commits are
 //! durable when they return, so a crash or `kill -9` at any moment loses nothing
 //! that was acknowledged.
+//!
+//! A full disk is met in two ways: writes that add data are refused while they
+//! would leave less than a reserve free ([`StoreLimits`], `health`), and a write
+//! that fails anyway makes the database reopen itself (`db`), so the store works
+//! again once space is freed, without a restart; [`Store::storage_health`] says
+//! which state it is in.
 
 pub mod blobs;
 pub mod bundles;
 mod data_dir;
+mod db;
 mod error;
+mod health;
 pub mod identity;
 mod messages;
 mod peers;
@@ -18,14 +26,20 @@ pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
+pub use health::{StorageHealth, StorageState, StoreLimits};
 pub use messages::StoredMessage;
 pub use peers::RememberedPeer;
 
-use redb::{Database, ReadableDatabase};
+use std::sync::Arc;
+
+use db::Db;
+use health::Health;
 
 /// The node's database, and the blob files beside it.
 pub struct Store {
-    db: Database,
+    db: Db,
+    health: Arc<Health>,
+    limits: StoreLimits,
     blobs: blobs::Blobs,
     bundles: bundles::Bundles,
 }
@@ -35,16 +49,44 @@ const BLOBS_DIR: &str = "blobs";
 const BUNDLES_DIR: &str = "bundles";
 
 impl Store {
-    /// Opens (or creates) the database of a locked data directory.
+    /// Opens (or creates) the database of a locked data directory, with the
+    /// default [`StoreLimits`].
     pub fn open(dir: &DataDir) -> Result<Self, StoreError> {
-        let db = Database::create(dir.path().join(DB_FILE))?;
+        Self::open_with(dir, StoreLimits::default())
+    }
+
+    /// Opens (or creates) the database of a locked data directory.
+    pub fn open_with(dir: &DataDir, limits: StoreLimits) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::new(dir.path().to_owned(), limits.reserve_bytes));
+        let db = Db::open(dir.path().join(DB_FILE), health.clone())?;
+        Self::open_on(dir, limits, health, db)
+    }
+
+    fn open_on(
+        dir: &DataDir,
+        limits: StoreLimits,
+        health: Arc<Health>,
+        db: Db,
+    ) -> Result<Self, StoreError> {
         let blobs = blobs::Blobs::open(dir.path().join(BLOBS_DIR))?;
         let bundles = bundles::Bundles::open(dir.path().join(BUNDLES_DIR))?;
-        let store = Self { db, blobs, bundles };
+        let store = Self {
+            db,
+            health,
+            limits,
+            blobs,
+            bundles,
+        };
         store.create_tables()?;
         store.clean_blobs()?;
         store.clean_bundles()?;
         Ok(store)
+    }
+
+    /// Whether the store can take writes, and the space left (see
+    /// [`StoreLimits`]).
+    pub fn storage_health(&self) -> StorageHealth {
+        self.health.report()
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {
@@ -57,8 +99,8 @@ impl Store {
         Ok(())
     }
 
-    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+    fn read(&self) -> Result<db::ReadTxn<'_>, StoreError> {
+        self.db.begin_read()
     }
 }
 

@@ -94,6 +94,9 @@ impl Store {
         msgs: &[Message],
         received_ms: Millis,
     ) -> Result<Vec<u64>, StoreError> {
+        // Messages are small: the reserve is their margin, so they are refused
+        // only once the disk is below it.
+        self.health.ensure_room("channel messages", 0)?;
         let txn = self.db.begin_write()?;
         let mut new = Vec::new();
         {

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::ControlFile;
-use ferry_node::control::types::{IdInfo, MessageView, PeerInfo};
+use ferry_node::control::types::{BlobEntry, IdInfo, MessageView, PeerInfo};
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
@@ -369,4 +369,52 @@ pub fn wait_connected(node: &Node, peer: &Node, peer_id: &str) {
 /// `12D3Koo…abcd`, as the CLI shortens peer ids for people.
 pub fn short_id(peer_id: &str) -> String {
     format!("{}…{}", &peer_id[..7], &peer_id[peer_id.len() - 4..])
+}
+
+/// The node's control API, asked directly where a CLI run per look would be
+/// too slow to catch a download in the middle.
+#[allow(dead_code)] // Not every test file that shares this harness uses it.
+pub struct Api {
+    agent: ureq::Agent,
+    url: String,
+    authorization: String,
+}
+
+#[allow(dead_code)]
+impl Api {
+    pub fn of(node: &Node) -> Api {
+        Api::at(&node.data_dir())
+    }
+
+    /// The API of the node running on `data_dir`.
+    pub fn at(data_dir: &Path) -> Api {
+        let control = ControlFile::read(data_dir)
+            .unwrap()
+            .expect("the node is running");
+        Api {
+            agent: ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .proxy(None)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build(),
+            ),
+            url: control.url,
+            authorization: format!("Bearer {}", control.token),
+        }
+    }
+
+    /// `GET /v1/blobs`: what the store holds, partial downloads included.
+    pub fn blobs(&self) -> Vec<BlobEntry> {
+        let mut response = self
+            .agent
+            .get(format!("{}/v1/blobs", self.url))
+            .header("Authorization", &self.authorization)
+            .call()
+            .unwrap();
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert!(status.is_success(), "/v1/blobs: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("/v1/blobs: {e}: {text}"))
+    }
 }

@@ -29,6 +29,7 @@
 
 #![allow(dead_code)]
 
+pub mod mountns;
 pub mod node;
 
 use std::collections::hash_map::RandomState;

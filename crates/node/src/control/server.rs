@@ -131,7 +131,13 @@ async fn ask_within<T>(
 }
 
 async fn id(State(state): State<ApiState>) -> Result<Json<IdInfo>, ApiFailure> {
-    Ok(Json(ask(&state, Command::Id).await?))
+    let mut info: IdInfo = ask(&state, Command::Id).await?;
+    let store = state.store.clone();
+    let health = tokio::task::spawn_blocking(move || store.storage_health())
+        .await
+        .map_err(|_| internal("the storage check failed"))?;
+    info.storage = health.into();
+    Ok(Json(info))
 }
 
 async fn peers(State(state): State<ApiState>) -> Result<Json<Vec<PeerInfo>>, ApiFailure> {

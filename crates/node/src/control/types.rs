@@ -43,6 +43,35 @@ pub struct IdInfo {
     pub listen_addrs: Vec<String>,
     pub data_dir: String,
     pub version: String,
+    /// Whether the data directory's disk takes writes.
+    #[serde(default)]
+    pub storage: StorageInfo,
+}
+
+/// The storage's health, as `ferry id` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageInfo {
+    /// `ok`; `full` (a write was refused or failed for want of space, or no
+    /// more than the reserve is free); `failing` (a write failed with another I/O
+    /// error). The node recovers by itself once the cause is gone.
+    pub state: String,
+    /// What failed, while not `ok`.
+    pub problem: Option<String>,
+    /// Bytes free on the data directory's disk, when the system says.
+    pub free_bytes: Option<u64>,
+    /// Bytes ferry keeps free (`storage_reserve_mib`).
+    pub reserve_bytes: u64,
+}
+
+impl From<ferry_store::StorageHealth> for StorageInfo {
+    fn from(health: ferry_store::StorageHealth) -> Self {
+        Self {
+            state: health.state.as_str().to_owned(),
+            problem: health.problem,
+            free_bytes: health.free_bytes,
+            reserve_bytes: health.reserve_bytes,
+        }
+    }
 }
 
 /// One known peer.

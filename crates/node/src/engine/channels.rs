@@ -137,7 +137,10 @@ impl Engine {
             }
             Ok(None) => MessageAcceptance::Ignore,
             Err(e) => {
-                tracing::error!("cannot store a message: {e}");
+                // A full disk is reported once by the store, not per message.
+                if !e.is_storage_failure() {
+                    tracing::error!("cannot store a message: {e}");
+                }
                 MessageAcceptance::Ignore
             }
         }
@@ -311,6 +314,7 @@ impl Engine {
                     self.request_history(peer, channel);
                 }
             }
+            Err(e) if e.is_storage_failure() => {}
             Err(e) => tracing::error!(%channel, "cannot store history: {e}"),
         }
     }

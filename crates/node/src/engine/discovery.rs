@@ -162,7 +162,9 @@ impl Engine {
                 .collect(),
             last_connected_ms: self.clock.unix_ms(),
         };
-        if let Err(e) = self.store.remember_peer(&remembered) {
+        if let Err(e) = self.store.remember_peer(&remembered)
+            && !e.is_storage_failure()
+        {
             tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
         }
     }

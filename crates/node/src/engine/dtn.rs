@@ -447,7 +447,10 @@ impl Engine {
         if self.ticks.is_multiple_of(10) {
             let dtn: Arc<Dtn> = self.dtn.clone();
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = dtn.maintain() {
+                // A full disk is reported once by the store, not every tick.
+                if let Err(e) = dtn.maintain()
+                    && !e.is_storage_failure()
+                {
                     tracing::warn!("cannot save DTN state: {e}");
                 }
             });

@@ -343,6 +343,8 @@ impl Engine {
                 .collect(),
             data_dir: self.data_dir.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            // Filled in by the control API, off the engine task.
+            storage: Default::default(),
         }
     }
 

@@ -47,6 +47,11 @@ impl Store {
         let size = before.len();
         check_size(size)?;
         let stamp = Stamp::of(&before);
+        let copied = if in_place { 0 } else { size };
+        self.health.ensure_room(
+            &format!("sharing {}", path.display()),
+            copied.saturating_add(tree(size).outboard_size()),
+        )?;
 
         let outboard = self.blobs.temp_file()?;
         let data = if in_place {
@@ -80,11 +85,14 @@ impl Store {
         let id = match hashed {
             Ok(id) => id,
             Err(e) => {
-                if let Some(source) = copy_err {
-                    return Err(io_at(data.as_ref().map(|d| d.path()), source));
-                }
-                if let Some(source) = obao_err {
-                    return Err(io_at(Some(outboard.path()), source));
+                let failed = match (copy_err, obao_err) {
+                    (Some(source), _) => Some(io_at(data.as_ref().map(|d| d.path()), source)),
+                    (None, Some(source)) => Some(io_at(Some(outboard.path()), source)),
+                    (None, None) => None,
+                };
+                if let Some(failed) = failed {
+                    self.note_file_failure(&failed);
+                    return Err(failed);
                 }
                 if e.kind() == io::ErrorKind::UnexpectedEof {
                     return Err(StoreError::ChangedWhileImporting(path.to_owned()));
@@ -131,6 +139,10 @@ impl Store {
     ) -> Result<BlobInfo, StoreError> {
         let size = bytes.len() as u64;
         check_size(size)?;
+        self.health.ensure_room(
+            "a collection manifest",
+            size.saturating_add(tree(size).outboard_size()),
+        )?;
         let data = self.blobs.temp_file()?;
         let outboard = self.blobs.temp_file()?;
         let mut hashes = Vec::new();

@@ -284,6 +284,12 @@ impl Store {
                 self.update_meta(id, |m| m.name = name)?;
                 changed = true;
             }
+            if !meta.complete {
+                // Resuming: the rest of the data must fit.
+                let have = self.have(id, &meta)?.count().saturating_mul(GROUP_BYTES);
+                self.health
+                    .ensure_room(&format!("the rest of blob {id}"), size.saturating_sub(have))?;
+            }
             // Exclusive: no write of this blob runs while its files are checked.
             if !meta.complete && !self.blobs.receiving_map().contains_key(id) {
                 match self.open_receiving(id, size)? {
@@ -301,9 +307,15 @@ impl Store {
             return self.info(id, &meta);
         }
         let complete = size == 0 && *id == ContentId::of(&[]);
+        let tree = tree(size);
+        // The files are sparse: nothing is taken until groups arrive, so the
+        // whole blob must fit now, or the download would fill the disk later.
+        self.health.ensure_room(
+            &format!("blob {id}"),
+            size.saturating_add(tree.outboard_size()),
+        )?;
         let data = self.blobs.temp_file()?;
         let outboard = self.blobs.temp_file()?;
-        let tree = tree(size);
         for (tmp, len) in [(&data, size), (&outboard, tree.outboard_size())] {
             // Sparse files of the final size: groups are written where they belong.
             tmp.as_file()
@@ -361,6 +373,12 @@ impl Store {
         let _guard = self.blobs.shared(id);
         let meta = self.meta(id)?.ok_or(StoreError::BlobNotFound(*id))?;
         let last = group_range(id, meta.size, first, last)?;
+        if !meta.complete {
+            // Something else may have filled the disk since the download began:
+            // stop with a clear error rather than at a failed write.
+            self.health
+                .ensure_room(&format!("blob {id}"), encoded.len() as u64)?;
+        }
         // None also when opening the download recovered its last groups.
         let recv = if meta.complete {
             None
@@ -436,6 +454,7 @@ impl Store {
             _ => 0,
         };
         if let Some(e) = local_error {
+            self.note_file_failure(&e);
             return Err(e.into());
         }
         match failure {

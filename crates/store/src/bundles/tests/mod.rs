@@ -1,4 +1,5 @@
 mod crash;
+mod full;
 
 use std::path::Path;
 
