@@ -13,6 +13,7 @@ mod error;
 pub mod identity;
 mod messages;
 mod peers;
+pub mod untrusted;
 
 pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};

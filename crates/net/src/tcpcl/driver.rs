@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::budget::ReceiveBudget;
 use super::codec::{SessTermReason, XferRefuseReason};
 use super::session::{
     ConfigError, Event, PeerInfo, Role, SendError, Session, SessionConfig, SessionError,
@@ -35,6 +36,9 @@ pub struct TcpclOptions {
     /// Received bundles handed over but not yet acknowledged: at this many,
     /// the driver stops reading from the peer until some are settled.
     pub max_unacked_received: usize,
+    /// Shared with other sessions: bounds the bytes of incoming bundles they
+    /// hold together (none: each session is bounded by its transfer MRU only).
+    pub receive_budget: Option<Arc<ReceiveBudget>>,
 }
 
 impl TcpclOptions {
@@ -43,6 +47,7 @@ impl TcpclOptions {
             session: SessionConfig::new(local_node_id),
             connect_timeout: Duration::from_secs(10),
             max_unacked_received: 16,
+            receive_budget: None,
         }
     }
 }
@@ -244,7 +249,10 @@ impl TcpclSession {
         role: Role,
         options: TcpclOptions,
     ) -> Result<TcpclSession, TcpclError> {
-        let session = Session::new(role, options.session.clone(), Instant::now().into_std())?;
+        let mut session = Session::new(role, options.session.clone(), Instant::now().into_std())?;
+        if let Some(budget) = &options.receive_budget {
+            session.set_receive_budget(budget.clone());
+        }
         let _ = stream.set_nodelay(true);
         let peer_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
@@ -531,7 +539,11 @@ impl Driver {
                 Event::Closed(error) => {
                     match &error {
                         None => debug!(peer = %self.peer_addr, "TCPCL session closed"),
-                        Some(e) => warn!(error = %e, peer = %self.peer_addr, "TCPCL session ended"),
+                        // The owner hears why from `recv_bundle`; a warning per
+                        // session would let a peer fill the log by reconnecting.
+                        Some(e) => {
+                            debug!(error = %e, peer = %self.peer_addr, "TCPCL session ended")
+                        }
                     }
                     if let Some(est) = self.established.take() {
                         let _ =
