@@ -2,7 +2,8 @@
 //! peer written with ferry's own codec (`ferry_net::tcpcl::codec`) over plain
 //! sockets from loopback addresses (127.0.0.x): a session asking for no
 //! keepalives, more sessions than allowed, transfers past the node's memory
-//! budget, and a flood of malformed bundles.
+//! budget, a flood of malformed bundles, and a flood of tiny segments from a
+//! peer that never reads the acknowledgements.
 
 // The harness is shared with other test files, whose helpers these tests do not
 // all need.
@@ -19,6 +20,7 @@ use ferry_net::tcpcl::codec::{
     CONTACT_HEADER_LEN, ContactHeader, ExtensionItem, Limits, Message, SegmentFlags, SessInit,
     SessTermReason, XferRefuseReason, XferSegment, encode_segment_header,
 };
+use ferry_node::control::ControlFile;
 use ferry_node::dtn::tcpcl_limits::{MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS, RECEIVE_BUDGET_BYTES};
 
 /// The node's segment MRU (ferry's default): the largest segment it takes.
@@ -27,6 +29,18 @@ const SEGMENT: usize = 256 * 1024;
 const ANSWER: Duration = Duration::from_secs(20);
 /// What the node logs for each refused bundle it does log.
 const REFUSED_LINE: &str = "bundle from TCPCL peer refused";
+
+/// The node's resident memory, in bytes (Linux).
+fn resident_bytes(node: &Node) -> u64 {
+    let pid = ControlFile::read(&node.data_dir()).unwrap().unwrap().pid;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
 
 /// A loopback source address: 127.0.0.`n`.
 fn local(n: u8) -> IpAddr {
@@ -330,4 +344,55 @@ fn a_flood_of_malformed_bundles_makes_a_bounded_number_of_warnings() {
         warnings <= 1 + took.as_secs() / 10,
         "{warnings} warning lines for {FLOOD} refusals in {took:?}"
     );
+}
+
+#[test]
+fn a_peer_that_never_reads_cannot_grow_the_nodes_memory() {
+    let (node, addr) = start_node("deaf");
+    let mut peer = RawPeer::connect(addr, local(1), "dtn://deaf/", 30).unwrap();
+    let before = resident_bytes(&node);
+    // One-byte segments of one transfer: each makes the node queue an
+    // acknowledgement of about the same size, which this peer never reads.
+    const SEGMENTS_PER_WRITE: usize = 50_000;
+    let mut wire = Vec::new();
+    encode_segment_header(SegmentFlags::START, 1, 1, &mut wire);
+    wire.push(0);
+    let first = wire.len();
+    for _ in 1..SEGMENTS_PER_WRITE {
+        encode_segment_header(SegmentFlags::NONE, 1, 1, &mut wire);
+        wire.push(0);
+    }
+    // Up to 8 MiB of segment data (half a bundle's limit), about 150 MiB of
+    // acknowledgements if all were read; stops early once the node stops reading.
+    let budget = 8 << 20;
+    peer.stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (mut sent, mut chunk) = (0usize, &wire[..]);
+    let stalled = loop {
+        if sent >= budget {
+            break false;
+        }
+        match peer.stream.write_all(chunk) {
+            Ok(()) => sent += chunk.len() / first,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true;
+            }
+            Err(e) => panic!("the node closed the connection: {e}"),
+        }
+        // The rest of the transfer: the same segments without START.
+        chunk = &wire[first..];
+    };
+    let after = resident_bytes(&node);
+    let grown = after.saturating_sub(before);
+    println!(
+        "{sent} one-byte segments written ({}stalled); the node grew by {} KiB",
+        if stalled { "" } else { "never " },
+        grown / 1024
+    );
+    assert!(
+        stalled,
+        "the node kept reading {sent} segments nobody acknowledged"
+    );
+    assert!(grown < 64 << 20, "the node grew by {grown} bytes");
 }

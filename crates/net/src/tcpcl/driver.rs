@@ -24,6 +24,11 @@ use super::session::{
 
 /// Bytes of encoded output buffered ahead of the socket.
 const OUT_HIGH_WATER: usize = 256 * 1024;
+/// Control messages (acknowledgements above all) queued behind the output
+/// buffer at which reading stops, so that a peer sending segments without
+/// reading the answers cannot make them grow without bound. Unlike a pause for
+/// storage, the idle timeout keeps running, so such a peer is cut off.
+const CONTROL_HIGH_WATER: usize = 64 * 1024;
 /// How long a closed session may take to flush its last messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -411,7 +416,8 @@ impl Driver {
                 }
                 self.session.set_reading_paused(paused, now.into_std());
             }
-            let want_read = read_open && !self.session.is_closed() && !paused;
+            let backlog = self.session.queued_control_bytes() >= CONTROL_HIGH_WATER;
+            let want_read = read_open && !self.session.is_closed() && !paused && !backlog;
             let want_write = write_ok && out_pos < out.len();
             tokio::select! {
                 r = rd.read(&mut rbuf), if want_read => match r {

@@ -383,6 +383,15 @@ impl Session {
         self.rx_delivered.len()
     }
 
+    /// Bytes of control messages (acknowledgements, refusals, keepalives)
+    /// queued and not yet taken by [`Session::poll_transmit`]. Each segment
+    /// read queues an acknowledgement: while these cannot be written (the peer
+    /// does not read), the owner should stop reading too, or they grow without
+    /// bound.
+    pub fn queued_control_bytes(&self) -> usize {
+        self.ctrl.len()
+    }
+
     /// Outgoing bundles queued or awaiting acknowledgement.
     pub fn outgoing_in_flight(&self) -> usize {
         self.tx_unacked.len() + self.tx_queue.iter().filter(|o| o.offset == 0).count()
