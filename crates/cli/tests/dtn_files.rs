@@ -300,6 +300,18 @@ fn import_skips_fifos_devices_links_and_huge_files_without_hanging() {
     let items = inbox(&town);
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].text.as_deref(), Some("sound"));
+
+    // A ferry-dtn folder that is a link to one elsewhere is not followed.
+    let linked = work.path().join("linked-drive");
+    fs::create_dir(&linked).unwrap();
+    symlink(&folder, linked.join("ferry-dtn")).unwrap();
+    let refused = ferry_at(
+        &town,
+        work.path(),
+        &["dtn", "import", linked.to_str().unwrap()],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(refused.stderr.contains("symbolic link"), "{refused:?}");
 }
 
 #[test]
