@@ -297,7 +297,8 @@ pub struct DtnSaveArgs {
     /// The bundle's id, as `ferry dtn inbox` shows it.
     #[arg(value_name = "BUNDLE_ID")]
     pub id: String,
-    /// Where to write it [default: the file's name, in the current directory].
+    /// Where to write it [default: the name the sender gave, made safe (never a hidden
+    /// or otherwise special name), in the current directory].
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Replace an existing file.

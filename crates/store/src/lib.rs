@@ -21,6 +21,7 @@ mod health;
 pub mod identity;
 mod messages;
 mod peers;
+pub mod untrusted;
 
 pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};

@@ -7,6 +7,7 @@ use ferry_node::control::types::{
     DtnExportRequest, DtnImportRequest, DtnSaveReply, DtnSaveRequest, DtnSendReply, DtnSendRequest,
     DtnStatus, ExportReport, ImportReport, InboxItem,
 };
+use ferry_node::dtn::safe_file_name;
 
 use super::content::utf8;
 use super::print;
@@ -96,12 +97,22 @@ fn save(client: &Client, args: DtnSaveArgs) -> anyhow::Result<()> {
                 .ok_or_else(|| {
                     anyhow!("no bundle {} in the inbox; see `ferry dtn inbox`", args.id)
                 })?;
-            let name = item.file_name.clone().ok_or_else(|| {
+            let sent = item.file_name.as_deref().ok_or_else(|| {
                 anyhow!(
                     "bundle {} carries no file name; give one with -o PATH",
                     item.id
                 )
             })?;
+            // The sender chose this name: never a hidden or otherwise special
+            // one unless the user names the file with -o.
+            let name = safe_file_name(sent);
+            if name != sent {
+                eprintln!(
+                    "the sender named the file {:?}; saving it as {:?} (choose the name with -o PATH)",
+                    printable(sent, false),
+                    printable(&name, false)
+                );
+            }
             absolute(Path::new(&name))?
         }
     };

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::budget::ReceiveBudget;
 use super::codec::{SessTermReason, XferRefuseReason};
 use super::session::{
     ConfigError, Event, PeerInfo, Role, SendError, Session, SessionConfig, SessionError,
@@ -23,6 +24,11 @@ use super::session::{
 
 /// Bytes of encoded output buffered ahead of the socket.
 const OUT_HIGH_WATER: usize = 256 * 1024;
+/// Control messages (acknowledgements above all) queued behind the output
+/// buffer at which reading stops, so that a peer sending segments without
+/// reading the answers cannot make them grow without bound. Unlike a pause for
+/// storage, the idle timeout keeps running, so such a peer is cut off.
+const CONTROL_HIGH_WATER: usize = 64 * 1024;
 /// How long a closed session may take to flush its last messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,6 +41,9 @@ pub struct TcpclOptions {
     /// Received bundles handed over but not yet acknowledged: at this many,
     /// the driver stops reading from the peer until some are settled.
     pub max_unacked_received: usize,
+    /// Shared with other sessions: bounds the bytes of incoming bundles they
+    /// hold together (none: each session is bounded by its transfer MRU only).
+    pub receive_budget: Option<Arc<ReceiveBudget>>,
 }
 
 impl TcpclOptions {
@@ -43,6 +52,7 @@ impl TcpclOptions {
             session: SessionConfig::new(local_node_id),
             connect_timeout: Duration::from_secs(10),
             max_unacked_received: 16,
+            receive_budget: None,
         }
     }
 }
@@ -244,7 +254,10 @@ impl TcpclSession {
         role: Role,
         options: TcpclOptions,
     ) -> Result<TcpclSession, TcpclError> {
-        let session = Session::new(role, options.session.clone(), Instant::now().into_std())?;
+        let mut session = Session::new(role, options.session.clone(), Instant::now().into_std())?;
+        if let Some(budget) = &options.receive_budget {
+            session.set_receive_budget(budget.clone());
+        }
         let _ = stream.set_nodelay(true);
         let peer_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
@@ -403,7 +416,8 @@ impl Driver {
                 }
                 self.session.set_reading_paused(paused, now.into_std());
             }
-            let want_read = read_open && !self.session.is_closed() && !paused;
+            let backlog = self.session.queued_control_bytes() >= CONTROL_HIGH_WATER;
+            let want_read = read_open && !self.session.is_closed() && !paused && !backlog;
             let want_write = write_ok && out_pos < out.len();
             tokio::select! {
                 r = rd.read(&mut rbuf), if want_read => match r {
@@ -531,7 +545,11 @@ impl Driver {
                 Event::Closed(error) => {
                     match &error {
                         None => debug!(peer = %self.peer_addr, "TCPCL session closed"),
-                        Some(e) => warn!(error = %e, peer = %self.peer_addr, "TCPCL session ended"),
+                        // The owner hears why from `recv_bundle`; a warning per
+                        // session would let a peer fill the log by reconnecting.
+                        Some(e) => {
+                            debug!(error = %e, peer = %self.peer_addr, "TCPCL session ended")
+                        }
                     }
                     if let Some(est) = self.established.take() {
                         let _ =

@@ -21,16 +21,21 @@
 //!   only when the owner calls [`Session::ack_transfer`] — after the bundle is
 //!   durably stored;
 //! - KEEPALIVE after half an interval without sending, session end after two
-//!   intervals without receiving;
+//!   intervals without receiving, or after [`SessionConfig::max_idle`] when the
+//!   peer asked for no keepalives (0): no peer holds a silent session forever;
+//! - with a [`ReceiveBudget`], incoming bytes held across sessions stay under
+//!   its bound (a transfer that would pass it is refused);
 //! - SESS_TERM in both directions; MSG_REJECT for unknown or unexpected
 //!   messages; any malformed input ends the session with a clear error.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tracing::{debug, warn};
 
+use super::budget::{ReceiveBudget, Reservation};
 use super::codec::{
     ContactHeader, DecodeError, ExtensionItem, Limits, Message, MessageType, MsgReject,
     MsgRejectReason, SegmentFlags, SessInit, SessTerm, SessTermReason, XferAck, XferRefuse,
@@ -55,6 +60,11 @@ pub struct SessionConfig {
     /// Offered keepalive interval in seconds (0 disables keepalives; dtn7-rs
     /// ends such a session at once).
     pub keepalive_secs: u16,
+    /// How long a session whose keepalives are disabled (either side offered
+    /// 0) may go without receiving anything before it is ended. RFC 9174 lets a
+    /// node end an idle session; without this bound a peer asking for no
+    /// keepalives could hold a session, and its memory, forever.
+    pub max_idle: Duration,
     /// Largest segment accepted from the peer.
     pub segment_mru: u64,
     /// Largest bundle accepted from the peer; larger transfers are refused.
@@ -72,11 +82,13 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Defaults: keepalive 30 s, segment MRU 256 KiB, transfer MRU 64 MiB.
+    /// Defaults: keepalive 30 s, idle bound without keepalives 60 s (what two
+    /// intervals of 30 s allow), segment MRU 256 KiB, transfer MRU 64 MiB.
     pub fn new(local_node_id: impl Into<String>) -> Self {
         SessionConfig {
             local_node_id: local_node_id.into(),
             keepalive_secs: 30,
+            max_idle: Duration::from_secs(60),
             segment_mru: 256 * 1024,
             transfer_mru: 64 * 1024 * 1024,
             max_send_segment: 256 * 1024,
@@ -198,7 +210,7 @@ pub enum SessionError {
     RefusedByPeer(SessTermReason),
     #[error("contact header and SESS_INIT exchange not complete within {0:?}")]
     HandshakeTimeout(Duration),
-    #[error("nothing received for {0:?} (twice the keepalive interval)")]
+    #[error("nothing received for {0:?}")]
     IdleTimeout(Duration),
     #[error("session termination not complete within {0:?}")]
     CloseTimeout(Duration),
@@ -263,11 +275,15 @@ struct Incoming {
     id: u64,
     data: Vec<u8>,
     refused: bool,
+    /// The share of the node's receive budget `data` holds.
+    reserved: Option<Reservation>,
 }
 
 struct Delivered {
     len: u64,
     flags: SegmentFlags,
+    /// Kept until the owner settles the bundle: its bytes are held till then.
+    _reserved: Option<Reservation>,
 }
 
 /// One TCPCLv4 session, without I/O.
@@ -294,6 +310,7 @@ pub struct Session {
     term_received: bool,
     term_deadline: Option<Instant>,
     reading_paused: bool,
+    budget: Option<Arc<ReceiveBudget>>,
     started: Instant,
     last_sent: Instant,
     last_received: Instant,
@@ -325,6 +342,7 @@ impl Session {
             term_received: false,
             term_deadline: None,
             reading_paused: false,
+            budget: None,
             started: now,
             last_sent: now,
             last_received: now,
@@ -333,6 +351,12 @@ impl Session {
             s.send_contact_header();
         }
         Ok(s)
+    }
+
+    /// Incoming transfers will hold their bytes of `budget`, shared with other
+    /// sessions; one that would pass it is refused.
+    pub fn set_receive_budget(&mut self, budget: Arc<ReceiveBudget>) {
+        self.budget = Some(budget);
     }
 
     pub fn role(&self) -> Role {
@@ -357,6 +381,15 @@ impl Session {
     /// Received bundles handed over but not yet acknowledged or refused.
     pub fn unacknowledged_received(&self) -> usize {
         self.rx_delivered.len()
+    }
+
+    /// Bytes of control messages (acknowledgements, refusals, keepalives)
+    /// queued and not yet taken by [`Session::poll_transmit`]. Each segment
+    /// read queues an acknowledgement: while these cannot be written (the peer
+    /// does not read), the owner should stop reading too, or they grow without
+    /// bound.
+    pub fn queued_control_bytes(&self) -> usize {
+        self.ctrl.len()
     }
 
     /// Outgoing bundles queued or awaiting acknowledgement.
@@ -422,15 +455,15 @@ impl Session {
             }
             State::Established => {
                 let mut next = self.term_deadline;
-                if let Some(ka) = self.keepalive() {
-                    if !self.reading_paused {
-                        let idle = self.last_received + ka * 2;
-                        next = Some(next.map_or(idle, |n| n.min(idle)));
-                    }
-                    if self.ctrl.is_empty() {
-                        let send = self.last_sent + ka / 2;
-                        next = Some(next.map_or(send, |n| n.min(send)));
-                    }
+                if !self.reading_paused {
+                    let idle = self.last_received + self.idle_timeout();
+                    next = Some(next.map_or(idle, |n| n.min(idle)));
+                }
+                if let Some(ka) = self.keepalive()
+                    && self.ctrl.is_empty()
+                {
+                    let send = self.last_sent + ka / 2;
+                    next = Some(next.map_or(send, |n| n.min(send)));
                 }
                 next
             }
@@ -453,15 +486,17 @@ impl Session {
                     self.fail(None, SessionError::CloseTimeout(self.config.close_timeout));
                     return;
                 }
-                if let Some(ka) = self.keepalive() {
-                    if !self.reading_paused && now >= self.last_received + ka * 2 {
-                        self.fail(
-                            Some(SessTermReason::IDLE_TIMEOUT),
-                            SessionError::IdleTimeout(ka * 2),
-                        );
-                    } else if now >= self.last_sent + ka / 2 && self.ctrl.is_empty() {
-                        self.queue(&Message::Keepalive);
-                    }
+                let idle = self.idle_timeout();
+                if !self.reading_paused && now >= self.last_received + idle {
+                    self.fail(
+                        Some(SessTermReason::IDLE_TIMEOUT),
+                        SessionError::IdleTimeout(idle),
+                    );
+                } else if let Some(ka) = self.keepalive()
+                    && now >= self.last_sent + ka / 2
+                    && self.ctrl.is_empty()
+                {
+                    self.queue(&Message::Keepalive);
                 }
             }
         }
@@ -646,6 +681,12 @@ impl Session {
             0 => None,
             s => Some(Duration::from_secs(u64::from(s))),
         }
+    }
+
+    /// How long the session may stay silent: two keepalive intervals, or
+    /// [`SessionConfig::max_idle`] when keepalives are disabled.
+    fn idle_timeout(&self) -> Duration {
+        self.keepalive().map_or(self.config.max_idle, |ka| ka * 2)
     }
 
     fn queue(&mut self, message: &Message) {
@@ -839,6 +880,10 @@ impl Session {
         self.events.push_back(Event::Established(info));
     }
 
+    fn budget_available(&self) -> u64 {
+        self.budget.as_ref().map_or(u64::MAX, |b| b.available())
+    }
+
     fn protocol_error(&mut self, what: String) {
         self.fail(Some(SessTermReason::UNKNOWN), SessionError::Protocol(what));
     }
@@ -881,7 +926,7 @@ impl Session {
                 .extensions
                 .iter()
                 .filter_map(ExtensionItem::transfer_length)
-                .any(|len| len > self.config.transfer_mru)
+                .any(|len| len > self.config.transfer_mru || len > self.budget_available())
             {
                 Some(XferRefuseReason::NO_RESOURCES)
             } else {
@@ -891,6 +936,7 @@ impl Session {
                 id,
                 data: Vec::new(),
                 refused: refusal.is_some(),
+                reserved: self.budget.clone().map(Reservation::new),
             });
             if let Some(reason) = refusal {
                 self.refuse_incoming(id, reason);
@@ -917,18 +963,26 @@ impl Session {
         };
         let mut refuse_now = false;
         if !rx.refused {
-            if (rx.data.len() as u64).saturating_add(seg.data.len() as u64) > transfer_mru {
+            let fits = (rx.data.len() as u64).saturating_add(seg.data.len() as u64) <= transfer_mru
+                && rx
+                    .reserved
+                    .as_mut()
+                    .is_none_or(|r| r.try_grow(seg.data.len() as u64));
+            if fits {
+                rx.data.extend_from_slice(&seg.data);
+            } else {
                 rx.refused = true;
                 rx.data = Vec::new();
+                rx.reserved = None;
                 refuse_now = true;
-            } else {
-                rx.data.extend_from_slice(&seg.data);
             }
         }
         if refuse_now {
-            warn!(
+            // Not a warning: a peer repeating it must not fill the log; the
+            // peer learns of it from the refusal.
+            debug!(
                 transfer_id = id,
-                transfer_mru, "TCPCL: incoming bundle exceeds the transfer MRU"
+                transfer_mru, "TCPCL: incoming bundle over the transfer MRU or the receive budget"
             );
             self.refuse_incoming(id, XferRefuseReason::NO_RESOURCES);
         }
@@ -952,12 +1006,14 @@ impl Session {
             return;
         }
         let data = std::mem::take(&mut rx.data);
+        let reserved = rx.reserved.take();
         self.rx = None;
         self.rx_delivered.insert(
             id,
             Delivered {
                 len,
                 flags: seg.flags,
+                _reserved: reserved,
             },
         );
         self.events.push_back(Event::BundleReceived {
@@ -1277,6 +1333,114 @@ mod tests {
         b.handle_input(&[0x04], now + Duration::from_secs(50));
         b.handle_timeout(now + Duration::from_secs(61));
         assert!(b.is_established());
+    }
+
+    #[test]
+    fn a_peer_asking_for_no_keepalives_is_still_held_to_an_idle_bound() {
+        let now = t0();
+        let mut a = SessionConfig::new("dtn://alpha/");
+        a.keepalive_secs = 0;
+        let b = SessionConfig::new("dtn://beta/");
+        let max_idle = b.max_idle;
+        let mut a = Session::new(Role::Active, a, now).unwrap();
+        let mut b = Session::new(Role::Passive, b, now).unwrap();
+        pump(&mut a, &mut b, now);
+        assert_eq!(b.peer().unwrap().keepalive_secs, 0);
+        assert_eq!(b.poll_timeout(), Some(now + max_idle));
+        b.handle_timeout(now + max_idle - Duration::from_millis(1));
+        assert!(b.is_established());
+        b.handle_timeout(now + max_idle);
+        assert!(b.is_closed());
+        assert_eq!(
+            events(&mut b).last(),
+            Some(&Event::Closed(Some(SessionError::IdleTimeout(max_idle))))
+        );
+    }
+
+    /// Writes one transfer's segments by hand, `chunk` bytes each, the last one
+    /// flagged END only if `end`.
+    fn segments(transfer_id: u64, data: &[u8], chunk: usize, end: bool) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let count = data.chunks(chunk).count();
+        for (i, part) in data.chunks(chunk).enumerate() {
+            let mut flags = SegmentFlags::NONE;
+            if i == 0 {
+                flags = flags.with(SegmentFlags::START);
+            }
+            if end && i + 1 == count {
+                flags = flags.with(SegmentFlags::END);
+            }
+            encode_segment_header(flags, transfer_id, part.len() as u64, &mut wire);
+            wire.extend_from_slice(part);
+        }
+        wire
+    }
+
+    fn refusals(out: &[u8]) -> Vec<(u64, XferRefuseReason)> {
+        let mut pos = 0;
+        let mut found = Vec::new();
+        while let Some((m, used)) = Message::decode(&out[pos..], &Limits::default()).unwrap() {
+            pos += used;
+            if let Message::XferRefuse(r) = m {
+                found.push((r.transfer_id, r.reason));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn sessions_share_one_receive_budget() {
+        let now = t0();
+        let budget = ReceiveBudget::new(150);
+        let (_a1, mut b1) = pair(now);
+        let (_a2, mut b2) = pair(now);
+        b1.set_receive_budget(budget.clone());
+        b2.set_receive_budget(budget.clone());
+        events(&mut b1);
+        events(&mut b2);
+        // 90 bytes held by an unfinished transfer on the first session.
+        b1.handle_input(&segments(1, &[1; 90], 7, false), now);
+        assert!(refusals(&drain(&mut b1, now)).is_empty());
+        assert_eq!(budget.used(), 90);
+        // The second session's transfer would pass the total: refused, freed.
+        b2.handle_input(&segments(2, &[2; 70], 7, true), now);
+        assert_eq!(
+            refusals(&drain(&mut b2, now)),
+            vec![(2, XferRefuseReason::NO_RESOURCES)]
+        );
+        assert!(events(&mut b2).is_empty());
+        assert_eq!(budget.used(), 90);
+        // An announced length past what is left is refused before any byte.
+        let mut wire = Vec::new();
+        Message::XferSegment(XferSegment {
+            flags: SegmentFlags::START,
+            transfer_id: 3,
+            extensions: vec![ExtensionItem {
+                flags: 0,
+                item_type: ExtensionItem::TRANSFER_LENGTH,
+                value: 61u64.to_be_bytes().to_vec(),
+            }],
+            data: vec![3; 5],
+        })
+        .encode(&mut wire)
+        .unwrap();
+        b2.handle_input(&wire, now);
+        assert_eq!(
+            refusals(&drain(&mut b2, now)),
+            vec![(3, XferRefuseReason::NO_RESOURCES)]
+        );
+        // A whole bundle holds its bytes until settled; the end frees them all.
+        b2.handle_input(&segments(4, &[4; 50], 7, true), now);
+        assert_eq!(budget.used(), 140);
+        let received = events(&mut b2);
+        assert!(matches!(
+            &received[..],
+            [Event::BundleReceived { transfer_id: 4, .. }]
+        ));
+        b2.ack_transfer(4).unwrap();
+        assert_eq!(budget.used(), 90);
+        b1.handle_eof();
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use ferry_core::PeerId;
 use ferry_core::content::{ContentId, Ticket};
 use ferry_core::dtn::{BundleId, Eid, MAX_BUNDLE_BYTES, NodeId, Priority, unix_ms_from_dtn_ms};
+use ferry_store::untrusted::{self, UntrustedError};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::server::{ApiFailure, ApiState, absolute, bad_request, internal};
@@ -154,16 +155,18 @@ async fn save(
                 format!("no bundle {id} in the inbox; see `ferry dtn inbox`"),
             )
         })?;
-        if path.exists() && !body.force {
-            return Err(bad_request(format!(
-                "{} exists; use --force to replace it",
-                path.display()
-            )));
-        }
-        let tmp = path.with_extension("ferry-partial");
-        std::fs::write(&tmp, &payload)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| bad_request(format!("cannot write {}: {e}", path.display())))?;
+        // A new temporary file renamed into place: no link at the name (or
+        // beside it) is written through, and without --force an existing entry,
+        // even a dangling link, is left alone.
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(bad_request(format!("{} names no file", path.display())));
+        };
+        untrusted::write_file(dir, name, &payload, body.force)
+            .and_then(|()| untrusted::sync_dir(dir))
+            .map_err(|e| match e {
+                UntrustedError::Exists(_) => bad_request(e),
+                e => bad_request(format!("cannot write {}: {e}", path.display())),
+            })?;
         Ok(DtnSaveReply {
             path: path.display().to_string(),
             bytes: payload.len() as u64,

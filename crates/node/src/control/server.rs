@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::types::*;
 use crate::config::parse_multiaddr;
-use crate::dtn::Dtn;
+use crate::dtn::{Dtn, safe_file_name};
 use crate::engine::{Command, GetPlan, blob_entry, message_view};
 use crate::jobs::Jobs;
 use crate::share;
@@ -329,9 +329,12 @@ async fn get_content(
         .transpose()?
         .ok_or_else(|| bad_request("say where to write the download (-o PATH)"))?;
     // A directory (or a path ending in '/') means: inside it, under the
-    // content's own name.
+    // content's own name, made safe (the sharer chose it: not `.bashrc`).
     let output = if body.output.as_deref().is_some_and(|o| o.ends_with('/')) || requested.is_dir() {
-        requested.join(name.clone().unwrap_or_else(|| root.to_string()))
+        requested.join(
+            name.as_deref()
+                .map_or_else(|| root.to_string(), safe_file_name),
+        )
     } else {
         requested
     };

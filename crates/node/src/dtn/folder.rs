@@ -15,18 +15,29 @@
 //!
 //! Export never removes anything from the node (the folder may be lost on the way);
 //! the copies are freed when the acknowledgements come back, by network or by folder.
-//! Every file is written to a temporary name, fsynced and renamed, so a drive pulled
-//! out mid-export holds whole files only. Import checks every file as if it came from
-//! a stranger: size limit, RFC 9171 parsing, de-duplication, content hashes.
+//! Every file is written to a new temporary name, fsynced and renamed, so a drive
+//! pulled out mid-export holds whole files only.
+//!
+//! The drive is a stranger's as much as a peer is: it may hold links, FIFOs,
+//! devices and huge files planted where ferry reads and writes. Export writes only
+//! into `ferry-dtn` folders that are real directories (a link is refused), through
+//! files that no link can redirect ([`ferry_store::untrusted`]). Import reads only
+//! regular files (no link followed, no FIFO or device opened) of bounded size
+//! ([`MAX_BUNDLE_BYTES`], [`MAX_ACKS_FILE`], [`MAX_CONTENT_FILE`],
+//! [`MAX_MANIFEST_BYTES`]), at most [`MAX_FOLDER_ENTRIES`] per folder, and checks
+//! each as if it came from a peer: RFC 9171 parsing, de-duplication, content hashes.
+//! `docs/protocols/sneakernet.md` says what whoever holds the drive learns and can do.
 
+use std::ffi::OsStr;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use ferry_core::content::{ContentId, ContentKind, Manifest};
+use ferry_core::content::{ContentId, ContentKind, MAX_MANIFEST_BYTES, Manifest};
 use ferry_core::dtn::wire::Receipt;
 use ferry_core::dtn::{Ack, BundleId, MAX_BUNDLE_BYTES, NodeId};
 use ferry_store::BlobKind;
+use ferry_store::untrusted::{self, UntrustedError};
 use serde::{Deserialize, Serialize};
 
 use super::Dtn;
@@ -46,7 +57,16 @@ Nothing here is secret from whoever holds the drive: bundles are not encrypted.
 ";
 
 /// The largest acks.json read (a million acks at most).
-const MAX_ACKS_FILE: u64 = 128 * 1024 * 1024;
+pub const MAX_ACKS_FILE: u64 = 128 * 1024 * 1024;
+/// The largest content file imported from a folder: 64 GiB. Anything larger is
+/// refused by its size before a byte is read, so a huge (or sparse) file on a
+/// drive cannot keep an import hashing for hours, nor fill the store; larger
+/// content travels over the network with `ferry get`.
+pub const MAX_CONTENT_FILE: u64 = 64 << 30;
+/// Entries read from one folder of the drive (`bundles/`, `content/`); the rest
+/// are not read, and the report says so. Bounds the memory and time one import
+/// takes whatever a drive holds.
+pub const MAX_FOLDER_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExportReport {
@@ -86,6 +106,8 @@ pub enum FolderError {
     },
     #[error("{0}")]
     Store(#[from] ferry_store::StoreError),
+    #[error("{0}")]
+    Untrusted(#[from] UntrustedError),
     #[error("content {0} is not stored complete on this node; share or get it first")]
     NoContent(ContentId),
     #[error("{0}")]
@@ -99,19 +121,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` whole or not at all.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FolderError> {
-    let tmp = path.with_extension("partial");
-    let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), FolderError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+/// Whether `path` is already a regular file of `len` bytes (a link is not).
+fn is_file_of(path: &Path, len: u64) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == len)
 }
 
 /// Writes the bundles this node carries (only those for `to`, when given), the acks
@@ -122,10 +134,14 @@ pub fn export(
     to: &[NodeId],
     content: &[ContentId],
 ) -> Result<ExportReport, FolderError> {
+    // The directory the user named may be anything they chose (a link to the
+    // drive, say); what ferry makes inside it must be real directories.
+    fs::create_dir_all(dir).map_err(io(dir))?;
     let root = dir.join(FOLDER);
+    untrusted::real_dir(&root, true)?;
     let bundles_dir = root.join("bundles");
-    fs::create_dir_all(&bundles_dir).map_err(io(&bundles_dir))?;
-    write_atomic(&root.join("README.txt"), README.as_bytes())?;
+    untrusted::real_dir(&bundles_dir, true)?;
+    untrusted::write_file(&root, OsStr::new("README.txt"), README.as_bytes(), true)?;
     let mut report = ExportReport {
         folder: root.display().to_string(),
         ..ExportReport::default()
@@ -134,34 +150,34 @@ pub fn export(
         let Some(bytes) = dtn.outgoing(&meta.id).map_err(FolderError::Other)? else {
             continue;
         };
-        let path = bundles_dir.join(bundle_file_name(&meta.id));
-        if fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        let name = bundle_file_name(&meta.id);
+        if is_file_of(&bundles_dir.join(&name), bytes.len() as u64) {
             report.bundles += 1;
             continue;
         }
-        write_atomic(&path, &bytes)?;
+        untrusted::write_file(&bundles_dir, OsStr::new(&name), &bytes, true)?;
         report.bundles += 1;
         report.bytes += bytes.len() as u64;
     }
-    sync_dir(&bundles_dir)?;
+    untrusted::sync_dir(&bundles_dir)?;
     let mut acks = read_acks(&root)?;
     acks.extend(dtn.acks());
     acks.sort_by(|a, b| a.id.cmp(&b.id).then(b.expires_at.cmp(&a.expires_at)));
     acks.dedup_by(|a, b| a.id == b.id);
     report.acks = acks.len() as u64;
     let json = serde_json::to_vec_pretty(&acks).map_err(|e| FolderError::Other(e.to_string()))?;
-    write_atomic(&root.join("acks.json"), &json)?;
+    untrusted::write_file(&root, OsStr::new("acks.json"), &json, true)?;
     if !content.is_empty() {
         report.content = export_content(dtn, &root.join("content"), content)?;
     }
-    sync_dir(&root)?;
+    untrusted::sync_dir(&root)?;
     tracing::info!(folder = %root.display(), bundles = report.bundles, acks = report.acks, content = report.content, "exported to folder");
     Ok(report)
 }
 
 /// Each named blob, and for a collection its manifest and every file in it.
 fn export_content(dtn: &Dtn, dir: &Path, ids: &[ContentId]) -> Result<u64, FolderError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    untrusted::real_dir(dir, true)?;
     let store = dtn.store();
     let mut written = 0;
     let mut queue: Vec<ContentId> = ids.to_vec();
@@ -179,30 +195,23 @@ fn export_content(dtn: &Dtn, dir: &Path, ids: &[ContentId]) -> Result<u64, Folde
                 dir.join(format!("{id}.collection"))
             }
         };
-        if !fs::metadata(&path).is_ok_and(|m| m.len() == info.size) {
+        if !is_file_of(&path, info.size) {
+            // Written to a new temporary file and renamed over `path`: a link
+            // planted there is replaced, not followed.
             store.export_blob(&id, &path, true)?;
         }
         written += 1;
     }
-    sync_dir(dir)?;
+    untrusted::sync_dir(dir)?;
     Ok(written)
 }
 
 fn read_acks(root: &Path) -> Result<Vec<Ack>, FolderError> {
     let path = root.join("acks.json");
-    match fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(&path)(e)),
-        Ok(m) if m.len() > MAX_ACKS_FILE => {
-            return Err(FolderError::Other(format!(
-                "{}: {} bytes is over the {MAX_ACKS_FILE}-byte limit",
-                path.display(),
-                m.len()
-            )));
-        }
-        Ok(_) => {}
+    if fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(Vec::new());
     }
-    let bytes = fs::read(&path).map_err(io(&path))?;
+    let bytes = untrusted::read_regular(&path, MAX_ACKS_FILE)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| FolderError::Other(format!("{} is not a list of acks: {e}", path.display())))
 }
@@ -211,9 +220,12 @@ fn read_acks(root: &Path) -> Result<Vec<Ack>, FolderError> {
 /// received as if from the network, acks free the copies they name, content goes into
 /// the store (*blocking*).
 pub fn import(dtn: &Dtn, dir: &Path) -> Result<ImportReport, FolderError> {
-    let root = if dir.join(FOLDER).is_dir() {
-        dir.join(FOLDER)
-    } else if dir.join("bundles").is_dir() || dir.join("acks.json").is_file() {
+    let exists = |path: &Path| fs::symlink_metadata(path).is_ok();
+    let nested = dir.join(FOLDER);
+    let root = if exists(&nested) {
+        untrusted::real_dir(&nested, false)?;
+        nested
+    } else if exists(&dir.join("bundles")) || exists(&dir.join("acks.json")) {
         dir.to_owned()
     } else {
         return Err(FolderError::Other(format!(
@@ -225,16 +237,23 @@ pub fn import(dtn: &Dtn, dir: &Path) -> Result<ImportReport, FolderError> {
         folder: root.display().to_string(),
         ..ImportReport::default()
     };
-    let acks = read_acks(&root)?;
-    report.acks = acks.len() as u64;
-    report.freed = dtn.on_acks(acks)? as u64;
+    match read_acks(&root) {
+        Ok(acks) => {
+            report.acks = acks.len() as u64;
+            report.freed = dtn.on_acks(acks)? as u64;
+        }
+        Err(e) => {
+            tracing::warn!("acks not imported: {e}");
+            report
+                .rejected
+                .push((root.join("acks.json").display().to_string(), e.to_string()));
+        }
+    }
     let bundles_dir = root.join("bundles");
-    if bundles_dir.is_dir() {
-        let mut files: Vec<PathBuf> = fs::read_dir(&bundles_dir)
-            .map_err(io(&bundles_dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "bundle"))
-            .collect();
+    if exists(&bundles_dir) {
+        untrusted::real_dir(&bundles_dir, false)?;
+        let mut files = list_folder(&bundles_dir, &mut report.rejected)?;
+        files.retain(|p| p.extension().is_some_and(|x| x == "bundle"));
         files.sort();
         for path in files {
             let name = path.display().to_string();
@@ -242,19 +261,22 @@ pub fn import(dtn: &Dtn, dir: &Path) -> Result<ImportReport, FolderError> {
                 Ok(Ok(Receipt::Stored)) => report.stored += 1,
                 Ok(Ok(Receipt::Delivered)) => report.delivered += 1,
                 Ok(Ok(_)) => report.duplicates += 1,
+                // Each is in the report; the log gets the count only, so a
+                // drive full of junk does not fill it.
                 Ok(Err(rejection)) => {
-                    tracing::warn!(file = %name, "bundle not imported: {}", rejection.reason);
+                    tracing::debug!(file = %name, "bundle not imported: {}", rejection.reason);
                     report.rejected.push((name, rejection.reason));
                 }
                 Err(reason) => {
-                    tracing::warn!(file = %name, "bundle not imported: {reason}");
+                    tracing::debug!(file = %name, "bundle not imported: {reason}");
                     report.rejected.push((name, reason));
                 }
             }
         }
     }
     let content_dir = root.join("content");
-    if content_dir.is_dir() {
+    if exists(&content_dir) {
+        untrusted::real_dir(&content_dir, false)?;
         report.content = import_content(dtn, &content_dir, &mut report.rejected)?;
     }
     tracing::info!(folder = %root.display(), stored = report.stored, delivered = report.delivered,
@@ -262,19 +284,40 @@ pub fn import(dtn: &Dtn, dir: &Path) -> Result<ImportReport, FolderError> {
     Ok(report)
 }
 
-fn read_bundle_file(path: &Path) -> Result<Vec<u8>, String> {
-    let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    if len > MAX_BUNDLE_BYTES as u64 {
-        return Err(format!(
-            "{len} bytes is over the {MAX_BUNDLE_BYTES}-byte bundle limit"
+/// At most [`MAX_FOLDER_ENTRIES`] entries of `dir`; if there are more, the
+/// report says so.
+fn list_folder(
+    dir: &Path,
+    rejected: &mut Vec<(String, String)>,
+) -> Result<Vec<PathBuf>, FolderError> {
+    let (paths, more) = untrusted::list_dir(dir, MAX_FOLDER_ENTRIES)?;
+    if more {
+        rejected.push((
+            dir.display().to_string(),
+            format!(
+                "more than {MAX_FOLDER_ENTRIES} entries; only the first {MAX_FOLDER_ENTRIES} read"
+            ),
         ));
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(MAX_BUNDLE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    Ok(paths)
+}
+
+fn read_bundle_file(path: &Path) -> Result<Vec<u8>, String> {
+    untrusted::read_regular(path, MAX_BUNDLE_BYTES as u64).map_err(|e| reason(&e))
+}
+
+/// Why a file was not taken, without its path (the report names the file).
+fn reason(e: &UntrustedError) -> String {
+    match e {
+        UntrustedError::Io { source, .. } => source.to_string(),
+        UntrustedError::Link(_) => "a symbolic link; not followed".into(),
+        UntrustedError::NotAFile { kind, .. } => format!("{kind}, not a regular file; skipped"),
+        UntrustedError::NotADirectory(_) => "not a directory".into(),
+        UntrustedError::TooLarge { len, max, .. } => {
+            format!("{len} bytes is over the {max}-byte limit")
+        }
+        UntrustedError::Exists(_) => "already exists".into(),
+    }
 }
 
 /// Imports every content file whose bytes hash to its name; others are rejected.
@@ -285,8 +328,7 @@ fn import_content(
 ) -> Result<u64, FolderError> {
     let store = dtn.store();
     let mut imported = 0;
-    for entry in fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
+    for path in list_folder(dir, rejected)? {
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if file_name.ends_with(".partial") {
             continue;
@@ -300,7 +342,18 @@ fn import_content(
             rejected.push(reject("not named by a BLAKE3 hash".into()));
             continue;
         };
-        match hash_file(&path) {
+        let max = match kind {
+            BlobKind::Blob => MAX_CONTENT_FILE,
+            BlobKind::Collection => MAX_MANIFEST_BYTES as u64,
+        };
+        let mut file = match untrusted::open_regular(&path, max) {
+            Ok((file, _)) => file,
+            Err(e) => {
+                rejected.push(reject(reason(&e)));
+                continue;
+            }
+        };
+        match hash_file(&file, max) {
             Ok(actual) if actual == claimed => {}
             Ok(actual) => {
                 rejected.push(reject(format!("its bytes hash to {actual}, not its name")));
@@ -315,10 +368,12 @@ fn import_content(
             imported += 1;
             continue;
         }
+        file.rewind().map_err(io(&path))?;
         let info = match kind {
-            BlobKind::Blob => store.import_file(&path, false, None, &mut |_| {})?,
+            BlobKind::Blob => store.import_open_file(&path, file, false, None, &mut |_| {})?,
             BlobKind::Collection => {
-                let bytes = fs::read(&path).map_err(io(&path))?;
+                let mut bytes = Vec::new();
+                file.take(max).read_to_end(&mut bytes).map_err(io(&path))?;
                 if let Err(e) = Manifest::decode(&bytes) {
                     rejected.push(reject(format!("not a collection manifest: {e}")));
                     continue;
@@ -332,9 +387,10 @@ fn import_content(
     Ok(imported)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<ContentId> {
+/// The hash of an opened file's first `max` bytes (it was checked to hold no more).
+fn hash_file(file: &fs::File, max: u64) -> std::io::Result<ContentId> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(fs::File::open(path)?)?;
+    hasher.update_reader(file.take(max))?;
     Ok(hasher.finalize().into())
 }
 

@@ -18,6 +18,7 @@
 
 pub mod folder;
 pub mod tcpcl;
+pub mod tcpcl_limits;
 mod views;
 
 #[cfg(test)]
@@ -37,7 +38,7 @@ use ferry_core::dtn::{
 use ferry_store::{Store, StoreError};
 use tokio::sync::watch;
 
-pub use views::{ContactView, DtnStatus, HeldView, InboxItem, payload_kind};
+pub use views::{ContactView, DtnStatus, HeldView, InboxItem, payload_kind, safe_file_name};
 
 /// Where text sent with `ferry dtn send PEER TEXT` goes: `dtn://PEER/text`.
 pub const TEXT_SERVICE: &str = "text";

@@ -5,6 +5,8 @@
 //! offered whatever the strategy would give any peer (under direct delivery, only
 //! the bundles addressed to it). A bundle is forgotten here only when the peer was its
 //! destination; a TCPCL acknowledgement only says the bytes arrived.
+//!
+//! What strangers on the TCPCL port may take is bounded in [`super::tcpcl_limits`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::Dtn;
+use super::tcpcl_limits::TcpclLimits;
 
 /// How long to wait before dialling a TCPCL peer again after its session ended.
 const REDIAL: Duration = Duration::from_secs(5);
@@ -36,7 +39,8 @@ pub struct TcpclSettings {
 /// Starts the listener and the dialers; abort the handles to stop them.
 pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();
-    let options = options(&dtn);
+    let limits = TcpclLimits::new();
+    let options = options(&dtn, &limits);
     if let Some(addr) = settings.listen {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!(
@@ -44,7 +48,7 @@ pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Ve
             )
         })?;
         tracing::info!(addr = %listener.local_addr()?, "TCPCL listening");
-        let (dtn, options) = (dtn.clone(), options.clone());
+        let (dtn, options, limits) = (dtn.clone(), options.clone(), limits.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let (stream, from) = match listener.accept().await {
@@ -56,13 +60,27 @@ pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Ve
                         continue;
                     }
                 };
-                let (dtn, options) = (dtn.clone(), options.clone());
+                let slot = match limits.admit(from.ip()) {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        if let Some(note) = limits.warning(from.ip()) {
+                            tracing::warn!(%from, "TCPCL connection closed: {full}{note}");
+                        }
+                        continue;
+                    }
+                };
+                let (dtn, options, limits) = (dtn.clone(), options.clone(), limits.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match TcpclSession::accept_with(stream, options).await {
                         Ok(session) => {
-                            run_session(dtn, session, format!("tcpcl from {from}")).await
+                            run_session(dtn, session, format!("tcpcl from {from}"), &limits).await
                         }
-                        Err(e) => tracing::warn!(%from, "TCPCL session refused: {e}"),
+                        Err(e) => {
+                            if let Some(note) = limits.warning(from.ip()) {
+                                tracing::warn!(%from, "TCPCL session refused: {e}{note}");
+                            }
+                        }
                     }
                 });
             }
@@ -70,11 +88,13 @@ pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Ve
     }
     for peer in &settings.peers {
         let (dtn, options, peer) = (dtn.clone(), options.clone(), peer.clone());
+        let limits = limits.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 match TcpclSession::connect_with(peer.as_str(), options.clone()).await {
                     Ok(session) => {
-                        run_session(dtn.clone(), session, format!("tcpcl to {peer}")).await
+                        let via = format!("tcpcl to {peer}");
+                        run_session(dtn.clone(), session, via, &limits).await
                     }
                     Err(e) => tracing::debug!(%peer, "TCPCL dial failed: {e}"),
                 }
@@ -85,7 +105,7 @@ pub async fn start(dtn: Arc<Dtn>, settings: &TcpclSettings) -> anyhow::Result<Ve
     Ok(tasks)
 }
 
-fn options(dtn: &Dtn) -> TcpclOptions {
+fn options(dtn: &Dtn, limits: &TcpclLimits) -> TcpclOptions {
     let node = dtn.local().to_string();
     let peer = node
         .strip_prefix("dtn://")
@@ -93,12 +113,16 @@ fn options(dtn: &Dtn) -> TcpclOptions {
         .unwrap_or(&node);
     let mut options = TcpclOptions::new(node_id_for(peer));
     options.session.transfer_mru = MAX_BUNDLE_BYTES as u64;
+    // Bundles are stored one at a time: reading waits while one is, so a session
+    // holds at most that one and the transfer after it.
+    options.max_unacked_received = 1;
+    options.receive_budget = Some(limits.budget());
     options
 }
 
 /// One session: bundles planned for the peer go out one at a time, bundles from it
 /// are received, stored and only then acknowledged.
-async fn run_session(dtn: Arc<Dtn>, mut session: TcpclSession, via: String) {
+async fn run_session(dtn: Arc<Dtn>, mut session: TcpclSession, via: String, limits: &TcpclLimits) {
     let peer_text = session.peer().node_id.clone();
     let Some(node) = peer_text.parse::<Eid>().ok().and_then(|e| e.node_id()) else {
         tracing::warn!(%via, node_id = %peer_text, "TCPCL peer's node id is not a DTN endpoint; closing");
@@ -133,7 +157,9 @@ async fn run_session(dtn: Arc<Dtn>, mut session: TcpclSession, via: String) {
                 ack.ack();
             }
             Err(rejection) => {
-                tracing::warn!(peer = %node, "bundle from TCPCL peer refused: {}", rejection.reason);
+                if let Some(note) = limits.warning(session.peer_addr().ip()) {
+                    tracing::warn!(peer = %node, %via, "bundle from TCPCL peer refused: {}{note}", rejection.reason);
+                }
                 ack.refuse(if rejection.peer_fault {
                     XferRefuseReason::NOT_ACCEPTABLE
                 } else {

@@ -98,6 +98,47 @@ pub fn payload_kind(service: &str) -> (&'static str, Option<String>) {
     ("data", None)
 }
 
+/// The longest file name `ferry dtn save` writes (most file systems' limit).
+const MAX_SAVED_NAME_BYTES: usize = 255;
+
+/// The name `ferry dtn save` writes a file under when the sender chose it: never
+/// a hidden file (a leading `.`: `.bashrc`, `.profile` run at login), an option
+/// to a command (`-rf`), a home directory (`~`), a path, control or
+/// direction-changing characters, or a desktop launcher (`*.desktop` runs a
+/// command when opened). Each such character becomes `_`; a launcher gets `.txt`
+/// added. Names already safe are returned unchanged.
+pub fn safe_file_name(sent: &str) -> String {
+    let mut name: String = sent
+        .chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi || matches!(c, '/' | '\\') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let leading = name
+        .find(|c: char| !matches!(c, '.' | '-' | '~' | ' '))
+        .unwrap_or(name.len());
+    name.replace_range(..leading, &"_".repeat(leading));
+    if name.to_ascii_lowercase().ends_with(".desktop") {
+        name.push_str(".txt");
+    }
+    if name.is_empty() {
+        name.push_str("file");
+    }
+    if name.len() > MAX_SAVED_NAME_BYTES {
+        let mut end = MAX_SAVED_NAME_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
+
 impl Dtn {
     pub fn status(&self) -> Result<DtnStatus, StoreError> {
         let now = dtn_now();
@@ -232,5 +273,26 @@ mod tests {
         );
         assert_eq!(payload_kind("file/.."), ("file", None));
         assert_eq!(payload_kind("file/"), ("file", None));
+    }
+
+    #[test]
+    fn a_sender_chosen_name_is_never_hidden_special_or_a_path() {
+        for (sent, saved) in [
+            ("report v2.pdf", "report v2.pdf"),
+            (".bashrc", "_bashrc"),
+            ("..x", "__x"),
+            ("-rf", "_rf"),
+            ("~root", "_root"),
+            (". .profile", "___profile"),
+            ("../x", "___x"),
+            ("a\nb\u{202e}fdp.exe", "a_b_fdp.exe"),
+            ("launch.Desktop", "launch.Desktop.txt"),
+            ("", "file"),
+        ] {
+            assert_eq!(safe_file_name(sent), saved, "{sent:?}");
+        }
+        let long = "é".repeat(200);
+        let saved = safe_file_name(&long);
+        assert!(saved.len() <= MAX_SAVED_NAME_BYTES && long.starts_with(&saved));
     }
 }

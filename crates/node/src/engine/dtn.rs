@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ferry_core::PeerId;
 use ferry_core::dtn::wire::{DtnRequest, DtnResponse, Receipt};
 use ferry_core::dtn::{BundleId, Forward, NodeId, Summary};
-use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::ratelimit::{KeyedLimiter, LogLimiter, quiet_note};
 use ferry_net::libp2p::request_response::{
     self, Message, OutboundFailure, OutboundRequestId, ResponseChannel,
 };
@@ -33,6 +33,8 @@ const BUNDLES_PER_SECOND: f64 = 500.0;
 /// often per peer: a peer that keeps sending into a full store must not fill
 /// the log instead.
 const FLOOD_LOG_MS: u64 = 10_000;
+/// Peers whose log lines are limited at once (the stalest forgotten past it).
+const LOGGED_PEERS: usize = 4096;
 /// How long a peer struck out keeps its connection, so the answer saying why
 /// reaches it before the hang-up (closing at once drops answers in flight).
 const HANG_UP_DELAY_MS: u64 = 500;
@@ -45,10 +47,9 @@ pub(super) struct Links {
     strikes: HashMap<PeerId, u32>,
     /// Peers struck out, and when to disconnect them (monotonic ms).
     hang_up: HashMap<PeerId, u64>,
-    flood_logged: HashMap<PeerId, u64>,
-    /// When a refusal of this peer's bundle was last logged, and how many were
-    /// refused since without a log line.
-    refusal_logged: HashMap<PeerId, (u64, u64)>,
+    flood_logged: LogLimiter<PeerId>,
+    /// Refusals of a peer's bundles for want of room, logged once in a while.
+    refusal_logged: LogLimiter<PeerId>,
 }
 
 impl Default for Links {
@@ -59,8 +60,8 @@ impl Default for Links {
             limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
             strikes: HashMap::new(),
             hang_up: HashMap::new(),
-            flood_logged: HashMap::new(),
-            refusal_logged: HashMap::new(),
+            flood_logged: LogLimiter::new(FLOOD_LOG_MS, LOGGED_PEERS),
+            refusal_logged: LogLimiter::new(FLOOD_LOG_MS, LOGGED_PEERS),
         }
     }
 }
@@ -230,10 +231,8 @@ impl Engine {
             DtnRequest::Bundle { copies, bytes } => {
                 let now = self.clock.mono_ms();
                 if !self.dtn_links.limiter.allow(&peer, now) {
-                    let logged = self.dtn_links.flood_logged.entry(peer).or_insert(0);
-                    if *logged == 0 || now.saturating_sub(*logged) >= FLOOD_LOG_MS {
-                        *logged = now.max(1);
-                        tracing::warn!(%peer, "peer is sending bundles faster than {BUNDLES_PER_SECOND}/s; refusing the excess");
+                    if let Some(quiet) = self.dtn_links.flood_logged.check(&peer, now) {
+                        tracing::warn!(%peer, "peer is sending bundles faster than {BUNDLES_PER_SECOND}/s; refusing the excess{}", quiet_note(quiet));
                     }
                     let refused = Receipt::Refused(
                         "too many bundles from you; slow down and try again".into(),
@@ -331,16 +330,8 @@ impl Engine {
             }
         } else {
             let now = self.clock.mono_ms();
-            let (logged, quiet) = self.dtn_links.refusal_logged.entry(peer).or_insert((0, 0));
-            if *logged == 0 || now.saturating_sub(*logged) >= FLOOD_LOG_MS {
-                let more = match std::mem::take(quiet) {
-                    0 => String::new(),
-                    n => format!(" ({n} more refused since the last report)"),
-                };
-                *logged = now.max(1);
-                tracing::warn!(%peer, "bundle from peer refused: {}{more}", rejection.reason);
-            } else {
-                *quiet += 1;
+            if let Some(quiet) = self.dtn_links.refusal_logged.check(&peer, now) {
+                tracing::warn!(%peer, "bundle from peer refused: {}{}", rejection.reason, quiet_note(quiet));
             }
         }
         Receipt::Refused(rejection.reason)

@@ -24,16 +24,9 @@ impl Store {
             path: dest.to_owned(),
             source,
         };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".ferry-").suffix(".part");
-        #[cfg(unix)]
-        {
-            // tempfile's default is 0600; a file handed to the user gets the
-            // usual 0666 less the umask.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(fs::Permissions::from_mode(0o666));
-        }
-        let mut tmp = builder.tempfile_in(&parent).map_err(dest_err)?;
+        // Created with O_EXCL, so no link planted beside `dest` is followed;
+        // the rename below replaces a link at `dest` rather than writing through it.
+        let mut tmp = crate::untrusted::temp_file_in(&parent).map_err(dest_err)?;
 
         let source = self.open_data(id, &meta)?;
         let source_path = self.data_location(id, &meta);

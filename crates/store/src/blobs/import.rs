@@ -35,11 +35,28 @@ impl Store {
         name: Option<String>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<BlobInfo, StoreError> {
+        let file = File::open(path).map_err(|source| StoreError::ImportRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.import_open_file(path, file, in_place, name, progress)
+    }
+
+    /// [`Store::import_file`] of a file already opened from `path` (by
+    /// [`crate::untrusted::open_regular`], say, so that what is hashed is what
+    /// was checked), read from its start.
+    pub fn import_open_file(
+        &self,
+        path: &Path,
+        file: File,
+        in_place: bool,
+        name: Option<String>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<BlobInfo, StoreError> {
         let read_err = |source| StoreError::ImportRead {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
         let before = file.metadata().map_err(read_err)?;
         if !before.is_file() {
             return Err(StoreError::NotAFile(path.to_owned()));
