@@ -23,56 +23,11 @@ use std::time::{Duration, Instant};
 
 use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, wait_connected, wait_until};
 use dtn_report::Report as DtnReport;
+use hostile::start_hostile;
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
 use serde::Deserialize;
-
-/// What the hostile peer says about itself on its first line.
-#[derive(Deserialize)]
-struct Announced {
-    peer_id: String,
-    addr: String,
-    id: String,
-    ticket: String,
-}
-
-/// A running hostile peer, killed when dropped.
-struct Hostile {
-    child: Child,
-    announced: Announced,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_hostile(args: &[&str]) -> Hostile {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(hostile::binary())
-        .arg(args[0])
-        .arg(dir.path().join("data"))
-        .args(&args[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the hostile peer");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the hostile peer's announcement");
-    let announced =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad announcement {line:?}: {e}"));
-    Hostile {
-        child,
-        announced,
-        _dir: dir,
-    }
-}
 
 fn random_file(dir: &Path, len: usize) -> PathBuf {
     let mut bytes = Vec::with_capacity(len);
