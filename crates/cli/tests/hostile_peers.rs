@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, wait_connected, wait_until};
+use common::{
+    Node, Run, SPREAD_TIMEOUT, run_with_deadline, tcp_addr, wait_connected, wait_until,
+};
 use dtn_report::Report as DtnReport;
 use hostile::start_hostile;
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
@@ -170,17 +172,6 @@ fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
         );
     }
     report
-}
-
-/// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
-/// one is enough).
-fn tcp_addr(node: &Node) -> String {
-    let id = node.id();
-    id.listen_addrs
-        .iter()
-        .find(|a| a.contains("/tcp/"))
-        .unwrap_or_else(|| panic!("{} lists no TCP address: {id:?}", node.name))
-        .clone()
 }
 
 /// A peer id that no node has: bundles for it stay where they are.

@@ -370,3 +370,14 @@ pub fn wait_connected(node: &Node, peer: &Node, peer_id: &str) {
 pub fn short_id(peer_id: &str) -> String {
     format!("{}…{}", &peer_id[..7], &peer_id[peer_id.len() - 4..])
 }
+
+/// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
+/// one is enough).
+pub fn tcp_addr(node: &Node) -> String {
+    let id = node.id();
+    id.listen_addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap_or_else(|| panic!("{} lists no TCP address: {id:?}", node.name))
+        .clone()
+}

@@ -1,0 +1,104 @@
+//! Memory a hostile peer can make a node hold (`hostile_peer streams-*`),
+//! against a real `ferry` node: many concurrent requests that claim the
+//! largest size, send nearly all of it and never finish must cost the node a
+//! bounded amount of memory (see `docs/limits.md`), and leave it answering.
+
+#[allow(dead_code)]
+mod common;
+mod hostile;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Node, tcp_addr};
+use ferry_node::control::ControlFile;
+use serde::Deserialize;
+
+/// What `hostile_peer streams-hold` prints.
+#[derive(Debug, Deserialize)]
+struct HoldReport {
+    streams: usize,
+    claimed_bytes: usize,
+    bytes_sent: u64,
+    bodies_sent: usize,
+    streams_failed: usize,
+    still_connected: bool,
+}
+
+/// The concurrent requests the attack opens on its one connection: the
+/// old per-connection stream limit of `/ferry/dtn/1`.
+const STREAMS: usize = 64;
+
+/// How much the node's resident memory may grow under the attack. The
+/// bound in `docs/limits.md` for it is the DTN read budget (4 maximal
+/// requests, 64.25 MiB) plus yamux's unread windows (128 streams x 256
+/// KiB); this leaves room for the allocator and the rest of the node. The
+/// node that read every request whole held 64 x 16 MiB.
+const MAX_GROWTH_KIB: u64 = 160 * 1024;
+
+/// A process's resident set, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[test]
+fn oversize_requests_held_open_on_many_streams_cost_bounded_memory() {
+    let node = Node::start("target");
+    let pid = ControlFile::read(&node.data_dir())
+        .unwrap()
+        .expect("the node's control file")
+        .pid;
+    let before = rss_kib(pid);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut attacker = Command::new(hostile::binary())
+        .arg("streams-hold")
+        .arg(dir.path().join("data"))
+        .arg(tcp_addr(&node))
+        .arg(STREAMS.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the hostile peer");
+    let mut line = String::new();
+    BufReader::new(attacker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the hostile peer's report");
+    let during = rss_kib(pid);
+    let alive = node.ferry(&["id", "--json"]);
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+    let report: HoldReport =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"));
+
+    println!(
+        "{STREAMS} streams claiming {} bytes each: the node took in {} MiB ({} bodies whole, {} streams refused); its RSS went from {} MiB to {} MiB (+{} MiB, bound {} MiB)",
+        report.claimed_bytes,
+        report.bytes_sent >> 20,
+        report.bodies_sent,
+        report.streams_failed,
+        before / 1024,
+        during / 1024,
+        during.saturating_sub(before) / 1024,
+        MAX_GROWTH_KIB / 1024
+    );
+    assert!(
+        alive.status.success(),
+        "the node stopped answering: {alive:#?}"
+    );
+    assert_eq!(report.streams, STREAMS);
+    assert!(
+        during.saturating_sub(before) <= MAX_GROWTH_KIB,
+        "the node's memory grew by {} MiB for one peer's held requests: {report:?}",
+        during.saturating_sub(before) / 1024
+    );
+    assert!(
+        report.still_connected,
+        "holding streams open is not malformed; the node need not hang up: {report:?}"
+    );
+}
