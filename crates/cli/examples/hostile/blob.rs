@@ -38,6 +38,7 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
 }
 
 #[derive(NetworkBehaviour)]
+#[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
 struct Raw {
     identify: identify::Behaviour,
     ping: ping::Behaviour,

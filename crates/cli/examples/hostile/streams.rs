@@ -19,9 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ferry_core::dtn::wire::{MAX_REQUEST_BYTES, PROTOCOL};
 use ferry_net::libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::request_response::{self, Codec};
-use ferry_net::libp2p::swarm::SwarmEvent;
-use ferry_net::libp2p::{Multiaddr, StreamProtocol, SwarmBuilder, multiaddr::Protocol, noise, tcp, yamux};
+use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use ferry_net::libp2p::{
+    Multiaddr, StreamProtocol, SwarmBuilder, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
+};
 use ferry_store::{DataDir, identity};
 
 /// How long no byte may move before the attack counts as settled.
@@ -47,6 +50,16 @@ struct HoldReport {
     still_connected: bool,
 }
 
+/// A peer a node keeps connected (it identifies itself and answers pings),
+/// with the holding codec.
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
+struct Hold {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    dtn: request_response::Behaviour<HoldCodec>,
+}
+
 pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result<()> {
     let (target, streams): (Multiaddr, usize) = match (mode, rest) {
         ("streams-hold", [addr, streams]) => (
@@ -69,8 +82,13 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
             noise::Config::new,
             yamux::Config::default,
         )?
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
+        .with_behaviour(|key| Hold {
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            dtn: request_response::Behaviour::with_codec(
                 codec,
                 [(
                     StreamProtocol::new(PROTOCOL),
@@ -79,7 +97,7 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(3600))
                     .with_max_concurrent_streams(streams + 1),
-            )
+            ),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
@@ -94,14 +112,16 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
         }
     }
     for _ in 0..streams {
-        swarm.behaviour_mut().send_request(&target_peer, ());
+        swarm.behaviour_mut().dtn.send_request(&target_peer, ());
     }
     let mut last = (0, Instant::now());
     loop {
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                SwarmEvent::Behaviour(HoldEvent::Dtn(request_response::Event::OutboundFailure {
+                    ..
+                })) => {
                     progress.failed.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {}
