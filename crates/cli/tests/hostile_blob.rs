@@ -18,7 +18,9 @@ fn a_provider_claiming_groups_its_bitfield_lacks_is_dropped_and_the_node_lives()
     let bytes = random_bytes("hostile-blob", 3 << 20);
     std::fs::write(&file, &bytes).unwrap();
     let honest = Node::start("honest");
-    honest.ferry(&["share", file.to_str().unwrap(), "--json"]).ok();
+    honest
+        .ferry(&["share", file.to_str().unwrap(), "--json"])
+        .ok();
     let liar = start_hostile(&["blob-bad-bitfield", file.to_str().unwrap()]);
     let leecher = Node::start("leecher");
     leecher.ferry(&["connect", &honest.addr()]).ok();

@@ -16,20 +16,16 @@ mod hostile;
 mod dtn_report;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    Node, Run, SPREAD_TIMEOUT, run_with_deadline, tcp_addr, wait_connected, wait_until,
-};
+use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, tcp_addr, wait_connected, wait_until};
 use dtn_report::Report as DtnReport;
-use hostile::start_hostile;
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
-use serde::Deserialize;
+use hostile::start_hostile;
 
 fn random_file(dir: &Path, len: usize) -> PathBuf {
     let mut bytes = Vec::with_capacity(len);

@@ -25,8 +25,7 @@ use ferry_net::libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use ferry_net::libp2p::request_response::{self, Codec, Message};
 use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use ferry_net::libp2p::{
-    Multiaddr, StreamProtocol, SwarmBuilder, identify, multiaddr::Protocol, noise, ping, tcp,
-    yamux,
+    Multiaddr, StreamProtocol, SwarmBuilder, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
 };
 use ferry_store::{DataDir, Store, identity};
 
@@ -167,7 +166,11 @@ impl Codec for RawCodec {
     type Request = BlobRequest;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<BlobRequest>
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<BlobRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -193,7 +196,12 @@ impl Codec for RawCodec {
         Err(std::io::Error::other("this peer asks nothing"))
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, _: &mut T, _: BlobRequest) -> std::io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: BlobRequest,
+    ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferry_core::dtn::wire::{MAX_REQUEST_BYTES, PROTOCOL};
-use ferry_net::libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::IDENTIFY_PROTOCOL;
+use ferry_net::libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec};
 use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use ferry_net::libp2p::{
@@ -118,14 +118,14 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
     loop {
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(HoldEvent::Dtn(request_response::Event::OutboundFailure {
-                    ..
-                })) => {
+            event = swarm.select_next_some() => {
+                if let SwarmEvent::Behaviour(HoldEvent::Dtn(
+                    request_response::Event::OutboundFailure { .. },
+                )) = event
+                {
                     progress.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                _ => {}
-            },
+            }
             () = tick => {}
         }
         let sent = progress.bytes.load(Ordering::Relaxed);
@@ -182,7 +182,12 @@ impl Codec for HoldCodec {
         std::future::pending().await
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, (): ()) -> std::io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        (): (),
+    ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -202,7 +207,12 @@ impl Codec for HoldCodec {
         std::future::pending().await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, _: &mut T, (): ()) -> std::io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        (): (),
+    ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

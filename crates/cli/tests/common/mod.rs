@@ -373,6 +373,7 @@ pub fn short_id(peer_id: &str) -> String {
 
 /// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
 /// one is enough).
+#[allow(dead_code)] // Not every test file that shares this harness uses it.
 pub fn tcp_addr(node: &Node) -> String {
     let id = node.id();
     id.listen_addrs
