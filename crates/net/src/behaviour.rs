@@ -51,9 +51,11 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 pub const BLOB_STREAMS_PER_CONNECTION: usize = 64;
 
 /// Streams of `/ferry/dtn/1` at once on one connection, both ways: the
-/// contact window of 8 bundles in flight each way, and a summary each way
-/// with room for one resent. A request may be a 16 MiB bundle.
-pub const DTN_STREAMS_PER_CONNECTION: usize = 2 * 8 + 4;
+/// contact window of 8 bundles in flight each way and summaries, with room
+/// for a peer that keeps more in flight. A request may be a 16 MiB bundle,
+/// but its body is read only within [`DTN_REQUESTS_READ_AT_ONCE`]; a stream
+/// waiting for that holds only its yamux window (256 KiB).
+pub const DTN_STREAMS_PER_CONNECTION: usize = 32;
 
 /// Maximal DTN requests (16 MiB bundles) read at once, node-wide, over all
 /// peers and connections; more wait for room before their bodies are read.
