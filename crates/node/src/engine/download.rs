@@ -29,6 +29,11 @@ const STALL_GRACE_MS: u64 = 30_000;
 /// How often it asks.
 const STALL_RETRY_MS: u64 = 2_000;
 
+/// Providers from the DHT asked about one blob, at most. Anyone can publish
+/// a provider record, and every one costs a dial and a request; a blob
+/// worth fetching has its real providers among the first few dozen.
+const MAX_DHT_PROVIDERS: usize = 64;
+
 /// The largest blob a download accepts (1 TiB, within the store's
 /// `MAX_BLOB_BYTES`): a provider's claimed size sizes the download's
 /// bookkeeping, so it is bounded before it is proven.
@@ -134,6 +139,8 @@ struct BlobFetch {
     probing: Option<PeerId>,
     /// A DHT provider lookup is under way.
     dht_lookup: bool,
+    /// Providers the DHT named that were asked (at most `MAX_DHT_PROVIDERS`).
+    dht_asked: usize,
 }
 
 /// What an outstanding blob request was for.
@@ -223,6 +230,7 @@ impl Engine {
                         fetch,
                         probing: None,
                         dht_lookup: false,
+                        dht_asked: 0,
                     });
                     for peer in candidates {
                         self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
@@ -576,15 +584,19 @@ impl Engine {
             return;
         };
         let id = blob.id;
+        let room = MAX_DHT_PROVIDERS.saturating_sub(blob.dht_asked);
         let new: Vec<PeerId> = providers
             .into_iter()
             .filter(|p| {
                 *p != local
                     && !download.dropped.contains(p)
                     && !blob.claims.contains_key(p)
-                    && blob.asking.insert(*p)
+                    && !blob.asking.contains(p)
             })
+            .take(room)
             .collect();
+        blob.dht_asked += new.len();
+        blob.asking.extend(new.iter().copied());
         for peer in new {
             tracing::info!(%peer, %id, "provider found in the DHT");
             self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
