@@ -263,3 +263,62 @@ fn relay_config(limits: &RelayLimits) -> relay::Config {
         ..relay::Config::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::channel::MessageId;
+    use ferry_core::history;
+    use ferry_core::sync::MAX_HAVE_IDS;
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    /// The size of `message` as the sync codec writes it.
+    fn cbor_len(request: Option<SyncRequest>, response: Option<SyncResponse>) -> u64 {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut codec =
+            request_response::cbor::codec::Codec::<SyncRequest, SyncResponse>::default();
+        let mut out = Cursor::new(Vec::new());
+        futures::executor::block_on(async {
+            if let Some(request) = request {
+                codec
+                    .write_request(&protocol, &mut out, request)
+                    .await
+                    .unwrap();
+            }
+            if let Some(response) = response {
+                codec
+                    .write_response(&protocol, &mut out, response)
+                    .await
+                    .unwrap();
+            }
+        });
+        out.into_inner().len() as u64
+    }
+
+    /// The sync limits leave room for the largest honest messages: a
+    /// history request listing the most ids allowed (each id's bytes the
+    /// largest in CBOR), and a full history batch of bytes that each take
+    /// two in CBOR.
+    #[test]
+    fn sync_limits_fit_the_largest_honest_messages() {
+        let request = SyncRequest::History {
+            channel: "c"
+                .repeat(ferry_core::channel::MAX_CHANNEL_NAME_BYTES)
+                .parse()
+                .unwrap(),
+            have: vec![MessageId([0xff; 32]); MAX_HAVE_IDS],
+        };
+        let request_len = cbor_len(Some(request), None);
+        assert!(request_len <= SYNC_MAX_REQUEST, "{request_len}");
+
+        let message = vec![0xffu8; MAX_WIRE_BYTES];
+        let count = history::MAX_RESPONSE_BYTES / MAX_WIRE_BYTES;
+        let response = SyncResponse::History {
+            messages: vec![message; count],
+            more: true,
+        };
+        let response_len = cbor_len(None, Some(response));
+        assert!(response_len <= SYNC_MAX_RESPONSE, "{response_len}");
+    }
+}
