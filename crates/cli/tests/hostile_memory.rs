@@ -1,7 +1,9 @@
 //! Memory a hostile peer can make a node hold (`hostile_peer streams-*`),
 //! against a real `ferry` node: many concurrent requests that claim the
 //! largest size, send nearly all of it and never finish must cost the node a
-//! bounded amount of memory (see `docs/limits.md`), and leave it answering.
+//! bounded amount of memory (see `docs/limits.md`), and leave it answering;
+//! and one peer keeps only a few connections, each of which could carry as
+//! many streams again.
 
 #[allow(dead_code)]
 mod common;
@@ -9,8 +11,10 @@ mod hostile;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Node, tcp_addr};
+use common::{Node, run_with_deadline, tcp_addr};
+use ferry_net::MAX_CONNECTIONS_PER_PEER;
 use ferry_node::control::ControlFile;
 use serde::Deserialize;
 
@@ -23,6 +27,14 @@ struct HoldReport {
     bodies_sent: usize,
     streams_failed: usize,
     still_connected: bool,
+}
+
+/// What `hostile_peer streams-connections` prints.
+#[derive(Debug, Deserialize)]
+struct ConnectionsReport {
+    dialled: usize,
+    established: usize,
+    open: usize,
 }
 
 /// The concurrent requests the attack opens on its one connection: the
@@ -101,4 +113,32 @@ fn oversize_requests_held_open_on_many_streams_cost_bounded_memory() {
         report.still_connected,
         "holding streams open is not malformed; the node need not hang up: {report:?}"
     );
+}
+
+#[test]
+fn one_peer_keeps_at_most_a_few_connections() {
+    const DIALS: usize = 12;
+    let node = Node::start("target");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(hostile::binary());
+    command
+        .arg("streams-connections")
+        .arg(dir.path().join("data"))
+        .arg(tcp_addr(&node))
+        .arg(DIALS.to_string());
+    let run = run_with_deadline(command, b"", Duration::from_secs(60));
+    assert!(run.status.success(), "the hostile peer failed: {run:#?}");
+    let report: ConnectionsReport = run.json();
+    println!(
+        "{} connections dialled at once by one peer: {} established, {} still open (limit {MAX_CONNECTIONS_PER_PEER})",
+        report.dialled, report.established, report.open
+    );
+    assert_eq!(report.dialled, DIALS);
+    assert!(report.open >= 1, "the peer may connect at all: {report:?}");
+    assert!(
+        report.open <= MAX_CONNECTIONS_PER_PEER as usize,
+        "one peer kept {} connections: {report:?}",
+        report.open
+    );
+    node.ferry(&["id", "--json"]).ok();
 }

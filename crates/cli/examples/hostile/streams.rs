@@ -5,11 +5,17 @@
 //!
 //! ```text
 //! hostile_peer streams-hold DATA_DIR ADDR STREAMS
+//! hostile_peer streams-connections DATA_DIR ADDR CONNECTIONS
 //! ```
 //!
 //! ADDR is the node's multiaddr ending in `/p2p/PEER_ID`. Once no stream has
-//! made progress for [`QUIET`], it prints one JSON line ([`HoldReport`]) and
-//! holds everything open until killed.
+//! made progress for [`QUIET`], `streams-hold` prints one JSON line
+//! ([`HoldReport`]) and holds everything open until killed.
+//!
+//! `streams-connections` dials the node CONNECTIONS times at once, as one
+//! peer, waits [`QUIET`] and prints how many connections are still open
+//! ([`ConnectionsReport`]), then exits: every connection the node keeps is
+//! one more set of streams this peer may fill.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,9 +27,11 @@ use ferry_core::dtn::wire::{MAX_REQUEST_BYTES, PROTOCOL};
 use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec};
+use ferry_net::libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use ferry_net::libp2p::{
-    Multiaddr, StreamProtocol, SwarmBuilder, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, multiaddr::Protocol, noise,
+    ping, tcp, yamux,
 };
 use ferry_store::{DataDir, identity};
 
@@ -60,47 +68,36 @@ struct Hold {
     dtn: request_response::Behaviour<HoldCodec>,
 }
 
+/// What `streams-connections` prints.
+#[derive(serde::Serialize)]
+struct ConnectionsReport {
+    dialled: usize,
+    /// Connections the node accepted at first (libp2p may close one it
+    /// refuses only after the handshake).
+    established: usize,
+    /// Connections still open after [`QUIET`].
+    open: usize,
+}
+
 pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result<()> {
-    let (target, streams): (Multiaddr, usize) = match (mode, rest) {
-        ("streams-hold", [addr, streams]) => (
+    let (target, count): (Multiaddr, usize) = match rest {
+        [addr, count] if matches!(mode, "streams-hold" | "streams-connections") => (
             addr.parse().context("ADDR is not a multiaddr")?,
-            streams.parse()?,
+            count.parse()?,
         ),
-        _ => bail!("usage: hostile_peer streams-hold DATA_DIR ADDR STREAMS"),
+        _ => bail!(
+            "usage: hostile_peer streams-hold DATA_DIR ADDR STREAMS | streams-connections DATA_DIR ADDR CONNECTIONS"
+        ),
     };
     let Some(Protocol::P2p(target_peer)) = target.iter().last() else {
         bail!("{target} does not end in /p2p/PEER_ID");
     };
-    let dir = DataDir::lock(data_dir)?;
-    let keypair = identity::load_or_create(&dir)?;
     let progress = Progress::default();
-    let codec = HoldCodec(progress.clone());
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| Hold {
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::new(ping::Config::new()),
-            dtn: request_response::Behaviour::with_codec(
-                codec,
-                [(
-                    StreamProtocol::new(PROTOCOL),
-                    request_response::ProtocolSupport::Outbound,
-                )],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(3600))
-                    .with_max_concurrent_streams(streams + 1),
-            ),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = hold_swarm(data_dir, HoldCodec(progress.clone()), count)?;
+    if mode == "streams-connections" {
+        return connections(&mut swarm, target, target_peer, count).await;
+    }
+    let streams = count;
     swarm.dial(target.clone())?;
     loop {
         match swarm.select_next_some().await {
@@ -149,6 +146,77 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
     loop {
         swarm.select_next_some().await;
     }
+}
+
+/// A swarm that identifies itself, answers pings and speaks `/ferry/dtn/1`
+/// with the holding codec, up to `streams` requests at once.
+fn hold_swarm(data_dir: &Path, codec: HoldCodec, streams: usize) -> anyhow::Result<Swarm<Hold>> {
+    let dir = DataDir::lock(data_dir)?;
+    let keypair = identity::load_or_create(&dir)?;
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| Hold {
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            dtn: request_response::Behaviour::with_codec(
+                codec,
+                [(
+                    StreamProtocol::new(PROTOCOL),
+                    request_response::ProtocolSupport::Outbound,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(3600))
+                    .with_max_concurrent_streams(streams + 1),
+            ),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Dials the node `count` times at once and reports what stays open.
+async fn connections(
+    swarm: &mut Swarm<Hold>,
+    target: Multiaddr,
+    target_peer: PeerId,
+    count: usize,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        swarm.dial(
+            DialOpts::peer_id(target_peer)
+                .addresses(vec![target.clone()])
+                .condition(PeerCondition::Always)
+                .build(),
+        )?;
+    }
+    let mut established = 0;
+    let settle = tokio::time::sleep(QUIET);
+    tokio::pin!(settle);
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => {
+                if matches!(event, SwarmEvent::ConnectionEstablished { .. }) {
+                    established += 1;
+                }
+            }
+            () = &mut settle => break,
+        }
+    }
+    let report = ConnectionsReport {
+        dialled: count,
+        established,
+        open: swarm.network_info().connection_counters().num_established() as usize,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }
 
 #[derive(Clone, Default)]
