@@ -69,6 +69,19 @@ pub(super) struct Reach {
     provided: std::collections::BTreeSet<ContentId>,
 }
 
+/// How many addresses the DHT's routing table holds for `peer`.
+fn dht_addrs(kad: &mut kad::Behaviour<kad::store::MemoryStore>, peer: &PeerId) -> usize {
+    let key = kad::KBucketKey::from(*peer);
+    kad.kbucket(*peer)
+        .and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|entry| *entry.node.key == key)
+                .map(|entry| entry.node.value.len())
+        })
+        .unwrap_or(0)
+}
+
 /// A `ferry find` waiting: when it started, and where its answer goes.
 type FindCall = (Instant, oneshot::Sender<Result<FindReply, String>>);
 
@@ -212,12 +225,14 @@ impl Engine {
         // Every ferry node goes into the routing table, DHT server or not: a
         // node behind NAT is only a client, yet must be findable by id (its
         // relayed address among its addresses).
-        // Its addresses replace those it gave before: the DHT keeps every
-        // address it is given for a peer, so a peer pushing new ones would
-        // otherwise grow its entry without end.
+        // The DHT keeps every address it is given for a peer, so a peer
+        // pushing new ones would grow its entry without end: past the cap,
+        // its addresses are replaced by those it gives now.
         if info.protocol_version == IDENTIFY_PROTOCOL {
             let kad = &mut self.swarm.behaviour_mut().kad;
-            kad.remove_peer(&peer);
+            if dht_addrs(kad, &peer) + info.listen_addrs.len() > MAX_DHT_ADDRS_PER_PEER {
+                kad.remove_peer(&peer);
+            }
             for addr in info.listen_addrs.iter().take(MAX_DHT_ADDRS_PER_PEER) {
                 kad.add_address(&peer, addr.clone());
             }
