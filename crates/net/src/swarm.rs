@@ -101,9 +101,11 @@ pub fn build_swarm(keypair: Keypair, config: &NetConfig) -> Result<Swarm<Behavio
 
 /// Streams open at once on one yamux connection (TCP, relayed). Each may
 /// hold a 256 KiB receive window of data not yet read, so this bounds what
-/// a connection buffers below the protocols: 32 MiB. Above the sum of
-/// every protocol's streams per connection, and libp2p's own limit of 128
-/// streams negotiating at once.
+/// a connection buffers below the protocols: 32 MiB. Far more than an
+/// honest peer keeps open at once (a download's 4 requests per provider,
+/// the DTN window of 8 each way, a few sync and DHT requests), and equal to
+/// libp2p's own limit of streams negotiating at once; a stream over it is
+/// refused, which the protocols treat like a busy answer.
 pub const YAMUX_MAX_STREAMS: usize = 128;
 
 fn yamux_config() -> yamux::Config {
