@@ -37,14 +37,14 @@ struct ConnectionsReport {
     open: usize,
 }
 
-/// The concurrent requests the attack opens on its one connection: the
-/// old per-connection stream limit of `/ferry/dtn/1`.
+/// The concurrent requests the attack opens on its one connection: as many
+/// as `/ferry/dtn/1` allows on one (`DTN_STREAMS_PER_CONNECTION`).
 const STREAMS: usize = 64;
 
 /// How much the node's resident memory may grow under the attack. The
 /// bound in `docs/limits.md` for it is the DTN read budget (4 maximal
-/// requests, 64.25 MiB) plus yamux's unread windows (128 streams x 256
-/// KiB); this leaves room for the allocator and the rest of the node. The
+/// requests, 64.25 MiB) plus yamux's unread windows (at most 128 streams
+/// x 256 KiB); this leaves room for the allocator and the rest of the node. The
 /// node that read every request whole held 64 x 16 MiB.
 const MAX_GROWTH_KIB: u64 = 160 * 1024;
 

@@ -52,10 +52,12 @@ pub const BLOB_STREAMS_PER_CONNECTION: usize = 64;
 
 /// Streams of `/ferry/dtn/1` at once on one connection, both ways: the
 /// contact window of 8 bundles in flight each way and summaries, with room
-/// for a peer that keeps more in flight. A request may be a 16 MiB bundle,
-/// but its body is read only within [`DTN_REQUESTS_READ_AT_ONCE`]; a stream
-/// waiting for that holds only its yamux window (256 KiB).
-pub const DTN_STREAMS_PER_CONNECTION: usize = 32;
+/// for a peer that keeps many more in flight (a sender of small bundles may
+/// pipeline them). A request may be a 16 MiB bundle, but its body is read
+/// only within [`DTN_REQUESTS_READ_AT_ONCE`], so a stream waiting for that
+/// holds only its yamux window (256 KiB): the streams cost at most 16 MiB
+/// of the connection's yamux bound, whatever the bundles claim.
+pub const DTN_STREAMS_PER_CONNECTION: usize = 64;
 
 /// Maximal DTN requests (16 MiB bundles) read at once, node-wide, over all
 /// peers and connections; more wait for room before their bodies are read.

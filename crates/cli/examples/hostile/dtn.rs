@@ -50,11 +50,10 @@ use report::{FloodReport, Report, Sent};
 #[path = "dtn_report.rs"]
 mod report;
 
-/// Requests the flood keeps in flight: below the node's 32 streams per
-/// connection (`DTN_STREAMS_PER_CONNECTION`) less the 8 it may send itself,
-/// so every request reaches the bundle agent instead of being dropped by
-/// libp2p.
-const FLOOD_WINDOW: usize = 24;
+/// Requests the flood keeps in flight: below the node's 64 concurrent streams
+/// per connection, so every request reaches the bundle agent instead of being
+/// dropped by libp2p.
+const FLOOD_WINDOW: usize = 48;
 /// The longest wait for any one answer (a node under a flood answers late).
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `dtn-malformed` waits for the node to hang up after the third.
