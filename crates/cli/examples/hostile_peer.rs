@@ -7,6 +7,9 @@
 //! hostile_peer corrupt-data DATA_DIR FILE      serve FILE's blob with a flipped byte in every answer
 //! hostile_peer escaping-manifest DATA_DIR      serve a collection whose manifest says "../escaped.txt"
 //! hostile_peer dht-oversize DATA_DIR ADDR      push oversize DHT records at the node at ADDR
+//! hostile_peer blob-bad-bitfield DATA_DIR FILE serve FILE with an inconsistent bitfield
+//! hostile_peer streams-hold DATA_DIR ADDR STREAMS
+//!                                              hold STREAMS oversize DTN requests open
 //! hostile_peer dtn-malformed DATA_DIR ADDR     send the node at ADDR malformed bundles
 //! hostile_peer dtn-oversize DATA_DIR ADDR      send it an oversize frame and an oversize bundle
 //! hostile_peer dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES
@@ -43,8 +46,12 @@ use ferry_net::libp2p::{Multiaddr, Swarm, identify, kad, multiaddr::Protocol};
 use ferry_net::{Behaviour, BehaviourEvent, KAD_PROTOCOL, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
 
+#[path = "hostile/blob.rs"]
+mod blob;
 #[path = "hostile/dtn.rs"]
 mod dtn;
+#[path = "hostile/streams.rs"]
+mod streams;
 
 enum Lie {
     /// Every group answer has one byte flipped.
@@ -67,6 +74,12 @@ async fn main() -> anyhow::Result<()> {
         }
         [mode, dir, target] if mode == "dht-oversize" => {
             return dht_oversize(PathBuf::from(dir), target.parse()?).await;
+        }
+        [mode, dir, rest @ ..] if mode.starts_with("blob-") => {
+            return blob::run(mode, PathBuf::from(dir), rest).await;
+        }
+        [mode, dir, rest @ ..] if mode.starts_with("streams-") => {
+            return streams::run(mode, dir.as_ref(), rest).await;
         }
         [mode, dir, rest @ ..] if mode.starts_with("dtn-") => {
             return dtn::run(mode, PathBuf::from(dir), rest).await;

@@ -16,63 +16,16 @@ mod hostile;
 mod dtn_report;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, wait_connected, wait_until};
+use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, tcp_addr, wait_connected, wait_until};
 use dtn_report::Report as DtnReport;
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
-use serde::Deserialize;
-
-/// What the hostile peer says about itself on its first line.
-#[derive(Deserialize)]
-struct Announced {
-    peer_id: String,
-    addr: String,
-    id: String,
-    ticket: String,
-}
-
-/// A running hostile peer, killed when dropped.
-struct Hostile {
-    child: Child,
-    announced: Announced,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_hostile(args: &[&str]) -> Hostile {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(hostile::binary())
-        .arg(args[0])
-        .arg(dir.path().join("data"))
-        .args(&args[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the hostile peer");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the hostile peer's announcement");
-    let announced =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad announcement {line:?}: {e}"));
-    Hostile {
-        child,
-        announced,
-        _dir: dir,
-    }
-}
+use hostile::start_hostile;
 
 fn random_file(dir: &Path, len: usize) -> PathBuf {
     let mut bytes = Vec::with_capacity(len);
@@ -215,17 +168,6 @@ fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
         );
     }
     report
-}
-
-/// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
-/// one is enough).
-fn tcp_addr(node: &Node) -> String {
-    let id = node.id();
-    id.listen_addrs
-        .iter()
-        .find(|a| a.contains("/tcp/"))
-        .unwrap_or_else(|| panic!("{} lists no TCP address: {id:?}", node.name))
-        .clone()
 }
 
 /// A peer id that no node has: bundles for it stay where they are.

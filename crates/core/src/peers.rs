@@ -13,6 +13,12 @@ pub const DEPART_AFTER_MS: Millis = 20_000;
 pub const REDIAL_AFTER_MS: Millis = 3_000;
 /// Addresses kept per peer; later ones replace the oldest.
 pub const MAX_ADDRS_PER_PEER: usize = 16;
+/// The most peers the table holds, past which a newly discovered one is not
+/// taken in (a connected one always is). Anyone can mint identities, so
+/// without a cap a flood of beacons or mDNS answers from made-up peers
+/// would grow the table, and the dials it leads to, without bound; real
+/// neighbours number far fewer.
+pub const MAX_PEERS: usize = 4096;
 
 /// How a peer came to be known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -142,6 +148,9 @@ impl PeerTable {
         now: Millis,
     ) -> bool {
         let is_new = peer != self.local && !self.peers.contains_key(&peer);
+        if is_new && self.peers.len() >= MAX_PEERS {
+            return false;
+        }
         if let Some(entry) = self.entry(peer, now) {
             entry.sources.insert(source);
             entry.add_addrs(addrs);
@@ -168,10 +177,12 @@ impl PeerTable {
             return BeaconVerdict::Stale;
         }
         let is_new = self.discovered(peer, Source::Broadcast, addrs, now);
-        if let Some(entry) = self.peers.get_mut(&peer) {
-            entry.last_beacon_seq = Some(seq);
-            entry.name = Some(name.to_owned());
-        }
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            // The table is full: a beacon from a peer it lacks is not taken.
+            return BeaconVerdict::Stale;
+        };
+        entry.last_beacon_seq = Some(seq);
+        entry.name = Some(name.to_owned());
         if is_new {
             BeaconVerdict::New
         } else {
@@ -363,5 +374,24 @@ mod tests {
                 prop_assert_eq!(unique.len(), entry.addrs.len());
             }
         }
+    }
+
+    #[test]
+    fn a_flood_of_made_up_peers_fills_the_table_only_to_its_cap() {
+        let mut table = PeerTable::new(PeerId::random());
+        let addr: Multiaddr = "/ip4/10.0.0.9/tcp/4001".parse().unwrap();
+        for _ in 0..MAX_PEERS + 10 {
+            table.beacon(PeerId::random(), 1, "x", [addr.clone()], 0);
+        }
+        assert_eq!(table.iter().count(), MAX_PEERS);
+        let late = PeerId::random();
+        assert!(!table.discovered(late, Source::Mdns, [addr.clone()], 0));
+        assert_eq!(
+            table.beacon(late, 1, "x", [addr.clone()], 0),
+            BeaconVerdict::Stale
+        );
+        // A peer that connects is tracked all the same.
+        table.connected(late, addr, true, 0);
+        assert!(table.get(&late).is_some_and(|e| e.is_connected()));
     }
 }

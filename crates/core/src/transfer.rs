@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::{Bitfield, ContentId, ContentKind, GROUP_BYTES};
+use crate::content::{Bitfield, ContentId, ContentKind, GROUP_BYTES, group_count};
 
 pub const PROTOCOL: &str = "/ferry/blob/1";
 
@@ -79,6 +79,40 @@ impl BlobRequest {
     }
 }
 
+/// Why a provider's `Have` answer is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HaveError {
+    #[error("it claims a size of {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: u64, max: u64 },
+    #[error("its bitfield has {groups} groups, but a blob of {size} bytes has {expected}")]
+    WrongGroups {
+        size: u64,
+        groups: u64,
+        expected: u64,
+    },
+}
+
+/// Checks a provider's answer to `Have` before anything is sized by it: the
+/// size within `max_size`, the bitfield (already consistent in itself, see
+/// [`Bitfield`]) one of that size's group count.
+pub fn check_have(size: u64, groups: Option<&Bitfield>, max_size: u64) -> Result<(), HaveError> {
+    if size > max_size {
+        return Err(HaveError::TooLarge {
+            size,
+            max: max_size,
+        });
+    }
+    let expected = group_count(size);
+    match groups {
+        Some(field) if field.groups() != expected => Err(HaveError::WrongGroups {
+            size,
+            groups: field.groups(),
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +148,21 @@ mod tests {
             .check()
             .is_err()
         );
+    }
+
+    #[test]
+    fn have_claims_are_checked() {
+        let field = |groups| Bitfield::new(groups).unwrap();
+        assert!(check_have(40_000, Some(&field(3)), 1 << 20).is_ok());
+        assert!(check_have(40_000, None, 1 << 20).is_ok());
+        assert!(check_have(0, Some(&field(1)), 1 << 20).is_ok());
+        assert!(matches!(
+            check_have(40_000, Some(&field(2)), 1 << 20),
+            Err(HaveError::WrongGroups { .. })
+        ));
+        assert!(matches!(
+            check_have(u64::MAX, None, 1 << 20),
+            Err(HaveError::TooLarge { .. })
+        ));
     }
 }

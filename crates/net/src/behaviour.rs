@@ -14,8 +14,8 @@ use ferry_core::transfer::{
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, autonat, dcutr, gossipsub, identify, identity::Keypair, kad, mdns, ping, relay,
-    request_response, upnp,
+    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, identity::Keypair, kad,
+    mdns, ping, relay, request_response, upnp,
 };
 
 use crate::codec::PostcardCodec;
@@ -37,8 +37,52 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Room for a maximal channel message plus gossipsub's framing.
 const GOSSIP_MAX_TRANSMIT: usize = MAX_WIRE_BYTES + 16 * 1024;
 
+/// Connections one peer may have at once: a direct and a relayed one while a
+/// hole punch replaces the relayed path, and one more for two nodes that
+/// dial each other at the same moment. Each connection may hold the streams
+/// below, so this multiplies them.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+
+/// Streams of `/ferry/blob/1` at once on one connection, both ways. A
+/// request is at most 1 KiB, and a peer's requests are served
+/// `MAX_SERVING_PER_PEER` (16) at a time, the rest answered "busy"; our own
+/// requests are 4 per provider per download. Responses, up to 8 MiB, come
+/// only to requests this node sent.
+pub const BLOB_STREAMS_PER_CONNECTION: usize = 64;
+
+/// Streams of `/ferry/dtn/1` at once on one connection, both ways: the
+/// contact window of 8 bundles in flight each way and summaries, with room
+/// for a peer that keeps many more in flight (a sender of small bundles may
+/// pipeline them). A request may be a 16 MiB bundle, but its body is read
+/// only within [`DTN_REQUESTS_READ_AT_ONCE`], so a stream waiting for that
+/// holds only its yamux window (256 KiB): the streams cost at most 16 MiB
+/// of the connection's yamux bound, whatever the bundles claim.
+pub const DTN_STREAMS_PER_CONNECTION: usize = 64;
+
+/// Maximal DTN requests (16 MiB bundles) read at once, node-wide, over all
+/// peers and connections; more wait for room before their bodies are read.
+/// Smaller bundles share the same budget by size. This is what bounds the
+/// memory bundles from peers hold, whoever sends them.
+pub const DTN_REQUESTS_READ_AT_ONCE: usize = 4;
+
+/// Streams of `/ferry/sync/1` at once on one connection, both ways: a
+/// history request per joined channel on connect, a hello. A request is at
+/// most [`SYNC_MAX_REQUEST`].
+pub const SYNC_STREAMS_PER_CONNECTION: usize = 16;
+
+/// The largest `/ferry/sync/1` request: 5,000 message ids (32 bytes, CBOR
+/// arrays of up to 2 bytes an element) with room to spare.
+pub const SYNC_MAX_REQUEST: u64 = 512 * 1024;
+
+/// The largest `/ferry/sync/1` response: a history batch (4 MiB of
+/// messages) in CBOR.
+pub const SYNC_MAX_RESPONSE: u64 = 10 * 1024 * 1024;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// First, so a connection over the limits is refused before any other
+    /// behaviour sets anything up for it.
+    pub connection_limits: connection_limits::Behaviour,
     pub relay_client: relay::client::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -72,6 +116,10 @@ impl Behaviour {
             None
         };
         Ok(Self {
+            connection_limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+            ),
             relay_client,
             kad: dht(local),
             autonat: autonat::Behaviour::new(local, autonat_config()),
@@ -97,12 +145,17 @@ impl Behaviour {
             ),
             mdns: Toggle::from(mdns),
             gossipsub: gossip(keypair)?,
-            sync: request_response::cbor::Behaviour::new(
+            sync: request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(SYNC_MAX_REQUEST)
+                    .set_response_size_maximum(SYNC_MAX_RESPONSE),
                 [(
                     StreamProtocol::new(SYNC_PROTOCOL),
                     request_response::ProtocolSupport::Full,
                 )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(20))
+                    .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION),
             ),
             blob: request_response::Behaviour::with_codec(
                 PostcardCodec::new(MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES),
@@ -113,10 +166,11 @@ impl Behaviour {
                 // A 4 MiB answer over a slow relayed or lossy link can take a while.
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(256),
+                    .with_max_concurrent_streams(BLOB_STREAMS_PER_CONNECTION),
             ),
             dtn: request_response::Behaviour::with_codec(
-                PostcardCodec::new(DTN_MAX_REQUEST, DTN_MAX_RESPONSE),
+                PostcardCodec::new(DTN_MAX_REQUEST, DTN_MAX_RESPONSE)
+                    .with_request_budget(DTN_REQUESTS_READ_AT_ONCE),
                 [(
                     StreamProtocol::new(DTN_PROTOCOL),
                     request_response::ProtocolSupport::Full,
@@ -124,7 +178,7 @@ impl Behaviour {
                 // A 16 MiB bundle over a slow relayed link, stored with an fsync.
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(120))
-                    .with_max_concurrent_streams(64),
+                    .with_max_concurrent_streams(DTN_STREAMS_PER_CONNECTION),
             ),
         })
     }
@@ -209,5 +263,64 @@ fn relay_config(limits: &RelayLimits) -> relay::Config {
         max_circuit_duration: limits.max_circuit_duration,
         max_circuit_bytes: limits.max_circuit_bytes,
         ..relay::Config::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::channel::MessageId;
+    use ferry_core::history;
+    use ferry_core::sync::MAX_HAVE_IDS;
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    /// The size of `message` as the sync codec writes it.
+    fn cbor_len(request: Option<SyncRequest>, response: Option<SyncResponse>) -> u64 {
+        let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+        let mut codec =
+            request_response::cbor::codec::Codec::<SyncRequest, SyncResponse>::default();
+        let mut out = Cursor::new(Vec::new());
+        futures::executor::block_on(async {
+            if let Some(request) = request {
+                codec
+                    .write_request(&protocol, &mut out, request)
+                    .await
+                    .unwrap();
+            }
+            if let Some(response) = response {
+                codec
+                    .write_response(&protocol, &mut out, response)
+                    .await
+                    .unwrap();
+            }
+        });
+        out.into_inner().len() as u64
+    }
+
+    /// The sync limits leave room for the largest honest messages: a
+    /// history request listing the most ids allowed (each id's bytes the
+    /// largest in CBOR), and a full history batch of bytes that each take
+    /// two in CBOR.
+    #[test]
+    fn sync_limits_fit_the_largest_honest_messages() {
+        let request = SyncRequest::History {
+            channel: "c"
+                .repeat(ferry_core::channel::MAX_CHANNEL_NAME_BYTES)
+                .parse()
+                .unwrap(),
+            have: vec![MessageId([0xff; 32]); MAX_HAVE_IDS],
+        };
+        let request_len = cbor_len(Some(request), None);
+        assert!(request_len <= SYNC_MAX_REQUEST, "{request_len}");
+
+        let message = vec![0xffu8; MAX_WIRE_BYTES];
+        let count = history::MAX_RESPONSE_BYTES / MAX_WIRE_BYTES;
+        let response = SyncResponse::History {
+            messages: vec![message; count],
+            more: true,
+        };
+        let response_len = cbor_len(None, Some(response));
+        assert!(response_len <= SYNC_MAX_RESPONSE, "{response_len}");
     }
 }

@@ -11,7 +11,9 @@ mod quic_first;
 mod swarm;
 pub mod tcpcl;
 
-pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+pub use behaviour::{
+    Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL, MAX_CONNECTIONS_PER_PEER,
+};
 pub use swarm::{NetConfig, NetError, RelayLimits, build_swarm, listen_all};
 
 pub use libp2p;

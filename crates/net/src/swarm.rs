@@ -82,13 +82,13 @@ pub fn build_swarm(keypair: Keypair, config: &NetConfig) -> Result<Swarm<Behavio
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            yamux_config,
         )
         .map_err(|e| transport_err(&e))?
         .with_quic()
         .with_dns()
         .map_err(|e| transport_err(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .with_relay_client(noise::Config::new, yamux_config)
         .map_err(|e| transport_err(&e))?
         .with_behaviour(|key, relay_client| {
             Behaviour::new(key, relay_client, config).map_err(Box::from)
@@ -97,6 +97,21 @@ pub fn build_swarm(keypair: Keypair, config: &NetConfig) -> Result<Swarm<Behavio
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
     Ok(swarm)
+}
+
+/// Streams open at once on one yamux connection (TCP, relayed). Each may
+/// hold a 256 KiB receive window of data not yet read, so this bounds what
+/// a connection buffers below the protocols: 32 MiB. Far more than an
+/// honest peer keeps open at once (a download's 4 requests per provider,
+/// the DTN window of 8 each way, a few sync and DHT requests), and equal to
+/// libp2p's own limit of streams negotiating at once; a stream over it is
+/// refused, which the protocols treat like a busy answer.
+pub const YAMUX_MAX_STREAMS: usize = 128;
+
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(YAMUX_MAX_STREAMS);
+    config
 }
 
 /// Starts listening on every address; a failure names the address.

@@ -418,3 +418,15 @@ impl Api {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("/v1/blobs: {e}: {text}"))
     }
 }
+
+/// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
+/// one is enough).
+#[allow(dead_code)] // Not every test file that shares this harness uses it.
+pub fn tcp_addr(node: &Node) -> String {
+    let id = node.id();
+    id.listen_addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap_or_else(|| panic!("{} lists no TCP address: {id:?}", node.name))
+        .clone()
+}

@@ -1,7 +1,10 @@
 //! Where the test suite's hostile peer (`examples/hostile_peer.rs`) is.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+
+use serde::Deserialize;
 
 /// The hostile peer example, built beside the `ferry` binary (`cargo test`
 /// builds examples; a filtered run may not have, so build it then).
@@ -18,4 +21,55 @@ pub fn binary() -> PathBuf {
         assert!(status.success(), "building the hostile peer failed");
     }
     path
+}
+
+/// What the hostile peer says about itself on its first line.
+#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
+#[derive(Deserialize)]
+pub struct Announced {
+    pub peer_id: String,
+    pub addr: String,
+    pub id: String,
+    pub ticket: String,
+}
+
+/// A running hostile peer, killed when dropped.
+#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
+pub struct Hostile {
+    child: Child,
+    pub announced: Announced,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `hostile_peer MODE DATA_DIR ARGS…` (`args[0]` is the mode) and
+/// reads its announcement.
+#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
+pub fn start_hostile(args: &[&str]) -> Hostile {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .arg(args[0])
+        .arg(dir.path().join("data"))
+        .args(&args[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the hostile peer");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the hostile peer's announcement");
+    let announced =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad announcement {line:?}: {e}"));
+    Hostile {
+        child,
+        announced,
+        _dir: dir,
+    }
 }

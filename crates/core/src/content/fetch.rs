@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Bitfield, GROUP_BYTES, group_bytes, group_count};
+use super::{Bitfield, BitfieldError, GROUP_BYTES, group_bytes, group_count};
 use crate::PeerId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,15 +109,19 @@ pub struct Fetch {
 
 impl Fetch {
     /// A download of a `size`-byte blob, of which the groups in `have` are
-    /// already verified (a resumed download). A `have` of the wrong length
-    /// belongs to something else and is ignored. Config values of 0 count
-    /// as 1.
-    pub fn new(size: u64, have: Bitfield, config: FetchConfig) -> Self {
+    /// already verified (a resumed download; `None` or a field of the wrong
+    /// length, which belongs to something else: nothing yet). Config values
+    /// of 0 count as 1. A size over [`MAX_BLOB_BYTES`](super::MAX_BLOB_BYTES)
+    /// is refused.
+    pub fn new(
+        size: u64,
+        have: Option<Bitfield>,
+        config: FetchConfig,
+    ) -> Result<Self, BitfieldError> {
         let groups = group_count(size);
-        let have = if have.groups() == groups {
-            have
-        } else {
-            Bitfield::new(groups)
+        let have = match have {
+            Some(have) if have.groups() == groups => have,
+            _ => Bitfield::new(groups)?,
         };
         let config = FetchConfig {
             request_groups: config.request_groups.max(1),
@@ -129,7 +133,7 @@ impl Fetch {
         if have.get(groups - 1) {
             verified_bytes -= groups * GROUP_BYTES - size;
         }
-        Self {
+        Ok(Self {
             size,
             config,
             low: have.next_missing(0, None).unwrap_or(groups),
@@ -137,7 +141,7 @@ impl Fetch {
             verified_bytes,
             providers: Vec::new(),
             assigned: BTreeMap::new(),
-        }
+        })
     }
 
     /// A provider to fetch from, with the groups it holds (`None`: all).

@@ -16,7 +16,7 @@ mod id;
 mod manifest;
 mod ticket;
 
-pub use bitfield::Bitfield;
+pub use bitfield::{Bitfield, BitfieldError, MAX_GROUPS};
 pub use fetch::{Dropped, Failure, Fetch, FetchConfig, ProviderStats};
 pub use id::{ContentId, ContentIdError};
 pub use manifest::{
@@ -30,18 +30,26 @@ pub const GROUP_CHUNK_LOG: u8 = 4;
 /// The bytes in one chunk group: 16 KiB.
 pub const GROUP_BYTES: u64 = 1024 << GROUP_CHUNK_LOG;
 
+/// The largest blob ferry stores or fetches (4 TiB): a size a peer claims
+/// sizes bookkeeping (a bitfield of [`MAX_GROUPS`] groups at most), so it is
+/// bounded before it is proven.
+pub const MAX_BLOB_BYTES: u64 = 1 << 42;
+
 /// How many chunk groups a blob of `size` bytes has. An empty blob has one
 /// (empty) group, which carries the proof that it is empty.
-pub fn group_count(size: u64) -> u64 {
-    size.div_ceil(GROUP_BYTES).max(1)
+pub const fn group_count(size: u64) -> u64 {
+    match size.div_ceil(GROUP_BYTES) {
+        0 => 1,
+        groups => groups,
+    }
 }
 
 /// The byte range `[start, end)` that groups `[first, last)` cover in a blob
-/// of `size` bytes.
+/// of `size` bytes (saturating: a range past the end is empty at `size`).
 pub fn group_bytes(first: u64, last: u64, size: u64) -> (u64, u64) {
     (
-        (first * GROUP_BYTES).min(size),
-        (last * GROUP_BYTES).min(size),
+        first.saturating_mul(GROUP_BYTES).min(size),
+        last.saturating_mul(GROUP_BYTES).min(size),
     )
 }
 
@@ -57,5 +65,11 @@ mod tests {
         assert_eq!(group_count(16_384), 1);
         assert_eq!(group_count(16_385), 2);
         assert_eq!(group_bytes(1, 3, 40_000), (16_384, 40_000));
+        assert_eq!(
+            group_bytes(u64::MAX - 1, u64::MAX, 40_000),
+            (40_000, 40_000)
+        );
+        assert_eq!(group_count(u64::MAX), u64::MAX.div_ceil(GROUP_BYTES));
+        assert_eq!(MAX_GROUPS, 1 << 28);
     }
 }

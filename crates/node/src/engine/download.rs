@@ -13,7 +13,7 @@ use ferry_core::content::{
     Bitfield, ContentId, ContentKind, Failure, Fetch, FetchConfig, Manifest, group_bytes,
     group_count,
 };
-use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST};
+use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST, check_have};
 use ferry_net::libp2p::request_response::{self, OutboundRequestId};
 
 use ferry_store::Store;
@@ -29,8 +29,14 @@ const STALL_GRACE_MS: u64 = 30_000;
 /// How often it asks.
 const STALL_RETRY_MS: u64 = 2_000;
 
-/// The largest blob a download accepts (1 TiB): a provider's claimed size
-/// sizes the download's bookkeeping, so it is bounded before it is proven.
+/// Providers from the DHT asked about one blob, at most. Anyone can publish
+/// a provider record, and every one costs a dial and a request; a blob
+/// worth fetching has its real providers among the first few dozen.
+const MAX_DHT_PROVIDERS: usize = 64;
+
+/// The largest blob a download accepts (1 TiB, within the store's
+/// `MAX_BLOB_BYTES`): a provider's claimed size sizes the download's
+/// bookkeeping, so it is bounded before it is proven.
 const MAX_FETCH_BYTES: u64 = 1 << 40;
 
 /// Requests of about a 32nd of the blob, between 256 KiB and the protocol's
@@ -133,6 +139,8 @@ struct BlobFetch {
     probing: Option<PeerId>,
     /// A DHT provider lookup is under way.
     dht_lookup: bool,
+    /// Providers the DHT named that were asked (at most `MAX_DHT_PROVIDERS`).
+    dht_asked: usize,
 }
 
 /// What an outstanding blob request was for.
@@ -210,7 +218,7 @@ impl Engine {
                             .begin_partial(&id, info.size, info.kind, info.name.clone())
                             .ok()?;
                         let have = self.store.bitfield(&id).ok().flatten()?;
-                        Some(Fetch::new(info.size, have, fetch_config(info.size)))
+                        Fetch::new(info.size, Some(have), fetch_config(info.size)).ok()
                     });
                     let mut candidates: HashSet<PeerId> = self.peers.connected_peers().collect();
                     candidates.extend(download.plan.providers.iter().copied());
@@ -222,6 +230,7 @@ impl Engine {
                         fetch,
                         probing: None,
                         dht_lookup: false,
+                        dht_asked: 0,
                     });
                     for peer in candidates {
                         self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
@@ -262,9 +271,22 @@ impl Engine {
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                if let Some(asked) = self.blob_requests.remove(&request_id) {
-                    tracing::debug!(peer = %asked.peer, "blob request failed: {error}");
-                    self.on_unanswered(asked, Failure::Timeout);
+                let Some(asked) = self.blob_requests.remove(&request_id) else {
+                    return;
+                };
+                match malformed(&error) {
+                    // An answer that does not decode (or breaks the
+                    // protocol's limits) is a lie, like data that fails
+                    // verification: the provider is dropped.
+                    Some(why) => {
+                        let (job, peer) = (asked.job, asked.peer);
+                        self.on_unanswered(asked, Failure::Corrupt);
+                        self.drop_provider(job, peer, &format!("its answer is malformed: {why}"));
+                    }
+                    None => {
+                        tracing::debug!(peer = %asked.peer, "blob request failed: {error}");
+                        self.on_unanswered(asked, Failure::Timeout);
+                    }
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -284,7 +306,14 @@ impl Engine {
             }
             (AskedFor::Probe { size }, BlobResponse::Groups { encoded }) => {
                 let last = group_count(size);
-                self.verify(asked.job, asked.peer, last - 1, last, encoded, Some(size));
+                self.verify(
+                    asked.job,
+                    asked.peer,
+                    last.saturating_sub(1),
+                    last,
+                    encoded,
+                    Some(size),
+                );
             }
             (AskedFor::Groups { first, last }, BlobResponse::Groups { encoded }) => {
                 self.verify(asked.job, asked.peer, first, last, encoded, None)
@@ -340,18 +369,8 @@ impl Engine {
             return;
         };
         blob.asking.remove(&peer);
-        if size > MAX_FETCH_BYTES {
-            return self.drop_provider(
-                job,
-                peer,
-                &format!("it claims a size of {size} bytes, over the {MAX_FETCH_BYTES}-byte limit"),
-            );
-        }
-        if groups
-            .as_ref()
-            .is_some_and(|g| g.groups() != group_count(size))
-        {
-            return self.drop_provider(job, peer, "its bitfield does not match its size");
+        if let Err(e) = check_have(size, groups.as_ref(), MAX_FETCH_BYTES) {
+            return self.drop_provider(job, peer, &e.to_string());
         }
         blob.claims.insert(peer, (size, groups.clone()));
         match blob.fetch.as_mut() {
@@ -373,7 +392,7 @@ impl Engine {
         if blob.fetch.is_some() || blob.probing.is_some() {
             return;
         }
-        let last_group = |size: u64| group_count(size) - 1;
+        let last_group = |size: u64| group_count(size).saturating_sub(1);
         let candidate = blob
             .claims
             .iter()
@@ -389,7 +408,7 @@ impl Engine {
             peer,
             BlobRequest::Groups {
                 id,
-                first: last - 1,
+                first: last.saturating_sub(1),
                 last,
             },
             AskedFor::Probe { size },
@@ -457,11 +476,12 @@ impl Engine {
         match (result, probe) {
             (Ok(_), Some(size)) => {
                 blob.probing = None;
-                let have = match self.store.bitfield(&id) {
-                    Ok(Some(have)) => have,
-                    _ => Bitfield::new(group_count(size)),
+                let have = self.store.bitfield(&id).ok().flatten();
+                // The size was checked against MAX_FETCH_BYTES before the probe.
+                let mut fetch = match Fetch::new(size, have, fetch_config(size)) {
+                    Ok(fetch) => fetch,
+                    Err(e) => return self.fail_download(job, format!("cannot fetch it: {e}")),
                 };
-                let mut fetch = Fetch::new(size, have, fetch_config(size));
                 for (p, (claimed, groups)) in &blob.claims {
                     if *claimed == size {
                         fetch.add_provider(*p, groups.clone());
@@ -564,15 +584,19 @@ impl Engine {
             return;
         };
         let id = blob.id;
+        let room = MAX_DHT_PROVIDERS.saturating_sub(blob.dht_asked);
         let new: Vec<PeerId> = providers
             .into_iter()
             .filter(|p| {
                 *p != local
                     && !download.dropped.contains(p)
                     && !blob.claims.contains_key(p)
-                    && blob.asking.insert(*p)
+                    && !blob.asking.contains(p)
             })
+            .take(room)
             .collect();
+        blob.dht_asked += new.len();
+        blob.asking.extend(new.iter().copied());
         for peer in new {
             tracing::info!(%peer, %id, "provider found in the DHT");
             self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
@@ -607,7 +631,7 @@ impl Engine {
                 download.queue.push_back(file_id);
             }
         }
-        download.total_bytes = Some(manifest.total_size() + bytes.len() as u64);
+        download.total_bytes = Some(manifest.total_size().saturating_add(bytes.len() as u64));
         download.manifest = Some(manifest);
         Ok(())
     }
@@ -779,6 +803,18 @@ impl Engine {
             tracing::warn!(job, "download failed: {error}");
             self.jobs.fail(job, error);
         }
+    }
+}
+
+/// Why a failed request means the peer broke the protocol (an answer that
+/// does not decode, or over the size limit), if it does; `None` for a
+/// timeout, a closed connection and the like.
+fn malformed(error: &request_response::OutboundFailure) -> Option<&std::io::Error> {
+    match error {
+        request_response::OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Some(e)
+        }
+        _ => None,
     }
 }
 

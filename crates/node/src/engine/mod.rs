@@ -441,6 +441,7 @@ impl Engine {
             BehaviourEvent::Relay(event) => self.on_relay_server(event),
             BehaviourEvent::Dcutr(event) => self.on_dcutr(event),
             BehaviourEvent::Upnp(event) => tracing::info!("UPnP: {event:?}"),
+            BehaviourEvent::ConnectionLimits(never) => match never {},
         }
     }
 

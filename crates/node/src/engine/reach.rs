@@ -30,6 +30,19 @@ const FIND_GRACE_MS: u64 = 10_000;
 /// The protocol a relay serves reservations on.
 const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
+/// Relays this node keeps a reservation on, at most. Any peer may say it
+/// serves as one, and each costs a listener and a reservation kept alive;
+/// a few are all a node behind NAT needs to be reachable.
+const MAX_RELAYS: usize = 8;
+
+/// Peers whose report of our address is kept, at most. The first reports
+/// say what our NAT does; a stream of new peer ids must not grow the map.
+const MAX_OBSERVERS: usize = 64;
+
+/// Addresses of one peer given to the DHT from its identify messages, at
+/// most: the same cap as the peer table's.
+const MAX_DHT_ADDRS_PER_PEER: usize = ferry_core::peers::MAX_ADDRS_PER_PEER;
+
 /// What the engine knows about reaching and being reached.
 #[derive(Default)]
 pub(super) struct Reach {
@@ -54,6 +67,19 @@ pub(super) struct Reach {
     provider_lookups: HashMap<kad::QueryId, JobId>,
     /// Content this node announces in the DHT.
     provided: std::collections::BTreeSet<ContentId>,
+}
+
+/// How many addresses the DHT's routing table holds for `peer`.
+fn dht_addrs(kad: &mut kad::Behaviour<kad::store::MemoryStore>, peer: &PeerId) -> usize {
+    let key = kad::KBucketKey::from(*peer);
+    kad.kbucket(*peer)
+        .and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|entry| *entry.node.key == key)
+                .map(|entry| entry.node.value.len())
+        })
+        .unwrap_or(0)
 }
 
 /// A `ferry find` waiting: when it started, and where its answer goes.
@@ -189,24 +215,33 @@ impl Engine {
             // The first report per peer stands: a later one may come over an
             // AutoNAT dial-back or another connection from a fresh port, which
             // says nothing about the mapping of our listening port.
-            self.reach
-                .observed
-                .entry((peer, udp))
-                .or_insert_with(|| observed.clone());
+            if self.reach.observed.len() < MAX_OBSERVERS {
+                self.reach
+                    .observed
+                    .entry((peer, udp))
+                    .or_insert_with(|| observed.clone());
+            }
         }
         // Every ferry node goes into the routing table, DHT server or not: a
         // node behind NAT is only a client, yet must be findable by id (its
         // relayed address among its addresses).
+        // The DHT keeps every address it is given for a peer, so a peer
+        // pushing new ones would grow its entry without end: past the cap,
+        // its addresses are replaced by those it gives now.
         if info.protocol_version == IDENTIFY_PROTOCOL {
-            for addr in &info.listen_addrs {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .add_address(&peer, addr.clone());
+            let kad = &mut self.swarm.behaviour_mut().kad;
+            if dht_addrs(kad, &peer) + info.listen_addrs.len() > MAX_DHT_ADDRS_PER_PEER {
+                kad.remove_peer(&peer);
+            }
+            for addr in info.listen_addrs.iter().take(MAX_DHT_ADDRS_PER_PEER) {
+                kad.add_address(&peer, addr.clone());
             }
         }
         let serves_relay = info.protocols.iter().any(|p| p.as_ref() == RELAY_HOP);
-        if serves_relay && !self.reach.relays.contains_key(&peer) {
+        if serves_relay
+            && !self.reach.relays.contains_key(&peer)
+            && self.reach.relays.len() < MAX_RELAYS
+        {
             self.reach.relays.insert(peer, Reservation::default());
             self.reserve_relays();
         }

@@ -61,9 +61,10 @@ use crate::{Store, StoreError};
 use files::Stamp;
 use receive::Receiving;
 
-/// The largest blob accepted: 4 TiB. The bound keeps a download's bitfield
-/// (one bit per 16 KiB group) at most 32 MiB, whatever size a peer claims.
-pub const MAX_BLOB_SIZE: u64 = 1 << 42;
+/// The largest blob accepted: the core's 4 TiB, which keeps a download's
+/// bitfield (one bit per 16 KiB group) at most 32 MiB, whatever size a peer
+/// claims.
+pub const MAX_BLOB_SIZE: u64 = ferry_core::content::MAX_BLOB_BYTES;
 
 /// id -> postcard-encoded [`Row`].
 const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
@@ -444,7 +445,11 @@ impl Store {
     /// being written, else the committed bitfield.
     fn have(&self, id: &ContentId, meta: &Meta) -> Result<Bitfield, StoreError> {
         if meta.complete {
-            return Ok(Bitfield::full(group_count(meta.size)));
+            return Bitfield::full(group_count(meta.size)).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the record of blob {id} is damaged ({e}); remove it with `ferry rm {id}`"
+                ))
+            });
         }
         if let Some(recv) = self.blobs.receiving_map().get(id).cloned() {
             return Ok(recv.have());

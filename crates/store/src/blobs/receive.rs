@@ -342,7 +342,12 @@ impl Store {
         {
             write_meta(&mut txn.open_table(BLOBS)?, id, &meta)?;
             if !complete {
-                let field = Bitfield::new(group_count(size)).to_bytes();
+                let field = Bitfield::new(group_count(size))
+                    .map_err(|_| StoreError::BlobTooLarge {
+                        size,
+                        max: super::MAX_BLOB_SIZE,
+                    })?
+                    .to_bytes();
                 txn.open_table(BITFIELDS)?.insert(id.0, field.as_slice())?;
             }
         }

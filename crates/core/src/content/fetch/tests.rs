@@ -24,7 +24,12 @@ fn config(request_groups: u64, max_in_flight_per_peer: usize) -> FetchConfig {
 
 /// A fresh download of `groups` whole groups.
 fn download(groups: u64, config: FetchConfig) -> Fetch {
-    Fetch::new(groups * GROUP_BYTES, Bitfield::new(groups), config)
+    Fetch::new(
+        groups * GROUP_BYTES,
+        Some(Bitfield::new(groups).unwrap()),
+        config,
+    )
+    .unwrap()
 }
 
 fn stats(fetch: &Fetch, who: &PeerId) -> ProviderStats {
@@ -53,10 +58,10 @@ fn providers_share_the_lowest_ranges() {
 
 #[test]
 fn a_resumed_download_asks_only_for_what_is_missing() {
-    let mut have = Bitfield::new(640);
+    let mut have = Bitfield::new(640).unwrap();
     have.set_range(0, 600);
     have.set(610);
-    let mut fetch = Fetch::new(10 * MIB, have, FetchConfig::default());
+    let mut fetch = Fetch::new(10 * MIB, Some(have), FetchConfig::default()).unwrap();
     assert_eq!(fetch.verified_bytes(), 601 * GROUP_BYTES);
     let a = peer(1);
     fetch.add_provider(a, None);
@@ -70,7 +75,12 @@ fn a_resumed_download_asks_only_for_what_is_missing() {
 
 #[test]
 fn a_have_for_another_size_is_ignored() {
-    let fetch = Fetch::new(10 * MIB, Bitfield::full(3), FetchConfig::default());
+    let fetch = Fetch::new(
+        10 * MIB,
+        Some(Bitfield::full(3).unwrap()),
+        FetchConfig::default(),
+    )
+    .unwrap();
     assert_eq!(fetch.have().groups(), 640);
     assert_eq!(fetch.verified_bytes(), 0);
 }
@@ -212,7 +222,7 @@ fn a_failed_request_keeps_its_verified_prefix() {
 fn partial_providers_are_asked_only_for_what_they_hold() {
     let (a, b) = (peer(1), peer(2));
     let mut fetch = download(8, config(4, 4));
-    let mut holds = Bitfield::new(8);
+    let mut holds = Bitfield::new(8).unwrap();
     holds.set_range(0, 3);
     holds.set(6);
     fetch.add_provider(a, Some(holds));
@@ -229,7 +239,7 @@ fn partial_providers_are_asked_only_for_what_they_hold() {
 #[test]
 fn an_empty_blob_is_one_empty_group() {
     let a = peer(1);
-    let mut fetch = Fetch::new(0, Bitfield::new(1), FetchConfig::default());
+    let mut fetch = Fetch::new(0, Some(Bitfield::new(1).unwrap()), FetchConfig::default()).unwrap();
     assert!(!fetch.is_complete());
     fetch.add_provider(a, None);
     assert_eq!(fetch.poll_requests(), [(a, 0, 1)]);
@@ -242,15 +252,22 @@ fn an_empty_blob_is_one_empty_group() {
 #[test]
 fn a_short_last_group_counts_its_real_bytes() {
     let a = peer(1);
-    let mut fetch = Fetch::new(GROUP_BYTES + 10, Bitfield::new(2), FetchConfig::default());
+    let mut fetch = Fetch::new(
+        GROUP_BYTES + 10,
+        Some(Bitfield::new(2).unwrap()),
+        FetchConfig::default(),
+    )
+    .unwrap();
     fetch.add_provider(a, None);
     assert_eq!(fetch.poll_requests(), [(a, 0, 2)]);
     fetch.completed(&a, 0, 2);
     assert_eq!(fetch.verified_bytes(), GROUP_BYTES + 10);
-    let mut have = Bitfield::new(2);
+    let mut have = Bitfield::new(2).unwrap();
     have.set(1);
     assert_eq!(
-        Fetch::new(GROUP_BYTES + 10, have, FetchConfig::default()).verified_bytes(),
+        Fetch::new(GROUP_BYTES + 10, Some(have), FetchConfig::default())
+            .unwrap()
+            .verified_bytes(),
         10
     );
 }
@@ -362,7 +379,7 @@ fn simulate(
 ) -> Fetch {
     let mut rng = Rng(seed);
     let groups = group_count(size);
-    let mut have = Bitfield::new(groups);
+    let mut have = Bitfield::new(groups).unwrap();
     if resume {
         for g in 0..groups {
             if rng.percent(40) {
@@ -370,8 +387,10 @@ fn simulate(
             }
         }
     }
-    let already = Fetch::new(size, have.clone(), config).verified_bytes();
-    let mut fetch = Fetch::new(size, have, config);
+    let already = Fetch::new(size, Some(have.clone()), config)
+        .unwrap()
+        .verified_bytes();
+    let mut fetch = Fetch::new(size, Some(have), config).unwrap();
     let mut sim: Vec<SimPeer> = peers
         .iter()
         .enumerate()
@@ -379,7 +398,7 @@ fn simulate(
             id: peer(i as u8),
             kind,
             has: (kind == Kind::Partial).then(|| {
-                let mut has = Bitfield::new(groups);
+                let mut has = Bitfield::new(groups).unwrap();
                 (0..groups)
                     .filter(|_| rng.percent(60))
                     .for_each(|g| has.set(g));
@@ -533,6 +552,94 @@ proptest! {
         for stats in fetch.providers() {
             // Each expects a quarter; an eighth is over four deviations away.
             prop_assert!(stats.verified_bytes >= size / 8, "{:?}", fetch.providers());
+        }
+    }
+}
+
+/// A `BlobResponse` as a hostile provider may write it: every field its own
+/// choice, the bitfield's parts included (postcard lays out an enum by
+/// variant index, so this encodes like the real type).
+#[derive(serde::Serialize)]
+enum HostileResponse {
+    Have {
+        size: u64,
+        kind: crate::content::ContentKind,
+        groups: Option<(u64, Vec<u64>)>,
+    },
+}
+
+/// The size limit of the property below: small, so blobs stay cheap, with
+/// sizes beyond it refused as the node refuses those beyond its own.
+const TEST_MAX_BYTES: u64 = 300 * GROUP_BYTES;
+
+proptest! {
+    /// Whatever a provider answers to "what do you have", once decoded and
+    /// checked the way the node does (`check_have`), the scheduler takes it
+    /// and any sequence of reports that follow without panicking, and its
+    /// figures stay within the blob.
+    #[test]
+    fn any_have_answer_fed_to_the_scheduler_is_safe(
+        size in prop_oneof![0..TEST_MAX_BYTES + GROUP_BYTES, any::<u64>()],
+        field in proptest::option::of((
+            any::<u8>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u64>(), 0..7),
+        )),
+        resumed in any::<bool>(),
+        events in proptest::collection::vec((0u64..330, 0u64..330, 0u8..5), 0..40),
+        noise in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use crate::transfer::{BlobResponse, check_have};
+        // Mostly a field of the right count (its words fitted, its padding
+        // cleared or not), else any count and any words.
+        let field = field.map(|(how, other, mut words)| {
+            let groups = if how % 4 == 0 { other } else { group_count(size) };
+            if how % 4 != 1 {
+                words.resize(groups.div_ceil(64).min(8) as usize, !0);
+            }
+            if how % 4 == 2 && groups % 64 != 0 && let Some(last) = words.last_mut() {
+                *last &= (1 << (groups % 64)) - 1;
+            }
+            (groups, words)
+        });
+        let mut bytes = postcard::to_stdvec(&HostileResponse::Have {
+            size,
+            kind: crate::content::ContentKind::Blob,
+            groups: field,
+        })
+        .unwrap();
+        // Arbitrary bytes too: trailing, or in place of the answer.
+        if noise.first().is_some_and(|b| b % 3 == 0) {
+            bytes = noise.clone();
+        }
+        let Ok(BlobResponse::Have { size, groups, .. }) = postcard::from_bytes(&bytes) else {
+            return Ok(());
+        };
+
+        if check_have(size, groups.as_ref(), TEST_MAX_BYTES).is_err() {
+            return Ok(());
+        }
+        let have = if resumed { groups.clone() } else { None };
+        let mut fetch = Fetch::new(size, have, config(4, 2)).unwrap();
+        fetch.add_provider(peer(1), groups.clone());
+        fetch.add_provider(peer(2), None);
+        for (a, b, what) in events {
+            let requests = fetch.poll_requests();
+            for (_, first, last) in &requests {
+                prop_assert!(first < last && *last <= group_count(size));
+            }
+            match (what, requests.first()) {
+                (0, Some(&(who, first, last))) => fetch.completed(&who, first, last),
+                (1, _) => fetch.completed(&peer(1), a, b),
+                (2, _) => fetch.failed(&peer(1), a, b, a ^ b, Failure::Timeout),
+                (3, _) => fetch.failed(&peer(2), a, b, b, Failure::Corrupt),
+                _ => fetch.add_provider(peer(1), groups.clone()),
+            }
+            prop_assert!(fetch.verified_bytes() <= size);
+            let _ = fetch.is_stalled();
+        }
+        if fetch.is_complete() {
+            prop_assert_eq!(fetch.verified_bytes(), size);
         }
     }
 }

@@ -68,7 +68,7 @@ fn every_size_transfers_group_by_group_and_completes() {
         assert_eq!(info.verified_groups, groups);
         assert_eq!(
             p.leecher().bitfield(&p.id).unwrap(),
-            Some(Bitfield::full(groups))
+            Some(Bitfield::full(groups).unwrap())
         );
         assert_eq!(exported(p.leecher(), &p.id, p._tmp.path()), content);
         assert_eq!(p.leecher().read_blob(&p.id, u64::MAX).unwrap(), content);
