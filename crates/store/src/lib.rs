@@ -18,7 +18,9 @@ pub use blobs::{BadData, BlobInfo, BlobKind, ContentKind, ReceiveError};
 pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
-pub use messages::StoredMessage;
+pub use messages::{
+    ChannelWrite, DEFAULT_MAX_AGE_MS, DEFAULT_MAX_MESSAGES, Retention, StoredMessage,
+};
 pub use peers::RememberedPeer;
 
 use redb::{Database, ReadableDatabase};
@@ -28,6 +30,8 @@ pub struct Store {
     db: Database,
     blobs: blobs::Blobs,
     bundles: bundles::Bundles,
+    /// How much of each channel is kept.
+    retention: messages::Retention,
 }
 
 const DB_FILE: &str = "ferry.redb";
@@ -40,11 +44,22 @@ impl Store {
         let db = Database::create(dir.path().join(DB_FILE))?;
         let blobs = blobs::Blobs::open(dir.path().join(BLOBS_DIR))?;
         let bundles = bundles::Bundles::open(dir.path().join(BUNDLES_DIR))?;
-        let store = Self { db, blobs, bundles };
+        let store = Self {
+            db,
+            blobs,
+            bundles,
+            retention: messages::Retention::default(),
+        };
         store.create_tables()?;
         store.clean_blobs()?;
         store.clean_bundles()?;
         Ok(store)
+    }
+
+    /// The store, keeping `retention` of each channel from now on.
+    pub fn with_retention(mut self, retention: messages::Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {
