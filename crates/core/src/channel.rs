@@ -183,17 +183,27 @@ impl Message {
     /// encoding of a message is accepted: `decode(x)` succeeds only if
     /// `decode(x)?.encode() == x`.
     pub fn decode(wire: &[u8]) -> Result<Self, MessageError> {
+        Self::decode_dated_until(wire, Millis::MAX)
+    }
+
+    /// Like [`Message::decode`], but refuses a message dated after
+    /// `latest_ms` ([`MessageError::TooFarAhead`]) before its signature is
+    /// checked, so a flood of such messages costs only their parsing.
+    pub fn decode_dated_until(wire: &[u8], latest_ms: Millis) -> Result<Self, MessageError> {
         if wire.len() > MAX_WIRE_BYTES {
             return Err(MessageError::TooLarge(wire.len()));
         }
         let envelope: Envelope = postcard::from_bytes(wire).map_err(|_| MessageError::Malformed)?;
+        let body: Body =
+            postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
+        if body.timestamp_ms > latest_ms {
+            return Err(MessageError::TooFarAhead);
+        }
         let key = PublicKey::try_decode_protobuf(&envelope.author_key)
             .map_err(|_| MessageError::BadKey)?;
         if !key.verify(&signing_input(&envelope.body), &envelope.signature) {
             return Err(MessageError::BadSignature);
         }
-        let body: Body =
-            postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
         check_text(&body.text)?;
         check_name(&body.author_name)?;
         let message = Self::assemble(key, body, envelope.signature)?;
@@ -292,6 +302,8 @@ pub enum MessageError {
     BadKey,
     #[error("the signature does not match the author's key")]
     BadSignature,
+    #[error("the message is dated too far ahead of this node's clock")]
+    TooFarAhead,
     #[error("this key type cannot sign")]
     UnsignableKey,
 }
@@ -375,6 +387,29 @@ mod tests {
         let key = Keypair::generate_ed25519();
         let err = Message::sign(&key, general(), "ana\x1b[2J", 0, "hi").unwrap_err();
         assert_eq!(err, MessageError::NameHasControl);
+    }
+
+    #[test]
+    fn a_message_dated_too_late_is_refused_before_its_signature_is_checked() {
+        let key = Keypair::generate_ed25519();
+        let msg = Message::sign(&key, general(), "ana", 1_000, "hi").unwrap();
+        assert_eq!(
+            Message::decode_dated_until(msg.wire(), 1_000),
+            Ok(msg.clone())
+        );
+        assert_eq!(
+            Message::decode_dated_until(msg.wire(), 999),
+            Err(MessageError::TooFarAhead)
+        );
+        // A forged signature on a late message: the date is what refuses it.
+        let mut envelope: Envelope = postcard::from_bytes(msg.wire()).unwrap();
+        envelope.signature = vec![0; 64];
+        let forged = postcard::to_stdvec(&envelope).unwrap();
+        assert_eq!(
+            Message::decode_dated_until(&forged, 999),
+            Err(MessageError::TooFarAhead)
+        );
+        assert_eq!(Message::decode(&forged), Err(MessageError::BadSignature));
     }
 
     #[test]

@@ -33,10 +33,15 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// most ten minutes ahead is back among the real ones ten minutes later.
 pub const MAX_FUTURE_SKEW_MS: Millis = 10 * 60 * 1000;
 
+/// The latest author timestamp accepted at `now_ms`.
+pub fn latest_accepted(now_ms: Millis) -> Millis {
+    now_ms.saturating_add(MAX_FUTURE_SKEW_MS)
+}
+
 /// Whether an author timestamp is further ahead of `now_ms` than
 /// [`MAX_FUTURE_SKEW_MS`]: such a message is refused and never ranked.
 pub fn from_the_future(timestamp_ms: Millis, now_ms: Millis) -> bool {
-    timestamp_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS)
+    timestamp_ms > latest_accepted(now_ms)
 }
 
 /// Whether the message at position `rank` (0 = newest) with author timestamp

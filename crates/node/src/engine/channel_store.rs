@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 
-use ferry_core::channel::{ChannelName, Message, MessageId};
-use ferry_core::history::from_the_future;
+use ferry_core::channel::{ChannelName, Message, MessageError, MessageId};
+use ferry_core::history::latest_accepted;
 use ferry_core::sync::SyncResponse;
 use ferry_core::{Millis, PeerId};
 use ferry_net::libp2p::gossipsub::{self, MessageAcceptance};
@@ -239,18 +239,20 @@ fn outcome(pending: &Pending, results: &[Option<u64>]) -> Outcome {
 
 /// A gossip message of `channel`, checked. An invalid one is rejected (its
 /// sender relayed what no honest node relays); one dated too far ahead is
-/// ignored: an honest relay whose clock is ahead of ours may have taken it.
+/// ignored, and refused before its signature is checked: an honest relay
+/// whose clock is ahead of ours may have taken it.
 fn decode_gossip(
     channel: &ChannelName,
     data: &[u8],
     now_ms: Millis,
 ) -> Result<Message, MessageAcceptance> {
-    let message = Message::decode(data).map_err(|_| MessageAcceptance::Reject)?;
+    let message = match Message::decode_dated_until(data, latest_accepted(now_ms)) {
+        Ok(message) => message,
+        Err(MessageError::TooFarAhead) => return Err(MessageAcceptance::Ignore),
+        Err(_) => return Err(MessageAcceptance::Reject),
+    };
     if &message.channel != channel {
         return Err(MessageAcceptance::Reject);
-    }
-    if from_the_future(message.timestamp_ms, now_ms) {
-        return Err(MessageAcceptance::Ignore);
     }
     Ok(message)
 }
@@ -266,16 +268,18 @@ fn decode_history(
 ) -> Result<Vec<Message>, String> {
     let mut messages = Vec::with_capacity(wires.len());
     for wire in wires {
-        let message = Message::decode(wire).map_err(|e| e.to_string())?;
+        let message = match Message::decode_dated_until(wire, latest_accepted(now_ms)) {
+            Ok(message) => message,
+            Err(MessageError::TooFarAhead) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
         if &message.channel != channel {
             return Err(format!(
                 "a message of channel {} in {channel}'s history",
                 message.channel
             ));
         }
-        if !from_the_future(message.timestamp_ms, now_ms) {
-            messages.push(message);
-        }
+        messages.push(message);
     }
     Ok(messages)
 }
