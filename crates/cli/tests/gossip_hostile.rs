@@ -15,6 +15,7 @@ mod hostile;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -261,12 +262,12 @@ fn a_gossip_flood_leaves_the_node_answering_and_downloading() {
         "general",
         &[FLOOD_RATE, FLOOD_SECONDS],
     );
-    let flood_started = Instant::now();
-    let flood_for = Duration::from_secs(FLOOD_SECONDS.parse().unwrap());
-    let (flood_ids, flood_mib_s) = std::thread::scope(|scope| {
+    // `ferry id` again and again until the flood is over; a download meanwhile.
+    let flood_over = AtomicBool::new(false);
+    let (flood_ids, flood_mib_s, download_during, report) = std::thread::scope(|scope| {
         let ids = scope.spawn(|| {
             let mut ms = vec![id_latency(&victim)];
-            while flood_started.elapsed() < flood_for {
+            while !flood_over.load(Ordering::Relaxed) {
                 ms.push(id_latency(&victim));
             }
             ms
@@ -277,10 +278,13 @@ fn a_gossip_flood_leaves_the_node_answering_and_downloading() {
             &work.path().join("got-flood.bin"),
             &flood_bytes,
         );
-        (ids.join().unwrap(), mib_s)
+        let ended_first = hostile.lines.try_recv().ok();
+        let download_during = ended_first.is_none();
+        let line = ended_first.unwrap_or_else(|| hostile.next_line("report"));
+        flood_over.store(true, Ordering::Relaxed);
+        let report: GossipReport = serde_json::from_str(&line).unwrap();
+        (ids.join().unwrap(), mib_s, download_during, report)
     });
-    let download_during = flood_started.elapsed() < flood_for;
-    let report = hostile.report();
     let stored = stored_count(&victim, "general");
 
     let (q_median, q_max, q_n) = summary(quiet_ids);
