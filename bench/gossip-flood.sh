@@ -21,4 +21,4 @@ if [[ "${1:-}" == "--debug" ]]; then
 fi
 cargo test --locked "${profile[@]}" -p ferry --test gossip_hostile -- \
     --nocapture --test-threads=1 a_gossip_flood 2>&1 |
-    grep -E '^(flood|ferry id|download of)|test result|panicked'
+    grep -E 'flood: |^ferry id|^download of|test result|panicked'
