@@ -14,6 +14,9 @@
 //! hostile_peer dtn-oversize DATA_DIR ADDR      send it an oversize frame and an oversize bundle
 //! hostile_peer dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES
 //!                                              flood it with COUNT valid bundles
+//! hostile_peer gossip-replay|gossip-future|gossip-topics DATA_DIR ADDR CHANNEL COUNT
+//! hostile_peer gossip-flood DATA_DIR ADDR CHANNEL RATE SECONDS
+//!                                              lie in channel gossip (`hostile/gossip.rs`)
 //! ```
 //!
 //! The serving modes print one JSON line: `{"peer_id", "addr", "id",
@@ -50,6 +53,8 @@ use ferry_store::{DataDir, Store, identity};
 mod blob;
 #[path = "hostile/dtn.rs"]
 mod dtn;
+#[path = "hostile/gossip.rs"]
+mod gossip;
 #[path = "hostile/streams.rs"]
 mod streams;
 
@@ -84,8 +89,11 @@ async fn main() -> anyhow::Result<()> {
         [mode, dir, rest @ ..] if mode.starts_with("dtn-") => {
             return dtn::run(mode, PathBuf::from(dir), rest).await;
         }
+        [mode, dir, rest @ ..] if mode.starts_with("gossip-") => {
+            return gossip::run(mode, PathBuf::from(dir), rest).await;
+        }
         _ => bail!(
-            "usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR | dht-oversize DATA_DIR ADDR | dtn-malformed|dtn-oversize DATA_DIR ADDR | dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES"
+            "usage: hostile_peer corrupt-data DATA_DIR FILE | escaping-manifest DATA_DIR | dht-oversize DATA_DIR ADDR | dtn-malformed|dtn-oversize DATA_DIR ADDR | dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES | gossip-MODE DATA_DIR ADDR CHANNEL ... (see hostile/gossip.rs)"
         ),
     };
     let dir = DataDir::lock(&data_dir)?;

@@ -135,6 +135,14 @@ Post a message to a channel. The words after the channel name are joined with sp
     /// List the channels this node has joined.
     Channels(JsonFlag),
 
+    /// Leave a channel: stop receiving and syncing it (kept across restarts).
+    #[command(long_about = "\
+Leave a channel: the node unsubscribes from it, stops syncing its history with peers
+and no longer lists it in `ferry channels`, also after a restart. Messages already
+stored stay readable with `ferry read` (which does not join a channel you left) until
+retention removes them; `ferry post` or `ferry chat` joins it again.")]
+    Leave(LeaveArgs),
+
     /// Talk in a channel: shows recent messages and new ones, posts each line you type.
     #[command(long_about = "\
 Talk in a channel interactively: prints the recent messages, then new ones as they
@@ -440,6 +448,15 @@ pub struct ReadArgs {
     /// Print one JSON object a message, a line each (JSON Lines).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaveArgs {
+    /// The channel, e.g. general.
+    pub channel: String,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
-    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerInfo,
-    ShareResult, StorageInfo,
+    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, LeaveReply, MessageView, NatInfo,
+    PeerInfo, ShareResult, StorageInfo,
 };
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
@@ -231,6 +231,18 @@ pub fn channels_table(channels: &[ChannelInfo]) -> String {
         .iter()
         .map(|channel| vec![channel.channel.clone(), channel.messages.to_string()]);
     table(&["CHANNEL", "MESSAGES"], rows)
+}
+
+/// What `ferry leave` prints.
+pub fn leave_line(reply: &LeaveReply) -> String {
+    if reply.left {
+        format!(
+            "left #{}; its stored messages stay readable until retention removes them",
+            reply.channel
+        )
+    } else {
+        format!("not in #{}: nothing to leave", reply.channel)
+    }
 }
 
 /// What `ferry share` prints: the ticket alone on the last line, so it can be

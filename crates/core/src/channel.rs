@@ -4,6 +4,13 @@
 //! encoding of its body, so it can be relayed, stored and re-served by any peer
 //! and still be checked by whoever reads it. Its id is the BLAKE3 hash of its
 //! wire bytes, which makes de-duplication exact.
+//!
+//! The wire is canonical: [`Message::decode`] accepts only the exact bytes
+//! [`Message::encode`] would write for what it decoded (no trailing bytes, no
+//! overlong varints, the author's key in its one protobuf form, the body in its
+//! one postcard form). A relay cannot change a byte of a signed message and
+//! still have it accepted, so it cannot replay one message as many "new" ones
+//! with different ids. The protocol is written down in `docs/protocols/channels.md`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -142,6 +149,9 @@ pub struct Message {
     /// When the author posted it, by the author's clock (ms since the Unix epoch).
     pub timestamp_ms: Millis,
     pub text: String,
+    author_key: PublicKey,
+    signature: Vec<u8>,
+    /// The canonical encoding, kept so that relaying and storing need no re-encoding.
     wire: Vec<u8>,
 }
 
@@ -166,46 +176,85 @@ impl Message {
         let signature = keypair
             .sign(&signing_input(&body_bytes))
             .map_err(|_| MessageError::UnsignableKey)?;
-        let envelope = Envelope {
-            author_key: keypair.public().encode_protobuf(),
-            body: body_bytes,
-            signature,
-        };
-        let wire = postcard::to_stdvec(&envelope).map_err(|_| MessageError::Malformed)?;
-        Ok(Self::assemble(keypair.public().to_peer_id(), body, wire))
+        Self::assemble(keypair.public(), body, signature)
     }
 
-    /// Parses and verifies a message from untrusted bytes.
+    /// Parses and verifies a message from untrusted bytes. Only the canonical
+    /// encoding of a message is accepted: `decode(x)` succeeds only if
+    /// `decode(x)?.encode() == x`.
     pub fn decode(wire: &[u8]) -> Result<Self, MessageError> {
+        Self::decode_dated_until(wire, Millis::MAX)
+    }
+
+    /// Like [`Message::decode`], but refuses a message dated after
+    /// `latest_ms` ([`MessageError::TooFarAhead`]) before its signature is
+    /// checked, so a flood of such messages costs only their parsing.
+    pub fn decode_dated_until(wire: &[u8], latest_ms: Millis) -> Result<Self, MessageError> {
         if wire.len() > MAX_WIRE_BYTES {
             return Err(MessageError::TooLarge(wire.len()));
         }
         let envelope: Envelope = postcard::from_bytes(wire).map_err(|_| MessageError::Malformed)?;
+        let body: Body =
+            postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
+        if body.timestamp_ms > latest_ms {
+            return Err(MessageError::TooFarAhead);
+        }
         let key = PublicKey::try_decode_protobuf(&envelope.author_key)
             .map_err(|_| MessageError::BadKey)?;
         if !key.verify(&signing_input(&envelope.body), &envelope.signature) {
             return Err(MessageError::BadSignature);
         }
-        let body: Body =
-            postcard::from_bytes(&envelope.body).map_err(|_| MessageError::Malformed)?;
         check_text(&body.text)?;
         check_name(&body.author_name)?;
-        Ok(Self::assemble(key.to_peer_id(), body, wire.to_vec()))
+        let message = Self::assemble(key, body, envelope.signature)?;
+        // Every part was parsed leniently (postcard ignores trailing bytes and
+        // takes overlong varints); only the bytes this node would write itself
+        // are the message.
+        if message.wire != wire {
+            return Err(MessageError::NotCanonical);
+        }
+        Ok(message)
     }
 
-    fn assemble(author: PeerId, body: Body, wire: Vec<u8>) -> Self {
-        Self {
-            id: MessageId(*blake3::hash(&wire).as_bytes()),
-            author,
+    fn assemble(
+        author_key: PublicKey,
+        body: Body,
+        signature: Vec<u8>,
+    ) -> Result<Self, MessageError> {
+        let mut message = Self {
+            id: MessageId([0; 32]),
+            author: author_key.to_peer_id(),
             author_name: body.author_name,
             channel: body.channel,
             timestamp_ms: body.timestamp_ms,
             text: body.text,
-            wire,
-        }
+            author_key,
+            signature,
+            wire: Vec::new(),
+        };
+        message.wire = message.encode()?;
+        message.id = MessageId(*blake3::hash(&message.wire).as_bytes());
+        Ok(message)
     }
 
-    /// The bytes that travel and are stored; `decode` turns them back.
+    /// Writes the message's canonical encoding from its parts.
+    pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
+        let body = Body {
+            channel: self.channel.clone(),
+            author_name: self.author_name.clone(),
+            timestamp_ms: self.timestamp_ms,
+            text: self.text.clone(),
+        };
+        let envelope = Envelope {
+            author_key: self.author_key.encode_protobuf(),
+            body: postcard::to_stdvec(&body).map_err(|_| MessageError::Malformed)?,
+            signature: self.signature.clone(),
+        };
+        postcard::to_stdvec(&envelope).map_err(|_| MessageError::Malformed)
+    }
+
+    /// The bytes that travel and are stored (the canonical encoding); `decode`
+    /// turns them back.
     pub fn wire(&self) -> &[u8] {
         &self.wire
     }
@@ -247,10 +296,14 @@ pub enum MessageError {
     TooLarge(usize),
     #[error("malformed message encoding")]
     Malformed,
+    #[error("the message is not in its canonical encoding (extra or re-encoded bytes)")]
+    NotCanonical,
     #[error("the author's public key is not a valid ed25519 key")]
     BadKey,
     #[error("the signature does not match the author's key")]
     BadSignature,
+    #[error("the message is dated too far ahead of this node's clock")]
+    TooFarAhead,
     #[error("this key type cannot sign")]
     UnsignableKey,
 }
@@ -336,7 +389,109 @@ mod tests {
         assert_eq!(err, MessageError::NameHasControl);
     }
 
+    #[test]
+    fn a_message_dated_too_late_is_refused_before_its_signature_is_checked() {
+        let key = Keypair::generate_ed25519();
+        let msg = Message::sign(&key, general(), "ana", 1_000, "hi").unwrap();
+        assert_eq!(
+            Message::decode_dated_until(msg.wire(), 1_000),
+            Ok(msg.clone())
+        );
+        assert_eq!(
+            Message::decode_dated_until(msg.wire(), 999),
+            Err(MessageError::TooFarAhead)
+        );
+        // A forged signature on a late message: the date is what refuses it.
+        let mut envelope: Envelope = postcard::from_bytes(msg.wire()).unwrap();
+        envelope.signature = vec![0; 64];
+        let forged = postcard::to_stdvec(&envelope).unwrap();
+        assert_eq!(
+            Message::decode_dated_until(&forged, 999),
+            Err(MessageError::TooFarAhead)
+        );
+        assert_eq!(Message::decode(&forged), Err(MessageError::BadSignature));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let key = Keypair::generate_ed25519();
+        let msg = Message::sign(&key, general(), "ana", 5, "hi").unwrap();
+        for extra in [&[0u8][..], &[1, 2, 3], &[0xff; 40]] {
+            let replay = [msg.wire(), extra].concat();
+            assert_eq!(Message::decode(&replay), Err(MessageError::NotCanonical));
+        }
+    }
+
+    #[test]
+    fn an_overlong_length_varint_is_refused() {
+        let key = Keypair::generate_ed25519();
+        let msg = Message::sign(&key, general(), "ana", 5, "hi").unwrap();
+        // The envelope starts with the author key's length (< 128, one byte);
+        // the same length as two bytes (0x80 | len, 0x00) decodes the same
+        // value under postcard but is not the canonical form.
+        let wire = msg.wire();
+        assert!(wire[0] < 0x80);
+        let padded = [&[wire[0] | 0x80, 0x00][..], &wire[1..]].concat();
+        assert_eq!(Message::decode(&padded), Err(MessageError::NotCanonical));
+    }
+
+    #[test]
+    fn a_non_canonical_body_is_refused_even_when_signed() {
+        // The author's own signature over a padded body: it verifies, but the
+        // body is not the one encoding of its fields.
+        let key = Keypair::generate_ed25519();
+        let msg = Message::sign(&key, general(), "ana", 5, "hi").unwrap();
+        let mut envelope: Envelope = postcard::from_bytes(msg.wire()).unwrap();
+        envelope.body.push(0);
+        envelope.signature = key.sign(&signing_input(&envelope.body)).unwrap();
+        let padded = postcard::to_stdvec(&envelope).unwrap();
+        assert_eq!(Message::decode(&padded), Err(MessageError::NotCanonical));
+    }
+
+    fn any_message() -> impl Strategy<Value = Message> {
+        (
+            "[a-z0-9_.-]{1,20}",
+            "[^\\p{Cc}]{0,16}",
+            any::<u64>(),
+            ".{0,300}",
+        )
+            .prop_filter_map("valid channel", |(channel, name, timestamp, text)| {
+                let channel = channel.parse::<ChannelName>().ok()?;
+                let key = Keypair::generate_ed25519();
+                Message::sign(&key, channel, &name, timestamp, &text).ok()
+            })
+    }
+
     proptest! {
+        #[test]
+        fn encode_then_decode_is_the_message(msg in any_message()) {
+            let wire = msg.encode().unwrap();
+            prop_assert_eq!(&wire[..], msg.wire());
+            prop_assert_eq!(Message::decode(&wire).unwrap(), msg);
+        }
+
+        /// Whatever a relay does to the bytes, anything accepted is exactly
+        /// what the decoded message encodes to: one message, one wire, one id.
+        #[test]
+        fn what_decodes_is_canonical(
+            msg in any_message(),
+            cut in any::<prop::sample::Index>(),
+            inserted in proptest::collection::vec(any::<u8>(), 0..4),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut wire = msg.wire().to_vec();
+            let at = cut.index(wire.len() + 1);
+            wire.splice(at..at, inserted);
+            let i = flip.index(wire.len());
+            wire[i] ^= 1 << bit;
+            if let Ok(decoded) = Message::decode(&wire) {
+                prop_assert_eq!(decoded.encode().unwrap(), wire.clone());
+                prop_assert_eq!(decoded.wire(), &wire[..]);
+                prop_assert_eq!(decoded.id, MessageId(*blake3::hash(&wire).as_bytes()));
+            }
+        }
+
         #[test]
         fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let _ = Message::decode(&bytes);

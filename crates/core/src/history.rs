@@ -5,6 +5,12 @@
 //! everything from the last [`WINDOW_AGE_MS`], so a node that was away for a day
 //! misses nothing, capped at [`WINDOW_HARD_CAP`] so a busy channel cannot make a
 //! single exchange unbounded.
+//!
+//! Messages are ranked by their authors' timestamps, which a hostile author
+//! chooses. So a message dated more than [`MAX_FUTURE_SKEW_MS`] ahead of this
+//! node's clock is never stored (the node refuses it on arrival) and never
+//! ranked (one stored before this rule existed is skipped): 5,000 posts dated
+//! 2100 cannot push the real ones out of the window.
 
 use std::collections::HashSet;
 
@@ -20,6 +26,23 @@ pub const WINDOW_HARD_CAP: usize = 5_000;
 /// One history response carries at most this many bytes of messages; the rest
 /// follows in further rounds.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How far ahead of this node's clock an author's timestamp may be. Clocks of
+/// honest devices drift by seconds to minutes; ten minutes leaves room for a
+/// badly set one while keeping what a liar can gain small: a message dated at
+/// most ten minutes ahead is back among the real ones ten minutes later.
+pub const MAX_FUTURE_SKEW_MS: Millis = 10 * 60 * 1000;
+
+/// The latest author timestamp accepted at `now_ms`.
+pub fn latest_accepted(now_ms: Millis) -> Millis {
+    now_ms.saturating_add(MAX_FUTURE_SKEW_MS)
+}
+
+/// Whether an author timestamp is further ahead of `now_ms` than
+/// [`MAX_FUTURE_SKEW_MS`]: such a message is refused and never ranked.
+pub fn from_the_future(timestamp_ms: Millis, now_ms: Millis) -> bool {
+    timestamp_ms > latest_accepted(now_ms)
+}
 
 /// Whether the message at position `rank` (0 = newest) with author timestamp
 /// `timestamp_ms` is inside the history window at time `now_ms`.
@@ -47,7 +70,8 @@ pub struct ResponsePlan {
 
 /// Given our messages newest first, picks those in the window that the requester
 /// does not `have`, within `max_bytes`. A single message larger than the budget is
-/// still sent alone, so progress is always possible.
+/// still sent alone, so progress is always possible. Messages from the future
+/// (see [`from_the_future`]) are neither sent nor ranked.
 pub fn plan_response(
     newest_first: impl IntoIterator<Item = Stored>,
     have: &HashSet<MessageId>,
@@ -56,7 +80,10 @@ pub fn plan_response(
 ) -> ResponsePlan {
     let mut plan = ResponsePlan::default();
     let mut bytes = 0usize;
-    for (rank, stored) in newest_first.into_iter().enumerate() {
+    let ranked = newest_first
+        .into_iter()
+        .filter(|stored| !from_the_future(stored.timestamp_ms, now_ms));
+    for (rank, stored) in ranked.enumerate() {
         if !in_window(rank, stored.timestamp_ms, now_ms) {
             break;
         }
@@ -137,6 +164,27 @@ mod tests {
         let plan = plan_response(messages, &HashSet::new(), now, 1000);
         assert_eq!(plan.send, vec![id(0)]);
         assert!(plan.more);
+    }
+
+    #[test]
+    fn the_future_is_neither_sent_nor_ranked() {
+        let now = 100 * 24 * HOUR;
+        assert!(!from_the_future(now + MAX_FUTURE_SKEW_MS, now));
+        assert!(from_the_future(now + MAX_FUTURE_SKEW_MS + 1, now));
+        assert!(!from_the_future(Millis::MAX, Millis::MAX), "no overflow");
+        // 5,000 posts dated 2100, newest first, then three real ones.
+        let year_2100: Millis = 4_102_444_800_000;
+        let mut messages: Vec<Stored> = (0..WINDOW_HARD_CAP as u32)
+            .map(|i| Stored {
+                id: id(1_000_000 + i),
+                timestamp_ms: year_2100 - Millis::from(i),
+                wire_len: 100,
+            })
+            .collect();
+        messages.extend(log(3, 1000, now));
+        let plan = plan_response(messages, &HashSet::new(), now, MAX_RESPONSE_BYTES);
+        assert_eq!(plan.send, vec![id(0), id(1), id(2)]);
+        assert!(!plan.more);
     }
 
     proptest! {

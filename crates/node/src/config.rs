@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ferry_core::beacon::DEFAULT_BEACON_PORT;
 use ferry_net::RelayLimits;
+use ferry_store::Retention;
 use ferry_store::StoreLimits;
 use serde::Deserialize;
 
@@ -52,6 +53,10 @@ pub struct ConfigFile {
     pub dtn_inbox_max_bundles: Option<u64>,
     /// MiB the DTN inbox holds at most (default 1,024).
     pub dtn_inbox_max_mib: Option<u64>,
+    /// The most messages kept per channel (the newest by author time).
+    pub channel_max_messages: Option<u64>,
+    /// Messages older than this many days (by author time) are removed.
+    pub channel_max_age_days: Option<u64>,
 }
 
 impl ConfigFile {
@@ -89,6 +94,8 @@ pub struct Settings {
     pub tcpcl: TcpclSettings,
     /// The store's limits against a full disk.
     pub store: StoreLimits,
+    /// How much of each channel the store keeps.
+    pub retention: Retention,
 }
 
 impl Settings {
@@ -162,10 +169,12 @@ impl Settings {
             file.dtn_inbox_max_bundles,
             file.dtn_inbox_max_mib,
         )?;
+        let retention = retention(file.channel_max_messages, file.channel_max_age_days)?;
         Ok(Self {
             dtn,
             tcpcl,
             store,
+            retention,
             bootstrap,
             relay,
             upnp: options.upnp.or(file.upnp).unwrap_or(true),
@@ -216,6 +225,25 @@ fn store_limits(
         inbox_max_bytes: inbox_max_mib.map_or(default.inbox_max_bytes, mib),
     })
 }
+
+/// Channel retention from the file's keys over the store's defaults.
+fn retention(max_messages: Option<u64>, max_age_days: Option<u64>) -> anyhow::Result<Retention> {
+    let default = Retention::default();
+    Ok(Retention {
+        max_messages: match max_messages {
+            Some(0) => anyhow::bail!("channel_max_messages must be at least 1"),
+            Some(count) => count,
+            None => default.max_messages,
+        },
+        max_age_ms: match max_age_days {
+            Some(0) => anyhow::bail!("channel_max_age_days must be at least 1"),
+            Some(days) => days.saturating_mul(DAY_MS),
+            None => default.max_age_ms,
+        },
+    })
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Parses a multiaddr typed by a person, with an error that shows the form.
 pub fn parse_multiaddr(text: &str) -> anyhow::Result<Multiaddr> {
@@ -302,6 +330,20 @@ mod tests {
         );
         let zero: ConfigFile = toml::from_str("dtn_inbox_max_mib = 0").unwrap();
         assert!(Settings::resolve(options(), zero).is_err());
+    }
+
+    #[test]
+    fn channel_retention_comes_from_the_file_over_defaults() {
+        let plain = Settings::resolve(options(), ConfigFile::default()).unwrap();
+        assert_eq!(plain.retention, Retention::default());
+        let file: ConfigFile =
+            toml::from_str("channel_max_messages = 20\nchannel_max_age_days = 2\n").unwrap();
+        let settings = Settings::resolve(options(), file).unwrap();
+        assert_eq!(settings.retention.max_messages, 20);
+        assert_eq!(settings.retention.max_age_ms, 2 * DAY_MS);
+        let zero: ConfigFile = toml::from_str("channel_max_messages = 0\n").unwrap();
+        let err = Settings::resolve(options(), zero).unwrap_err();
+        assert!(err.to_string().contains("channel_max_messages"), "{err}");
     }
 
     #[test]

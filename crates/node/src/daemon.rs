@@ -57,7 +57,8 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         .name
         .clone()
         .unwrap_or_else(|| default_name(&local.to_string()));
-    let store = Arc::new(Store::open_with(&dir, settings.store)?);
+    let store =
+        Arc::new(Store::open_with(&dir, settings.store)?.with_retention(settings.retention));
     recover_partials(&store);
     let dtn = Arc::new(Dtn::open(store.clone(), local, settings.dtn.clone())?);
     tracing::info!(peer = %local, %name, data_dir = %dir.path().display(), "starting");

@@ -28,7 +28,9 @@ pub use bundles::{INLINE_MAX as BUNDLE_INLINE_MAX, InboxEntry, StoredBundle};
 pub use data_dir::DataDir;
 pub use error::StoreError;
 pub use health::{StorageHealth, StorageState, StoreLimits};
-pub use messages::StoredMessage;
+pub use messages::{
+    ChannelWrite, DEFAULT_MAX_AGE_MS, DEFAULT_MAX_MESSAGES, Retention, StoredMessage,
+};
 pub use peers::RememberedPeer;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct Store {
     limits: StoreLimits,
     blobs: blobs::Blobs,
     bundles: bundles::Bundles,
+    /// How much of each channel is kept.
+    retention: messages::Retention,
 }
 
 const DB_FILE: &str = "ferry.redb";
@@ -77,6 +81,7 @@ impl Store {
             limits,
             blobs,
             bundles,
+            retention: messages::Retention::default(),
         };
         store.create_tables()?;
         store.clean_blobs()?;
@@ -88,6 +93,12 @@ impl Store {
     /// [`StoreLimits`]).
     pub fn storage_health(&self) -> StorageHealth {
         self.health.report()
+    }
+
+    /// The store, keeping `retention` of each channel from now on.
+    pub fn with_retention(mut self, retention: messages::Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {

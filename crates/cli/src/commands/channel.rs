@@ -1,12 +1,12 @@
-//! Channels: `ferry post`, `ferry read` and `ferry chat`.
+//! Channels: `ferry post`, `ferry read`, `ferry chat` and `ferry leave`.
 
 use std::io::{BufRead, Read, Write};
 
 use anyhow::{Context, bail};
 use ferry_core::channel::{ChannelName, MAX_TEXT_BYTES};
-use ferry_node::control::types::{IdInfo, MessageView, ReadQuery};
+use ferry_node::control::types::{IdInfo, LeaveReply, MessageView, ReadQuery};
 
-use crate::args::{PostArgs, ReadArgs};
+use crate::args::{LeaveArgs, PostArgs, ReadArgs};
 use crate::client::{Client, NodeNotRunning};
 use crate::output;
 
@@ -49,6 +49,21 @@ pub fn read(client: &Client, args: ReadArgs) -> anyhow::Result<()> {
     if args.follow {
         follow(client, &channel, recent.next, print)?;
     }
+    Ok(())
+}
+
+pub fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<()> {
+    let channel = channel_name(&args.channel)?;
+    let reply: LeaveReply = client.post(
+        &format!("/v1/channels/{channel}/leave"),
+        &serde_json::json!({}),
+    )?;
+    let line = if args.output.json {
+        serde_json::to_string(&reply)?
+    } else {
+        output::leave_line(&reply)
+    };
+    writeln!(std::io::stdout().lock(), "{line}")?;
     Ok(())
 }
 

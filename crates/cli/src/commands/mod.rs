@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Post(args) => channel::post(&client()?, args),
         Command::Read(args) => channel::read(&client()?, args),
         Command::Chat(args) => channel::chat(&client()?, &args.channel),
+        Command::Leave(args) => channel::leave(&client()?, args),
         Command::Share(args) => content::share(&client()?, args),
         Command::Get(args) => content::get(&client()?, args),
         Command::Ls(args) => content::ls(&client()?, args.json),

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::types::*;
 use crate::config::parse_multiaddr;
 use crate::dtn::{Dtn, safe_file_name};
-use crate::engine::{Command, GetPlan, blob_entry, message_view};
+use crate::engine::{ChannelError, Command, GetPlan, blob_entry, message_view};
 use crate::jobs::Jobs;
 use crate::share;
 
@@ -49,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/channels/{channel}/messages",
             get(read).post(post_message),
         )
+        .route("/v1/channels/{channel}/leave", post(leave))
         .route("/v1/share", post(share_path))
         .route("/v1/get", post(get_content))
         .route("/v1/jobs/{job}", get(job_status))
@@ -191,8 +192,11 @@ async fn read(
 ) -> Result<Json<ReadReply>, ApiFailure> {
     let channel = channel_name(&channel)?;
     let limit = query.limit.unwrap_or(500).clamp(1, MAX_READ_LIMIT);
-    // Reading a channel joins it, so its history is fetched from peers.
-    let _ = state.commands.send(Command::Join(channel.clone())).await;
+    // Reading a channel joins it (unless the user left it), so its history
+    // is fetched from peers.
+    ask(&state, |reply| Command::Join(channel.clone(), reply))
+        .await?
+        .map_err(channel_failure)?;
     let mut new_messages = state.new_messages.clone();
     let next = *new_messages.borrow_and_update();
     let Some(after) = query.after else {
@@ -223,6 +227,27 @@ async fn read(
         {
             return Err(internal("the node is shutting down"));
         }
+    }
+}
+
+async fn leave(
+    State(state): State<ApiState>,
+    Path(channel): Path<String>,
+) -> Result<Json<LeaveReply>, ApiFailure> {
+    let channel = channel_name(&channel)?;
+    let left = ask(&state, |reply| Command::Leave(channel.clone(), reply))
+        .await?
+        .map_err(channel_failure)?;
+    Ok(Json(LeaveReply {
+        channel: channel.to_string(),
+        left,
+    }))
+}
+
+fn channel_failure(error: ChannelError) -> ApiFailure {
+    match error {
+        ChannelError::TooManyChannels(_) => ApiFailure(StatusCode::CONFLICT, error.to_string()),
+        ChannelError::Store(_) => internal(error),
     }
 }
 

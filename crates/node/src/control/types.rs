@@ -11,6 +11,7 @@
 //! | `GET /v1/channels` | | `Vec<`[`ChannelInfo`]`>` |
 //! | `POST /v1/channels/{channel}/messages` | [`PostRequest`] | [`MessageView`] |
 //! | `GET /v1/channels/{channel}/messages` | [`ReadQuery`] as query string | [`ReadReply`] |
+//! | `POST /v1/channels/{channel}/leave` | | [`LeaveReply`] |
 //! | `POST /v1/share` | [`ShareRequest`] | [`JobStarted`] |
 //! | `POST /v1/get` | [`GetRequest`] | [`JobStarted`] |
 //! | `GET /v1/jobs/{job}` | | [`JobStatus`] |
@@ -109,6 +110,14 @@ pub struct ConnectReply {
 pub struct ChannelInfo {
     pub channel: String,
     pub messages: u64,
+}
+
+/// What `ferry leave` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveReply {
+    pub channel: String,
+    /// The node was in the channel and has left it; `false`: it was not in it.
+    pub left: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,5 +1,10 @@
-//! Channels: posting, gossip, and the history exchange that lets a node that
-//! was away catch up.
+//! Channels: joining and leaving, posting, gossip, and the history exchange
+//! that lets a node that was away catch up.
+//!
+//! A node joins only the channels its user asked for (by posting, reading or
+//! chatting), at most [`MAX_JOINED_CHANNELS`]; a neighbour that subscribes to a
+//! topic makes it join nothing. Disk work runs on the blocking pool (see
+//! [`super::channel_store`]).
 
 use std::collections::HashSet;
 
@@ -9,40 +14,93 @@ use ferry_core::history::{self, MAX_RESPONSE_BYTES};
 use ferry_core::sync::{MAX_HAVE_IDS, SyncRequest, SyncResponse};
 use ferry_net::libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use ferry_net::libp2p::request_response::{self, ResponseChannel};
+use ferry_store::{Store, StoreError};
+use tokio::sync::oneshot;
 
-use super::{Engine, views};
+use super::channel_store::{self, ChannelError, Done, Outcome, Pending};
+use super::{Engine, Work};
 use crate::control::types::MessageView;
 
 type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 
+/// The most channels a node is in at once. Each joined channel costs a gossip
+/// subscription (mesh upkeep with every peer in it) and a history exchange
+/// with every new peer; a person follows far fewer.
+pub const MAX_JOINED_CHANNELS: usize = 256;
+/// Gossip messages one peer may make this node store: a burst of 500, then 100
+/// a second. A busy chat relayed by one neighbour stays far below; past it,
+/// the peer's messages are ignored (neither stored nor forwarded) before they
+/// are even decoded, so a flood costs little more than receiving it.
+pub(super) const GOSSIP_BURST: u32 = 500;
+pub(super) const GOSSIP_PER_SECOND: f64 = 100.0;
+/// Peers whose gossip rate is tracked at once (the least recently seen is
+/// forgotten past it).
+pub(super) const GOSSIP_RATE_PEERS: usize = 4096;
+/// Retention runs over every channel this often (in engine ticks: an hour), so
+/// a quiet channel's messages age out too.
+pub(super) const PRUNE_TICKS: u64 = 60 * 60 * 2;
+
 impl Engine {
-    /// Subscribes to every channel the store knows, at start.
+    /// Subscribes to the channels the store lists as joined, at start (at most
+    /// [`MAX_JOINED_CHANNELS`]), and queues a retention pass.
     pub(super) fn rejoin_channels(&mut self) {
+        match self.store.left_channels() {
+            Ok(left) => self.left.extend(left),
+            Err(e) => tracing::error!("cannot list the channels left: {e}"),
+        }
         match self.store.channels() {
             Ok(channels) => {
                 for (channel, _) in channels {
-                    self.join(channel);
+                    if let Err(e) = self.join(channel, true, None) {
+                        tracing::warn!("not rejoining every stored channel: {e}");
+                        break;
+                    }
                 }
             }
             Err(e) => tracing::error!("cannot list stored channels: {e}"),
         }
+        self.prune_channels();
     }
 
-    /// Joins a channel: subscribes to its topic and asks the peers already in it
-    /// for its recent history.
-    pub(super) fn join(&mut self, channel: ChannelName) {
-        if self.joined.contains(&channel) {
-            return;
+    /// Queues a retention pass over every channel.
+    pub(super) fn prune_channels(&mut self) {
+        self.queue_channel_write(Pending::Prune);
+    }
+
+    /// Joins a channel: subscribes to its topic and asks the peers already in
+    /// it for its recent history. A channel the user left is joined again only
+    /// when `rejoin` (a post, not a read). `reply` is answered once the join is
+    /// on disk, or at once if there is nothing to do.
+    pub(super) fn join(
+        &mut self,
+        channel: ChannelName,
+        rejoin: bool,
+        reply: Option<oneshot::Sender<Result<(), ChannelError>>>,
+    ) -> Result<(), ChannelError> {
+        if self.joined.contains(&channel) || (self.left.contains(&channel) && !rejoin) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+            return Ok(());
+        }
+        if self.joined.len() >= MAX_JOINED_CHANNELS {
+            let error = ChannelError::TooManyChannels(MAX_JOINED_CHANNELS);
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(ChannelError::TooManyChannels(MAX_JOINED_CHANNELS)));
+            }
+            return Err(error);
         }
         let topic = IdentTopic::new(channel.topic());
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
             tracing::error!(%channel, "cannot subscribe: {e}");
-            return;
-        }
-        if let Err(e) = self.store.join_channel(&channel) {
-            tracing::error!(%channel, "cannot record the channel: {e}");
         }
         tracing::info!(%channel, "joined channel");
+        self.left.remove(&channel);
+        self.joined.insert(channel.clone());
+        self.queue_channel_write(Pending::Join {
+            channel: channel.clone(),
+            reply,
+        });
         let hash = topic.hash();
         let members: Vec<PeerId> = self
             .swarm
@@ -52,27 +110,61 @@ impl Engine {
             .filter(|(_, topics)| topics.contains(&&hash))
             .map(|(peer, _)| *peer)
             .collect();
-        self.joined.insert(channel.clone());
         for peer in members {
             self.request_history(peer, &channel);
         }
+        Ok(())
     }
 
-    pub(super) fn post(&mut self, channel: ChannelName, text: &str) -> Result<MessageView, String> {
-        self.join(channel.clone());
-        let message = Message::sign(
+    /// Leaves a channel: unsubscribes, stops syncing it, and remembers that
+    /// across restarts. Answers whether the node was in it, once on disk.
+    pub(super) fn leave(
+        &mut self,
+        channel: ChannelName,
+        reply: oneshot::Sender<Result<bool, ChannelError>>,
+    ) {
+        if !self.joined.remove(&channel) {
+            let _ = reply.send(Ok(false));
+            return;
+        }
+        let topic = IdentTopic::new(channel.topic());
+        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        tracing::info!(%channel, "left channel");
+        self.left.insert(channel.clone());
+        self.queue_channel_write(Pending::Leave { channel, reply });
+    }
+
+    /// Signs a message and queues it; it is published once stored, and
+    /// `reply` answered then.
+    pub(super) fn post(
+        &mut self,
+        channel: ChannelName,
+        text: &str,
+        reply: oneshot::Sender<Result<MessageView, String>>,
+    ) {
+        if let Err(e) = self.join(channel.clone(), true, None) {
+            let _ = reply.send(Err(e.to_string()));
+            return;
+        }
+        match Message::sign(
             &self.keypair,
-            channel.clone(),
+            channel,
             &self.name,
             self.clock.unix_ms(),
             text,
-        )
-        .map_err(|e| e.to_string())?;
-        let seq = self
-            .store
-            .insert_message(&message, self.clock.unix_ms())
-            .map_err(|e| format!("cannot store the message: {e}"))?;
-        self.announce_new_messages();
+        ) {
+            Ok(message) => self.queue_channel_write(Pending::Post {
+                message: Box::new(message),
+                reply,
+            }),
+            Err(e) => {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+
+    fn publish(&mut self, message: &Message) {
+        let channel = &message.channel;
         let topic = IdentTopic::new(channel.topic());
         match self
             .swarm
@@ -88,11 +180,6 @@ impl Engine {
             }
             Err(e) => tracing::warn!(%channel, "gossip publish failed: {e}"),
         }
-        Ok(views::message_view(&ferry_store::StoredMessage {
-            seq: seq.unwrap_or_default(),
-            received_ms: self.clock.unix_ms(),
-            message,
-        }))
     }
 
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
@@ -102,20 +189,16 @@ impl Engine {
                 message_id,
                 message,
             } => {
-                let verdict = self.accept_gossip(&message);
-                if verdict == MessageAcceptance::Reject {
-                    tracing::warn!(peer = %propagation_source, "dropped an invalid channel message");
+                if let Some(verdict) = self.take_gossip(propagation_source, &message_id, message) {
+                    self.report_gossip(&message_id, &propagation_source, verdict);
                 }
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, verdict);
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
-                // A crowd's channels are open to all: join every channel a
-                // neighbour is in, and catch up on it from that neighbour.
-                if let Some(channel) = ChannelName::from_topic(topic.as_str()) {
-                    self.join(channel.clone());
+                // Catch up on a channel we are in from a neighbour who is in it
+                // too. A neighbour's other channels are its own business.
+                if let Some(channel) = ChannelName::from_topic(topic.as_str())
+                    && self.joined.contains(&channel)
+                {
                     self.request_history(peer_id, &channel);
                 }
             }
@@ -123,26 +206,200 @@ impl Engine {
         }
     }
 
-    fn accept_gossip(&mut self, gossip: &gossipsub::Message) -> MessageAcceptance {
-        let Ok(message) = Message::decode(&gossip.data) else {
-            return MessageAcceptance::Reject;
+    /// Queues a gossip message to be checked and stored (`None`: its verdict
+    /// comes once written), or returns its verdict at once: ignored when it is
+    /// not for a joined channel, when its sender is over its rate, or when the
+    /// queue is full.
+    fn take_gossip(
+        &mut self,
+        source: PeerId,
+        id: &gossipsub::MessageId,
+        gossip: gossipsub::Message,
+    ) -> Option<MessageAcceptance> {
+        // gossipsub delivers only topics this node is subscribed to; a message
+        // racing a leave is the one exception.
+        let Some(channel) = ChannelName::from_topic(gossip.topic.as_str())
+            .filter(|channel| self.joined.contains(channel))
+        else {
+            return Some(MessageAcceptance::Ignore);
         };
-        if ChannelName::from_topic(gossip.topic.as_str()).as_ref() != Some(&message.channel) {
-            return MessageAcceptance::Reject;
+        if !self.gossip_limiter.allow(&source, self.clock.mono_ms()) {
+            tracing::debug!(peer = %source, "gossip over the per-peer rate: ignored");
+            return Some(MessageAcceptance::Ignore);
         }
-        match self.store.insert_message(&message, self.clock.unix_ms()) {
-            Ok(Some(_)) => {
-                self.announce_new_messages();
-                MessageAcceptance::Accept
-            }
-            Ok(None) => MessageAcceptance::Ignore,
-            Err(e) => {
-                // A full disk is reported once by the store, not per message.
-                if !e.is_storage_failure() {
-                    tracing::error!("cannot store a message: {e}");
+        if !self.channel_writes.has_room_for_gossip() {
+            tracing::debug!(peer = %source, "channel writes are behind: gossip ignored");
+            return Some(MessageAcceptance::Ignore);
+        }
+        self.queue_channel_write(Pending::Gossip {
+            source,
+            id: id.clone(),
+            channel,
+            data: gossip.data,
+        });
+        None
+    }
+
+    fn report_gossip(
+        &mut self,
+        id: &gossipsub::MessageId,
+        source: &PeerId,
+        verdict: MessageAcceptance,
+    ) {
+        if verdict == MessageAcceptance::Reject {
+            tracing::warn!(peer = %source, "dropped an invalid channel message");
+        }
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, verdict);
+    }
+
+    /// Queues a change to the channels on disk, and starts writing if idle.
+    fn queue_channel_write(&mut self, pending: Pending) {
+        self.channel_writes.push(pending);
+        self.write_channels();
+    }
+
+    fn write_channels(&mut self) {
+        if let Some(batch) = self.channel_writes.next_batch() {
+            let now = self.clock.unix_ms();
+            self.channels_blocking(move |store| channel_store::write_batch(store, batch, now));
+        }
+    }
+
+    /// Runs `job` on the blocking pool; its result comes back to
+    /// [`Engine::on_channels_done`].
+    fn channels_blocking(&self, job: impl FnOnce(&Store) -> Done + Send + 'static) {
+        let (store, work) = (self.store.clone(), self.work.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = work.send(Work::Channels(job(&store)));
+        });
+    }
+
+    pub(super) fn on_channels_done(&mut self, done: Done) {
+        match done {
+            Done::Written {
+                batch,
+                outcomes,
+                last_seq,
+            } => {
+                self.channel_writes.finished();
+                self.on_written(batch, outcomes);
+                if let Some(seq) = last_seq {
+                    self.new_messages.send_if_modified(|known| {
+                        let newer = seq > *known;
+                        *known = (*known).max(seq);
+                        newer
+                    });
                 }
-                MessageAcceptance::Ignore
+                self.write_channels();
             }
+            Done::Asked {
+                peer,
+                channel,
+                have,
+            } => self.send_history_request(peer, channel, have),
+            Done::Answered { reply, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(reply, response);
+            }
+        }
+    }
+
+    fn on_written(&mut self, batch: Vec<Pending>, outcomes: Result<Vec<Outcome>, StoreError>) {
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // A full disk is reported once by the store, not per batch.
+                if !e.is_storage_failure() {
+                    tracing::error!("cannot store channel changes: {e}");
+                }
+                for pending in batch {
+                    self.on_not_written(pending, &e);
+                }
+                return;
+            }
+        };
+        let now = self.clock.unix_ms();
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+            match (pending, outcome) {
+                (Pending::Gossip { source, id, .. }, Outcome::Gossip(verdict)) => {
+                    self.report_gossip(&id, &source, verdict)
+                }
+                (
+                    Pending::History {
+                        peer,
+                        channel,
+                        more,
+                        ..
+                    },
+                    Outcome::History(result),
+                ) => self.on_history_stored(peer, &channel, more, result),
+                (Pending::Post { message, reply }, Outcome::Post(seq)) => {
+                    self.publish(&message);
+                    let view = channel_store::posted_view(*message, seq.unwrap_or_default(), now);
+                    let _ = reply.send(Ok(view));
+                }
+                (
+                    Pending::Join {
+                        reply: Some(reply), ..
+                    },
+                    _,
+                ) => {
+                    let _ = reply.send(Ok(()));
+                }
+                (Pending::Leave { reply, .. }, _) => {
+                    let _ = reply.send(Ok(true));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A change the store failed to write: say so to whoever waits on it.
+    fn on_not_written(&mut self, pending: Pending, error: &StoreError) {
+        match pending {
+            Pending::Gossip { source, id, .. } => {
+                self.report_gossip(&id, &source, MessageAcceptance::Ignore)
+            }
+            Pending::Post { reply, .. } => {
+                let _ = reply.send(Err(format!("cannot store the message: {error}")));
+            }
+            Pending::Join {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(ChannelError::Store(error.to_string())));
+            }
+            Pending::Leave { reply, .. } => {
+                let _ = reply.send(Err(ChannelError::Store(error.to_string())));
+            }
+            Pending::Join { reply: None, .. } | Pending::History { .. } | Pending::Prune => {}
+        }
+    }
+
+    fn on_history_stored(
+        &mut self,
+        peer: PeerId,
+        channel: &ChannelName,
+        more: bool,
+        result: Result<usize, String>,
+    ) {
+        match result {
+            Ok(new) => {
+                if new > 0 {
+                    tracing::info!(%peer, %channel, count = new, "caught up on history");
+                }
+                // Ask for the next round only while rounds bring something new,
+                // so a peer that keeps saying "more" cannot keep us busy.
+                if more && new > 0 && self.joined.contains(channel) {
+                    self.request_history(peer, channel);
+                }
+            }
+            Err(why) => self.drop_peer(peer, &format!("sent bad history: {why}")),
         }
     }
 
@@ -153,14 +410,33 @@ impl Engine {
             .send_request(&peer, SyncRequest::Hello);
     }
 
+    /// Asks `peer` for `channel`'s history, listing what this node has (read on
+    /// the blocking pool).
     pub(super) fn request_history(&mut self, peer: PeerId, channel: &ChannelName) {
-        let have = match self.store.window_ids(channel, self.clock.unix_ms()) {
+        let (channel, now) = (channel.clone(), self.clock.unix_ms());
+        self.channels_blocking(move |store| Done::Asked {
+            have: store.window_ids(&channel, now).map_err(|e| e.to_string()),
+            peer,
+            channel,
+        });
+    }
+
+    fn send_history_request(
+        &mut self,
+        peer: PeerId,
+        channel: ChannelName,
+        have: Result<Vec<ferry_core::channel::MessageId>, String>,
+    ) {
+        let have = match have {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(%channel, "cannot read history: {e}");
                 return;
             }
         };
+        if !self.joined.contains(&channel) {
+            return;
+        }
         let id = self.swarm.behaviour_mut().sync.send_request(
             &peer,
             SyncRequest::History {
@@ -168,7 +444,7 @@ impl Engine {
                 have,
             },
         );
-        self.pending_history.insert(id, channel.clone());
+        self.pending_history.insert(id, channel);
     }
 
     /// Asks a newly connected peer for the history of every joined channel.
@@ -223,11 +499,28 @@ impl Engine {
     }
 
     fn answer(&mut self, peer: PeerId, request: SyncRequest, reply: ResponseChannel<SyncResponse>) {
-        let response = if self.sync_limiter.allow(&peer, self.clock.mono_ms()) {
-            self.response_to(request)
-        } else {
+        let response = if !self.sync_limiter.allow(&peer, self.clock.mono_ms()) {
             SyncResponse::Refused {
                 reason: "too many sync requests; slow down".into(),
+            }
+        } else {
+            match request {
+                SyncRequest::Hello => SyncResponse::Hello {
+                    name: self.name.clone(),
+                },
+                SyncRequest::History { have, .. } if have.len() > MAX_HAVE_IDS => {
+                    SyncResponse::Refused {
+                        reason: format!("a history request may list at most {MAX_HAVE_IDS} ids"),
+                    }
+                }
+                SyncRequest::History { channel, have } => {
+                    let now = self.clock.unix_ms();
+                    self.channels_blocking(move |store| Done::Answered {
+                        response: history_response(store, &channel, have, now),
+                        reply,
+                    });
+                    return;
+                }
             }
         };
         let _ = self
@@ -237,34 +530,6 @@ impl Engine {
             .send_response(reply, response);
     }
 
-    fn response_to(&self, request: SyncRequest) -> SyncResponse {
-        match request {
-            SyncRequest::Hello => SyncResponse::Hello {
-                name: self.name.clone(),
-            },
-            SyncRequest::History { have, .. } if have.len() > MAX_HAVE_IDS => {
-                SyncResponse::Refused {
-                    reason: format!("a history request may list at most {MAX_HAVE_IDS} ids"),
-                }
-            }
-            SyncRequest::History { channel, have } => {
-                let have: HashSet<_> = have.into_iter().collect();
-                let plan = self.store.history(&channel).map(|stored| {
-                    history::plan_response(stored, &have, self.clock.unix_ms(), MAX_RESPONSE_BYTES)
-                });
-                match plan.and_then(|plan| Ok((self.store.wires(&plan.send)?, plan.more))) {
-                    Ok((messages, more)) => SyncResponse::History { messages, more },
-                    Err(e) => {
-                        tracing::error!(%channel, "cannot read history: {e}");
-                        SyncResponse::Refused {
-                            reason: "history unavailable".into(),
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     fn on_response(&mut self, peer: PeerId, asked: Option<ChannelName>, response: SyncResponse) {
         match (response, asked) {
             (SyncResponse::Hello { name }, _) => match ferry_core::channel::check_name(&name) {
@@ -272,7 +537,15 @@ impl Engine {
                 Err(e) => self.drop_peer(peer, &format!("sent a bad name: {e}")),
             },
             (SyncResponse::History { messages, more }, Some(channel)) => {
-                self.take_history(peer, &channel, &messages, more)
+                // A channel left since the request was sent takes nothing more.
+                if self.joined.contains(&channel) {
+                    self.queue_channel_write(Pending::History {
+                        peer,
+                        channel,
+                        wires: messages,
+                        more,
+                    });
+                }
             }
             (SyncResponse::History { .. }, None) => {
                 self.drop_peer(peer, "sent history nobody asked for")
@@ -283,53 +556,31 @@ impl Engine {
         }
     }
 
-    /// Stores a history batch. Every message must verify and belong to the
-    /// channel asked about; one that does not shows the peer is broken or
-    /// hostile, and it is dropped.
-    fn take_history(&mut self, peer: PeerId, channel: &ChannelName, wires: &[Vec<u8>], more: bool) {
-        let decoded: Result<Vec<Message>, String> = wires
-            .iter()
-            .map(|wire| match Message::decode(wire) {
-                Ok(m) if &m.channel == channel => Ok(m),
-                Ok(m) => Err(format!(
-                    "a message of channel {} in {channel}'s history",
-                    m.channel
-                )),
-                Err(e) => Err(e.to_string()),
-            })
-            .collect();
-        let messages = match decoded {
-            Ok(m) => m,
-            Err(why) => return self.drop_peer(peer, &format!("sent bad history: {why}")),
-        };
-        match self.store.insert_messages(&messages, self.clock.unix_ms()) {
-            Ok(new) => {
-                if !new.is_empty() {
-                    tracing::info!(%peer, %channel, count = new.len(), "caught up on history");
-                    self.announce_new_messages();
-                }
-                // Ask for the next round only while rounds bring something new,
-                // so a peer that keeps saying "more" cannot keep us busy.
-                if more && !new.is_empty() {
-                    self.request_history(peer, channel);
-                }
-            }
-            Err(e) if e.is_storage_failure() => {}
-            Err(e) => tracing::error!(%channel, "cannot store history: {e}"),
-        }
-    }
-
     fn drop_peer(&mut self, peer: PeerId, why: &str) {
         tracing::warn!(%peer, "dropping peer: {why}");
         let _ = self.swarm.disconnect_peer_id(peer);
     }
+}
 
-    fn announce_new_messages(&self) {
-        match self.store.last_seq() {
-            Ok(seq) => {
-                self.new_messages.send_replace(seq);
+/// The answer to a history request: the messages of `channel`'s window the
+/// asker does not `have`, within the response's byte budget.
+fn history_response(
+    store: &Store,
+    channel: &ChannelName,
+    have: Vec<ferry_core::channel::MessageId>,
+    now_ms: ferry_core::Millis,
+) -> SyncResponse {
+    let have: HashSet<_> = have.into_iter().collect();
+    let plan = store
+        .history(channel, now_ms)
+        .map(|stored| history::plan_response(stored, &have, now_ms, MAX_RESPONSE_BYTES));
+    match plan.and_then(|plan| Ok((store.wires(&plan.send)?, plan.more))) {
+        Ok((messages, more)) => SyncResponse::History { messages, more },
+        Err(e) => {
+            tracing::error!(%channel, "cannot read history: {e}");
+            SyncResponse::Refused {
+                reason: "history unavailable".into(),
             }
-            Err(e) => tracing::error!("cannot read the message counter: {e}"),
         }
     }
 }

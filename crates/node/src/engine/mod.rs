@@ -6,6 +6,7 @@
 //! lock is held across the network code; the store is shared with the API,
 //! which reads it directly.
 
+mod channel_store;
 mod channels;
 mod discovery;
 mod download;
@@ -38,6 +39,7 @@ use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInf
 use crate::dtn::Dtn;
 use crate::jobs::{JobId, Jobs};
 
+pub use channel_store::ChannelError;
 pub use download::GetPlan;
 pub use views::{blob_entry, message_view};
 
@@ -56,7 +58,11 @@ pub enum Command {
         String,
         oneshot::Sender<Result<MessageView, String>>,
     ),
-    Join(ChannelName),
+    /// Join a channel (a read: a channel the user left stays left); the answer
+    /// comes once it is on disk.
+    Join(ChannelName, oneshot::Sender<Result<(), ChannelError>>),
+    /// Leave a channel; answers whether the node was in it.
+    Leave(ChannelName, oneshot::Sender<Result<bool, ChannelError>>),
     /// Download: the job is already registered; a ticket's provider and
     /// addresses come along so they can be dialled.
     Get {
@@ -108,6 +114,7 @@ pub(crate) enum Work {
         result: Result<(), String>,
     },
     Dtn(dtn::Done),
+    Channels(channel_store::Done),
 }
 
 pub struct Engine {
@@ -118,6 +125,12 @@ pub struct Engine {
     clock: Clock,
     peers: PeerTable,
     joined: BTreeSet<ChannelName>,
+    /// Channels the user left, which a read does not join again.
+    left: BTreeSet<ChannelName>,
+    /// Channel changes waiting for the disk.
+    channel_writes: channel_store::Writes,
+    /// What each peer may make this node store through gossip.
+    gossip_limiter: KeyedLimiter<PeerId>,
     listen_addrs: BTreeSet<Multiaddr>,
     data_dir: String,
     /// `ferry connect` calls waiting for their dial to end.
@@ -171,6 +184,13 @@ impl Engine {
             clock: Clock::new(),
             peers: PeerTable::new(local),
             joined: BTreeSet::new(),
+            left: BTreeSet::new(),
+            channel_writes: channel_store::Writes::default(),
+            gossip_limiter: KeyedLimiter::new(
+                channels::GOSSIP_BURST,
+                channels::GOSSIP_PER_SECOND,
+                channels::GOSSIP_RATE_PEERS,
+            ),
             listen_addrs: BTreeSet::new(),
             data_dir: parts.data_dir,
             pending_dials: HashMap::new(),
@@ -241,10 +261,11 @@ impl Engine {
                 );
             }
             Command::Connect(addr, reply) => self.connect(addr, reply),
-            Command::Post(channel, text, reply) => {
-                let _ = reply.send(self.post(channel, &text));
+            Command::Post(channel, text, reply) => self.post(channel, &text, reply),
+            Command::Join(channel, reply) => {
+                let _ = self.join(channel, false, Some(reply));
             }
-            Command::Join(channel) => self.join(channel),
+            Command::Leave(channel, reply) => self.leave(channel, reply),
             Command::Get {
                 job,
                 plan,
@@ -303,6 +324,7 @@ impl Engine {
             } => self.on_verified(job, peer, (first, last), probe, result),
             Work::Exported { job, result } => self.on_exported(job, result),
             Work::Dtn(done) => self.on_dtn_done(done),
+            Work::Channels(done) => self.on_channels_done(done),
         }
     }
 
@@ -476,6 +498,9 @@ impl Engine {
         // gossip lost (a peer joined just as it was posted) still arrives.
         if self.ticks.is_multiple_of(60) {
             self.anti_entropy();
+        }
+        if self.ticks.is_multiple_of(channels::PRUNE_TICKS) {
+            self.prune_channels();
         }
         if self.ticks.is_multiple_of(REPROVIDE_TICKS) {
             self.reprovide();

@@ -187,7 +187,7 @@ fn the_window_is_the_newest_messages_and_the_last_day() {
     store.insert_messages(&msgs, NOW).unwrap();
     let g = ch("g");
 
-    let history = store.history(&g).unwrap();
+    let history = store.history(&g, NOW).unwrap();
     assert_eq!(history.len(), 700);
     assert!(
         history
@@ -238,7 +238,7 @@ fn history_and_window_stop_at_the_hard_cap() {
         .map(|i| msg(&key, "g", NOW - 10_000 + i, ""))
         .collect();
     store.insert_messages(&msgs, NOW).unwrap();
-    let history = store.history(&ch("g")).unwrap();
+    let history = store.history(&ch("g"), NOW).unwrap();
     assert_eq!(history.len(), WINDOW_HARD_CAP);
     assert_eq!(history[0].id, msgs[WINDOW_HARD_CAP].id, "newest first");
     assert!(
@@ -341,7 +341,7 @@ fn an_index_entry_without_its_message_is_corrupt() {
     txn.open_table(MESSAGES).unwrap().remove(m.id.0).unwrap();
     txn.commit().unwrap();
     assert!(matches!(
-        store.history(&ch("g")),
+        store.history(&ch("g"), NOW),
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
@@ -438,10 +438,125 @@ proptest! {
 
             // Fewer than WINDOW_MESSAGES: the whole channel is its window.
             let newest_first: Vec<_> = expected_ids.iter().rev().copied().collect();
-            let history: Vec<_> = store.history(&channel).unwrap().iter().map(|s| s.id).collect();
+            let history: Vec<_> = store.history(&channel, NOW).unwrap().iter().map(|s| s.id).collect();
             prop_assert_eq!(&history, &newest_first);
             prop_assert_eq!(&store.window_ids(&channel, NOW).unwrap(), &newest_first);
         }
         prop_assert_eq!(store.channels().unwrap(), expected_channels);
     }
+}
+
+/// A store that keeps `max_messages` per channel and `max_age_ms`.
+fn open_keeping(path: &Path, max_messages: u64, max_age_ms: Millis) -> (Store, DataDir) {
+    let dir = DataDir::lock(path).unwrap();
+    let retention = Retention {
+        max_messages,
+        max_age_ms,
+    };
+    (Store::open(&dir).unwrap().with_retention(retention), dir)
+}
+
+#[test]
+fn retention_keeps_the_newest_per_channel_in_the_same_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _dir) = open_keeping(tmp.path(), 3, WINDOW_AGE_MS);
+    let key = Keypair::generate_ed25519();
+    let msgs: Vec<Message> = (0..5)
+        .map(|i| msg(&key, "g", NOW - 1_000 + i, &i.to_string()))
+        .collect();
+    let other = msg(&key, "o", NOW, "other channel");
+    let mut batch = msgs.clone();
+    batch.push(other.clone());
+    // The two oldest of the batch are stored and pruned in one transaction: not new.
+    assert_eq!(
+        store.insert_messages(&batch, NOW).unwrap(),
+        vec![3, 4, 5, 6]
+    );
+    assert_eq!(
+        texts(&store.recent(&ch("g"), 10).unwrap()),
+        vec!["2", "3", "4"]
+    );
+    assert_eq!(store.channels().unwrap(), vec![(ch("g"), 3), (ch("o"), 1)]);
+    assert_eq!(store.after(&ch("g"), 0, 10).unwrap().len(), 3);
+    // A pruned message sent again (a peer's window may still hold it) is not stored.
+    assert!(store.insert_messages(&msgs[..2], NOW).unwrap().is_empty());
+    assert_eq!(store.last_seq().unwrap(), 6);
+    // A newer one pushes out the oldest kept.
+    let newer = msg(&key, "g", NOW, "newer");
+    assert_eq!(store.insert_message(&newer, NOW).unwrap(), Some(7));
+    assert_eq!(
+        texts(&store.recent(&ch("g"), 10).unwrap()),
+        vec!["3", "4", "newer"]
+    );
+}
+
+#[test]
+fn retention_removes_messages_past_the_age_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _dir) = open_keeping(tmp.path(), 100, WINDOW_AGE_MS);
+    let key = Keypair::generate_ed25519();
+    let old = msg(&key, "g", NOW - 2 * WINDOW_AGE_MS, "too old");
+    let fresh = msg(&key, "g", NOW - 1_000, "fresh");
+    assert_eq!(
+        store
+            .insert_messages(&[old.clone(), fresh.clone()], NOW)
+            .unwrap(),
+        vec![1]
+    );
+    // A quiet channel ages out too.
+    assert_eq!(store.prune_channels(NOW).unwrap(), 0);
+    assert_eq!(store.prune_channels(NOW + 2 * WINDOW_AGE_MS).unwrap(), 1);
+    assert!(store.recent(&ch("g"), 10).unwrap().is_empty());
+    assert_eq!(store.channels().unwrap(), vec![(ch("g"), 0)]);
+}
+
+#[test]
+fn a_left_channel_is_not_listed_and_stays_left_until_joined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = Keypair::generate_ed25519();
+    {
+        let (store, _dir) = open(tmp.path());
+        store.insert_message(&msg(&key, "a", 1, "x"), 0).unwrap();
+        store.join_channel(&ch("b")).unwrap();
+        store.leave_channel(&ch("a")).unwrap();
+        store.leave_channel(&ch("never-joined")).unwrap();
+    }
+    let (store, _dir) = open(tmp.path());
+    assert_eq!(store.channels().unwrap(), vec![(ch("b"), 0)]);
+    assert_eq!(store.left_channels().unwrap(), vec![ch("a")]);
+    assert_eq!(texts(&store.recent(&ch("a"), 10).unwrap()), vec!["x"]);
+    // A message of a left channel (one in flight as it was left) keeps it left.
+    store.insert_message(&msg(&key, "a", 2, "y"), 0).unwrap();
+    assert_eq!(store.channels().unwrap(), vec![(ch("b"), 0)]);
+    store.join_channel(&ch("a")).unwrap();
+    assert_eq!(store.channels().unwrap(), vec![(ch("a"), 2), (ch("b"), 0)]);
+    assert!(store.left_channels().unwrap().is_empty());
+}
+
+#[test]
+fn messages_from_the_future_are_never_ranked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _dir) = open(tmp.path());
+    let key = Keypair::generate_ed25519();
+    let year_2100: Millis = 4_102_444_800_000;
+    let junk: Vec<Message> = (0..20)
+        .map(|i| msg(&key, "g", year_2100 + i, "from 2100"))
+        .collect();
+    let real = msg(&key, "g", NOW, "real");
+    let near = msg(&key, "g", NOW + MAX_FUTURE_SKEW_MS, "a fast clock");
+    store.insert_messages(&junk, NOW).unwrap();
+    store
+        .insert_messages(&[real.clone(), near.clone()], NOW)
+        .unwrap();
+    let history: Vec<MessageId> = store
+        .history(&ch("g"), NOW)
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(history, vec![near.id, real.id]);
+    assert_eq!(
+        store.window_ids(&ch("g"), NOW).unwrap(),
+        vec![near.id, real.id]
+    );
 }
