@@ -11,6 +11,8 @@
 //! hostile_peer dtn-oversize DATA_DIR ADDR      send it an oversize frame and an oversize bundle
 //! hostile_peer dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES
 //!                                              flood it with COUNT valid bundles
+//! hostile_peer dtn-forge-source|dtn-forge-acks|dtn-ack-flood|dtn-ack-bloat|dtn-summary-leave DATA_DIR ADDR …
+//!                                              forge bundles, acks, summaries (hostile/dtn_forge.rs)
 //! ```
 //!
 //! The serving modes print one JSON line: `{"peer_id", "addr", "id",

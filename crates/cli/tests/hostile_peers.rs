@@ -10,6 +10,8 @@
 #[allow(dead_code)]
 mod common;
 mod hostile;
+#[path = "hostile/dtn.rs"]
+mod hostile_dtn;
 // What `hostile_peer dtn-*` prints; this file reads not every field.
 #[allow(dead_code)]
 #[path = "../examples/hostile/dtn_report.rs"]
@@ -19,13 +21,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, wait_connected, wait_until};
-use dtn_report::Report as DtnReport;
+use common::{Node, Run, SPREAD_TIMEOUT, wait_connected, wait_until};
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
+use hostile_dtn::{absent_peer, dtn_node_id, dtn_status, hostile_dtn, tcp_addr};
 use serde::Deserialize;
 
 /// What the hostile peer says about itself on its first line.
@@ -179,67 +181,6 @@ fn a_manifest_that_escapes_the_target_is_refused_and_nothing_is_written() {
 // ---------------------------------------------------------------------------
 // Delay-tolerant networking: hostile `/ferry/dtn/1` peers. Each attack must be
 // handled with a clear log line, and cost no other bundle.
-
-/// How long a hostile DTN run may take (the flood is the longest, a few seconds).
-const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `hostile_peer MODE DATA_DIR ADDR EXTRA…` against `target` to the end.
-fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(hostile::binary());
-    command
-        .arg(mode)
-        .arg(dir.path().join("data"))
-        .arg(tcp_addr(target))
-        .args(extra);
-    let started = Instant::now();
-    let run = run_with_deadline(command, b"", HOSTILE_DTN_TIMEOUT);
-    assert!(run.status.success(), "the hostile peer failed: {run:#?}");
-    let report: DtnReport = run.json();
-    println!(
-        "{mode}: the hostile peer {} ran for {:.1} s; hung up on after {:?} ms",
-        report.peer_id,
-        started.elapsed().as_secs_f64(),
-        report.hung_up_after_ms
-    );
-    for sent in &report.sent {
-        println!(
-            "{mode}: {} ({} bytes): {} in {} ms",
-            sent.what,
-            sent.bytes,
-            match (&sent.answer, &sent.failure) {
-                (Some(answer), _) => answer.clone(),
-                (None, failure) => format!("no answer ({})", failure.as_deref().unwrap_or("?")),
-            },
-            sent.ms
-        );
-    }
-    report
-}
-
-/// The node's TCP address (the hostile peer's codec runs over TCP or QUIC, but
-/// one is enough).
-fn tcp_addr(node: &Node) -> String {
-    let id = node.id();
-    id.listen_addrs
-        .iter()
-        .find(|a| a.contains("/tcp/"))
-        .unwrap_or_else(|| panic!("{} lists no TCP address: {id:?}", node.name))
-        .clone()
-}
-
-/// A peer id that no node has: bundles for it stay where they are.
-fn absent_peer() -> String {
-    ferry_net::libp2p::PeerId::random().to_string()
-}
-
-fn dtn_status(node: &Node) -> DtnStatus {
-    node.ferry(&["dtn", "status", "--json"]).ok().json()
-}
-
-fn dtn_node_id(peer_id: &str) -> String {
-    format!("dtn://{peer_id}/")
-}
 
 /// The lines of `node`'s log that contain every one of `parts`.
 fn log_lines(node: &Node, parts: &[&str]) -> Vec<String> {

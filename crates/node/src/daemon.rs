@@ -59,7 +59,11 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_name(&local.to_string()));
     let store = Arc::new(Store::open(&dir)?);
     recover_partials(&store);
-    let dtn = Arc::new(Dtn::open(store.clone(), local, settings.dtn.clone())?);
+    let dtn = Arc::new(Dtn::open(
+        store.clone(),
+        keypair.clone(),
+        settings.dtn.clone(),
+    )?);
     tracing::info!(peer = %local, %name, data_dir = %dir.path().display(), "starting");
 
     let mut swarm = build_swarm(

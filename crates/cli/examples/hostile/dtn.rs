@@ -47,6 +47,8 @@ use ferry_net::libp2p::{
 use ferry_store::{DataDir, identity};
 use report::{FloodReport, Report, Sent};
 
+#[path = "dtn_forge.rs"]
+mod forge;
 #[path = "dtn_report.rs"]
 mod report;
 
@@ -73,6 +75,13 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
         ("dtn-flood", [count, payload]) => {
             flood(&mut contact, count.parse()?, payload.parse()?).await?
         }
+        (mode, rest)
+            if mode.starts_with("dtn-forge")
+                || mode.contains("-ack")
+                || mode.contains("summary") =>
+        {
+            forge::run(mode, &mut contact, rest).await?
+        }
         _ => bail!(
             "usage: hostile_peer dtn-malformed|dtn-oversize DATA_DIR ADDR | dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES"
         ),
@@ -90,6 +99,8 @@ enum Outcome {
 /// One connection to the node under test, with the hostile codec.
 struct Contact {
     swarm: Swarm<Raw>,
+    /// This peer's key, for the forgery modes' signatures.
+    keypair: ferry_net::libp2p::identity::Keypair,
     target: PeerId,
     target_addr: Multiaddr,
     started: Instant,
@@ -103,7 +114,7 @@ impl Contact {
         };
         let dir = DataDir::lock(data_dir)?;
         let keypair = identity::load_or_create(&dir)?;
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair.clone())
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
@@ -133,6 +144,7 @@ impl Contact {
         swarm.dial(target.clone())?;
         let mut contact = Self {
             swarm,
+            keypair,
             target: target_peer,
             target_addr: target,
             started: Instant::now(),

@@ -21,9 +21,63 @@ pub const PROTOCOL: &str = "/ferry/dtn/1";
 
 /// The largest request: a maximal bundle plus its framing.
 pub const MAX_REQUEST_BYTES: usize = MAX_BUNDLE_BYTES + 64 * 1024;
-/// The largest response: a summary (at most 100 000 ids and acks of well under 100
-/// bytes each, in practice far fewer).
+/// The largest response: a summary (at most [`MAX_SUMMARY_BYTES`], see [`bounded`]).
 pub const MAX_RESPONSE_BYTES: usize = MAX_BUNDLE_BYTES + 64 * 1024;
+
+/// Most bundle ids a summary this node sends lists. A peer that is not told of a
+/// bundle offers it, and hears "have it": the cost of a short list is a few wasted
+/// offers, never a loss.
+pub const MAX_SUMMARY_HOLDS: usize = 20_000;
+/// Most acks a summary this node sends carries, and most this node reads (and checks
+/// the signature of) from one peer's summary. Acks left out go in a later summary.
+pub const MAX_SUMMARY_ACKS: usize = 20_000;
+/// Most bytes a summary this node sends may take: half the frame, so ids and node
+/// names at their longest (1 KiB each) still fit, with room for PRoPHET's table.
+pub const MAX_SUMMARY_BYTES: usize = MAX_BUNDLE_BYTES / 2;
+
+/// A summary cut to what this node sends: only signed acks (an unsigned one is
+/// worthless to a peer, which checks every signature), at most [`MAX_SUMMARY_HOLDS`]
+/// ids and [`MAX_SUMMARY_ACKS`] acks, in [`MAX_SUMMARY_BYTES`] (half for the ids, the
+/// rest for acks and PRoPHET's table). When there are more, the ids go in the
+/// router's order (by id), and the acks of the latest-expiring bundles first (those
+/// most likely still on their way somewhere).
+pub fn bounded(mut summary: Summary) -> Summary {
+    let holds_budget = MAX_SUMMARY_BYTES / 2;
+    let tables: usize = summary
+        .predictabilities
+        .iter()
+        .map(|(node, _)| node.to_string().len() + 16)
+        .sum();
+    let acks_budget = (MAX_SUMMARY_BYTES - holds_budget).saturating_sub(tables);
+    summary.acks.retain(|ack| ack.signature.is_some());
+    if summary.acks.len() > MAX_SUMMARY_ACKS {
+        summary
+            .acks
+            .sort_by(|a, b| b.expires_at.cmp(&a.expires_at).then(a.id.cmp(&b.id)));
+    }
+    summary.acks.truncate(MAX_SUMMARY_ACKS);
+    summary.holds.truncate(MAX_SUMMARY_HOLDS);
+    let holds = fitting(&summary.holds, holds_budget, |id| id.to_string().len() + 16);
+    summary.holds.truncate(holds);
+    let acks = fitting(&summary.acks, acks_budget, |ack| {
+        ack.id.to_string().len() + ack.destination.to_string().len() + 96
+    });
+    summary.acks.truncate(acks);
+    summary
+}
+
+/// How many of `items`, from the first, fit in `budget` bytes at `size` each (an
+/// upper bound of the encoded size).
+fn fitting<T>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> usize {
+    let mut used = 0usize;
+    items
+        .iter()
+        .position(|item| {
+            used = used.saturating_add(size(item));
+            used > budget
+        })
+        .unwrap_or(items.len())
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DtnRequest {

@@ -29,6 +29,13 @@ const MAX_STRIKES: u32 = 3;
 /// refused (the sender retries later), so one peer cannot hog the store's writes.
 const BUNDLE_BURST: u32 = 2_000;
 const BUNDLES_PER_SECOND: f64 = 500.0;
+/// Summaries one peer may send: a burst of 4, then one a second (an honest node
+/// sends one at the start of a contact and at most one a second after, only when
+/// something changed). Past it a summary goes unanswered and unread, so what one
+/// peer's summaries cost (up to 20,000 ids and 20,000 ack signatures each) is
+/// bounded per second; the peer's own retry sends it again later.
+const SUMMARY_BURST: u32 = 4;
+const SUMMARIES_PER_SECOND: f64 = 1.0;
 /// Rate-limit warnings, and refusals for want of room, are logged at most this
 /// often per peer: a peer that keeps sending into a full store must not fill
 /// the log instead.
@@ -42,6 +49,7 @@ pub(super) struct Links {
     links: HashMap<PeerId, Link>,
     sent: HashMap<OutboundRequestId, (PeerId, Sent)>,
     limiter: KeyedLimiter<PeerId>,
+    summary_limiter: KeyedLimiter<PeerId>,
     strikes: HashMap<PeerId, u32>,
     /// Peers struck out, and when to disconnect them (monotonic ms).
     hang_up: HashMap<PeerId, u64>,
@@ -57,6 +65,7 @@ impl Default for Links {
             links: HashMap::new(),
             sent: HashMap::new(),
             limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
+            summary_limiter: KeyedLimiter::new(SUMMARY_BURST, SUMMARIES_PER_SECOND, 4096),
             strikes: HashMap::new(),
             hang_up: HashMap::new(),
             flood_logged: HashMap::new(),
@@ -210,9 +219,17 @@ impl Engine {
     ) {
         match request {
             DtnRequest::Summary(summary) => {
-                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
-                    link.summary_generation = Some(self.dtn.generation());
+                let now = self.clock.mono_ms();
+                if !self.dtn_links.summary_limiter.allow(&peer, now) {
+                    // Dropping the channel fails the peer's request; it sends again.
+                    tracing::debug!(%peer, "peer sends summaries too often; one ignored");
+                    return;
                 }
+                let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+                    // No contact (not a ferry node yet, or gone): nothing to read it into.
+                    return;
+                };
+                link.summary_generation = Some(self.dtn.generation());
                 let ours = DtnResponse::Summary(self.dtn.summary());
                 let _ = self.swarm.behaviour_mut().dtn.send_response(channel, ours);
                 self.take_summary(peer, summary);

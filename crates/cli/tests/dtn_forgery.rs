@@ -1,0 +1,272 @@
+//! Forgery against a real node's bundle agent (`examples/hostile/dtn_forge.rs`):
+//! bundles in the node's own name, acks in other nodes' names, floods of acks and
+//! summaries, and a summary left behind by a peer that hung up. None may make the
+//! node take a stranger's bundle for its own, drop a copy it carries, forget a
+//! delivery, stop completing contacts, or keep a contact for a peer that left.
+
+// The harness also serves tests this file does not have.
+#[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
+#[path = "../examples/hostile/dtn_report.rs"]
+mod dtn_report;
+mod hostile;
+#[allow(dead_code)]
+#[path = "hostile/dtn.rs"]
+mod hostile_dtn;
+
+use common::{Node, SPREAD_TIMEOUT, wait_until};
+use ferry_core::dtn::routing::{MAX_ACKS, MAX_ACKS_PER_DESTINATION};
+use ferry_core::dtn::wire::{MAX_RESPONSE_BYTES, MAX_SUMMARY_BYTES};
+use ferry_node::control::types::{DtnSendReply, InboxItem};
+use hostile_dtn::{absent_peer, dtn_node_id, dtn_status, hostile_dtn, tcp_addr};
+
+fn inbox(node: &Node) -> Vec<InboxItem> {
+    node.ferry(&["dtn", "inbox", "--json"]).ok().json()
+}
+
+fn send(from: &Node, to: &str, text: &str) -> DtnSendReply {
+    from.ferry(&["dtn", "send", to, text, "--json"]).ok().json()
+}
+
+#[track_caller]
+fn wait_delivered(node: &Node, id: &str, text: &str) {
+    wait_until("a bundle to reach the inbox", SPREAD_TIMEOUT, || {
+        let items = inbox(node);
+        match items.iter().find(|i| i.id == id) {
+            Some(item) if item.text.as_deref() == Some(text) => Ok(()),
+            _ => Err(format!("{items:#?}")),
+        }
+    });
+}
+
+/// Bundles whose source is the target itself, unsigned, sent by a stranger: each
+/// is the stranger's (counted against its quarter of the store, so refused past
+/// it, and evictable), and the one dated the end of time does not stop the target,
+/// even after a restart, from giving each new bundle a new id.
+#[test]
+fn bundles_forged_in_the_nodes_name_are_the_senders_and_new_sends_get_new_ids() {
+    let mut target = Node::start_with_config("target", "dtn_quota_mib = 4\n");
+    let legit = Node::start("legit");
+    let (target_id, legit_id) = (target.id().peer_id, legit.id().peer_id);
+    // 80 bundles of ~20 KB: more than the 1 MiB a peer may fill.
+    let report = hostile_dtn("dtn-forge-source", &target, &["80"]);
+    let hostile_node = dtn_node_id(&report.peer_id);
+    let stored: Vec<&str> = report
+        .sent
+        .iter()
+        .filter(|s| s.answer.as_deref() == Some("stored"))
+        .map(|s| s.what.trim_start_matches("forged "))
+        .collect();
+    let over_share = report
+        .sent
+        .iter()
+        .filter(|s| s.answer.as_deref().is_some_and(|a| a.contains("share")))
+        .count();
+    assert!(!stored.is_empty(), "{:#?}", report.sent);
+    assert!(
+        over_share > 0,
+        "the forged bundles count against the sender's share: {:#?}",
+        report.sent
+    );
+    let status = dtn_status(&target);
+    for id in &stored {
+        let held = status
+            .bundles
+            .iter()
+            .find(|b| b.id == *id)
+            .unwrap_or_else(|| panic!("{id} is not held: {:#?}", status.bundles));
+        assert!(
+            !held.own,
+            "a forged bundle is taken as the node's own: {held:#?}"
+        );
+        assert_eq!(held.received_from.as_deref(), Some(hostile_node.as_str()));
+    }
+    assert!(
+        status.bundles.iter().all(|b| !b.own),
+        "{:#?}",
+        status.bundles
+    );
+
+    // The forged creation time must not have reached the node's creation clock.
+    target.restart();
+    let one = send(&target, &legit_id, "first after the forgery");
+    let two = send(&target, &legit_id, "second after the forgery");
+    assert_ne!(one.id, two.id, "two sends, one id");
+    for sent in [&one, &two] {
+        assert!(
+            !stored.contains(&sent.id.as_str()),
+            "{} is a forged bundle's id",
+            sent.id
+        );
+        assert!(sent.id.starts_with(&dtn_node_id(&target_id)), "{}", sent.id);
+    }
+    legit.ferry(&["connect", &tcp_addr(&target)]).ok();
+    wait_delivered(&legit, &one.id, "first after the forgery");
+    wait_delivered(&legit, &two.id, "second after the forgery");
+}
+
+/// A target carrying its own bundle and a legit peer's, each for a peer that is
+/// nowhere; a stranger claims both delivered, every way it can (no signature, its
+/// own signature in the destination's name, its own signature as destination):
+/// both copies stay.
+#[test]
+fn forged_acks_free_no_copy() {
+    let target = Node::start("target");
+    let legit = Node::start("legit");
+    let (x, y) = (absent_peer(), absent_peer());
+    let own = send(&target, &x, "the target's own, for a peer that is nowhere");
+    let carried = send(&legit, &y, "carried by the target");
+    legit.ferry(&["connect", &tcp_addr(&target)]).ok();
+    wait_until(
+        "the target to take the legit bundle",
+        SPREAD_TIMEOUT,
+        || {
+            let status = dtn_status(&target);
+            if status.bundles.iter().any(|b| b.id == carried.id) {
+                Ok(())
+            } else {
+                Err(format!("{:#?}", status.bundles))
+            }
+        },
+    );
+    let acks_before = dtn_status(&target).acks;
+
+    let report = hostile_dtn("dtn-forge-acks", &target, &[&x, &y]);
+    assert_eq!(
+        report.sent[0].answer.as_deref(),
+        Some("summary"),
+        "{report:#?}"
+    );
+    // Its acks naming itself as destination are signed well and kept (they match
+    // no bundle here): once they are counted, the summary has been applied.
+    wait_until("the forged summary to be applied", SPREAD_TIMEOUT, || {
+        let status = dtn_status(&target);
+        if status.acks >= acks_before + 2 {
+            Ok(())
+        } else {
+            Err(format!("{} acks", status.acks))
+        }
+    });
+    let status = dtn_status(&target);
+    for id in [&own.id, &carried.id] {
+        assert!(
+            status.bundles.iter().any(|b| b.id == *id),
+            "a forged ack freed {id}: {:#?}",
+            status.bundles
+        );
+    }
+    assert!(
+        target
+            .log()
+            .contains("acks with no valid signature by their destination ignored"),
+        "the forged acks are reported"
+    );
+}
+
+/// 100,000 acks, each signed by the stranger as destination of a made-up bundle:
+/// the ack table stays within its bounds, the real ack of a delivered bundle stays,
+/// and that bundle, brought again by folder, is not delivered twice.
+#[test]
+fn a_flood_of_acks_leaves_the_table_bounded_and_real_acks_standing() {
+    let target = Node::start("target");
+    let legit = Node::start("legit");
+    let target_id = target.id().peer_id;
+    let text = "delivered before the flood";
+    let sent = send(&legit, &target_id, text);
+    let folder = tempfile::tempdir().unwrap();
+    legit
+        .ferry(&["dtn", "export", folder.path().to_str().unwrap(), "--json"])
+        .ok();
+    legit.ferry(&["connect", &tcp_addr(&target)]).ok();
+    wait_delivered(&target, &sent.id, text);
+
+    let report = hostile_dtn("dtn-ack-flood", &target, &["100000"]);
+    assert!(
+        report
+            .sent
+            .iter()
+            .all(|s| s.answer.as_deref() == Some("summary")),
+        "{:#?}",
+        report.sent
+    );
+    wait_until("the flood to be applied", SPREAD_TIMEOUT, || {
+        let acks = dtn_status(&target).acks as usize;
+        if acks > MAX_ACKS_PER_DESTINATION / 2 {
+            Ok(())
+        } else {
+            Err(format!("{acks} acks"))
+        }
+    });
+    let acks = dtn_status(&target).acks as usize;
+    println!(
+        "ack table after 100,000 acks from one peer: {acks} (cap {MAX_ACKS}, per destination {MAX_ACKS_PER_DESTINATION})"
+    );
+    assert!(acks <= MAX_ACKS_PER_DESTINATION + 1, "{acks}");
+
+    let imported: serde_json::Value = target
+        .ferry(&["dtn", "import", folder.path().to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(imported["delivered"], 0, "delivered twice: {imported}");
+    let items = inbox(&target);
+    assert_eq!(
+        items.iter().filter(|i| i.id == sent.id).count(),
+        1,
+        "{items:#?}"
+    );
+}
+
+/// Acks with the longest ids a node accepts, enough to make the node's own summary
+/// many times a frame, then a burst of summaries: the node's summary stays within
+/// its budget, and a legit contact still completes and delivers.
+#[test]
+fn oversize_and_flooding_summaries_leave_the_nodes_summary_in_its_frame() {
+    let target = Node::start("target");
+    let legit = Node::start("legit");
+    let target_id = target.id().peer_id;
+    let report = hostile_dtn("dtn-ack-bloat", &target, &["40000"]);
+    let last = report.sent.last().expect("a report");
+    assert_eq!(last.what, "the node's summary", "{:#?}", report.sent);
+    assert_eq!(last.answer.as_deref(), Some("summary"), "{last:#?}");
+    println!(
+        "the node's summary after 40,000 long acks: {} bytes (budget {MAX_SUMMARY_BYTES}, frame {MAX_RESPONSE_BYTES})",
+        last.bytes
+    );
+    assert!(last.bytes <= MAX_SUMMARY_BYTES, "{}", last.bytes);
+    let burst = &report.sent[report.sent.len() - 2];
+    println!("summary burst: {}", burst.answer.as_deref().unwrap_or("?"));
+
+    let text = "a contact still completes";
+    let sent = send(&legit, &target_id, text);
+    legit.ferry(&["connect", &tcp_addr(&target)]).ok();
+    wait_delivered(&target, &sent.id, text);
+}
+
+/// A peer sends a large summary and hangs up as soon as it is answered: once the
+/// node has read it, no contact is left open for the peer.
+#[test]
+fn a_summary_read_after_the_peer_left_leaves_no_contact() {
+    let target = Node::start("target");
+    let report = hostile_dtn("dtn-summary-leave", &target, &[]);
+    assert!(report.hung_up_after_ms.is_some(), "{report:#?}");
+    let hostile_node = dtn_node_id(&report.peer_id);
+    wait_until("the late summary to be read", SPREAD_TIMEOUT, || {
+        if target
+            .log()
+            .contains("summary from a peer with no open contact ignored")
+        {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    let status = dtn_status(&target);
+    let contact = status
+        .contacts
+        .iter()
+        .find(|c| c.node == hostile_node)
+        .unwrap_or_else(|| panic!("{:#?}", status.contacts));
+    assert!(!contact.connected, "{contact:#?}");
+    assert!(!contact.routing, "a contact leaked: {contact:#?}");
+}
