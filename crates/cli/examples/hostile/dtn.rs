@@ -114,7 +114,7 @@ impl Contact {
         };
         let dir = DataDir::lock(data_dir)?;
         let keypair = identity::load_or_create(&dir)?;
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair.clone())
+        let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
@@ -141,7 +141,6 @@ impl Contact {
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        swarm.dial(target.clone())?;
         let mut contact = Self {
             swarm,
             keypair,
@@ -150,24 +149,32 @@ impl Contact {
             started: Instant::now(),
             hung_up_at: None,
         };
+        contact.dial().await?;
+        Ok(contact)
+    }
+
+    /// Connects to the node (again, after a hang-up).
+    async fn dial(&mut self) -> anyhow::Result<()> {
+        self.swarm.dial(self.target_addr.clone())?;
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
-            let event = tokio::time::timeout_at(deadline.into(), contact.swarm.select_next_some())
+            let event = tokio::time::timeout_at(deadline.into(), self.swarm.select_next_some())
                 .await
                 .context("timed out connecting to the node")?;
             match event {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target_peer => {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == self.target => {
                     break;
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
-                    eprintln!("cannot connect to {}: {error}", contact.target_addr);
+                    eprintln!("cannot connect to {}: {error}", self.target_addr);
                     std::process::exit(2);
                 }
-                other => contact.handle(other),
+                other => self.handle(other),
             }
         }
-        contact.started = Instant::now();
-        Ok(contact)
+        self.started = Instant::now();
+        self.hung_up_at = None;
+        Ok(())
     }
 
     fn send(&mut self, frame: Vec<u8>) -> OutboundRequestId {

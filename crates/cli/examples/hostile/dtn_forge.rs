@@ -17,15 +17,21 @@
 //!   delivered: for each DESTINATION and for itself, one ack without a signature,
 //!   one signed by this peer in the destination's name, one signed by this peer as
 //!   destination; all in one summary.
-//! - `dtn-ack-flood`: COUNT acks for made-up bundles, each validly signed by this
-//!   peer as their destination, expiring at the far end of time, in summaries of
-//!   [`ACKS_PER_SUMMARY`].
-//! - `dtn-ack-bloat`: the same with ids as long as the node accepts (1 KiB
-//!   sources), meant to grow the node's own summary past the frame; then 40
-//!   summaries at once (a flood); then asks the node's summary and reports its
-//!   encoded size (`sent`'s last entry, `bytes`).
-//! - `dtn-summary-leave`: a summary of 100,000 ids out of order (slow to take in),
-//!   and a hang-up as soon as it is answered, before the node has read it.
+//! - `dtn-ack-flood`: COUNT fake acks for made-up bundles, this peer as their
+//!   destination, expiring at the far end of time, in summaries of
+//!   [`ACKS_PER_SUMMARY`]; all carry one signature (valid for the first only), as
+//!   a cheap flood would.
+//! - `dtn-ack-bloat`: COUNT acks each validly signed by this peer as destination,
+//!   with ids as long as the node accepts (1 KiB sources), meant to grow the
+//!   node's own summary past the frame; then 40 summaries at once (a flood); then
+//!   asks the node's summary and reports its encoded size (`sent`'s last entry,
+//!   `bytes`).
+//! - `dtn-summary-leave`: [`LEAVE_ROUNDS`] times: connect, a summary of 100,000
+//!   ids out of order (slow to take in), and a hang-up as soon as it is answered,
+//!   perhaps before the node has read it.
+//!
+//! The modes that send acks stay connected [`LINGER`] after their last summary, so
+//! the node reads it while the contact is open.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +51,10 @@ const ACKS_PER_SUMMARY: usize = 20_000;
 const LONG_ACKS_PER_SUMMARY: usize = 10_000;
 /// Summaries the bloat mode fires at once.
 const SUMMARY_FLOOD: usize = 40;
+/// How long the ack modes stay connected after their last summary.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(3);
+/// Connections `dtn-summary-leave` makes.
+const LEAVE_ROUNDS: usize = 5;
 /// How often a summary turned away by the node's rate limit is sent again.
 const LIMIT_RETRIES: usize = 10;
 /// Ids in the summary `dtn-summary-leave` hangs up after.
@@ -171,6 +181,7 @@ async fn forge_acks(contact: &mut Contact, destinations: &[PeerId]) -> anyhow::R
         "{count} forged acks for {} held bundles",
         theirs.holds.len()
     );
+    contact.wait_hangup(LINGER).await;
     Ok(Report {
         sent: vec![entry],
         ..contact.report()
@@ -201,17 +212,21 @@ async fn ack_flood(contact: &mut Contact, count: usize, long: bool) -> anyhow::R
         ACKS_PER_SUMMARY
     };
     let mut sent = Vec::new();
+    let first = Ack::signed(&contact.keypair, made_up_id(0, long)?, me.clone(), u64::MAX)?;
     let mut k = 0;
     while k < count {
         let batch = per_summary.min(count - k);
         let acks = (k..k + batch)
             .map(|i| {
-                Ok(Ack::signed(
-                    &contact.keypair,
-                    made_up_id(i, long)?,
-                    me.clone(),
-                    u64::MAX,
-                )?)
+                let id = made_up_id(i, long)?;
+                Ok(if long {
+                    Ack::signed(&contact.keypair, id, me.clone(), u64::MAX)?
+                } else {
+                    Ack {
+                        id,
+                        ..first.clone()
+                    }
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         k += batch;
@@ -258,6 +273,7 @@ async fn ack_flood(contact: &mut Contact, count: usize, long: bool) -> anyhow::R
             ms: started.elapsed().as_millis() as u64,
         });
     }
+    contact.wait_hangup(LINGER).await;
     Ok(Report {
         sent,
         ..contact.report()
@@ -290,11 +306,21 @@ async fn summary_leave(contact: &mut Contact) -> anyhow::Result<Report> {
         ..Summary::default()
     }));
     let len = body.len();
-    let entry = contact.exchange("summary, then gone", len, body).await;
-    let _ = contact.swarm.disconnect_peer_id(contact.target);
-    contact.wait_hangup(std::time::Duration::from_secs(5)).await;
+    let mut sent = Vec::new();
+    for round in 0..LEAVE_ROUNDS {
+        if round > 0 {
+            contact.dial().await?;
+        }
+        sent.push(
+            contact
+                .exchange("summary, then gone", len, body.clone())
+                .await,
+        );
+        let _ = contact.swarm.disconnect_peer_id(contact.target);
+        contact.wait_hangup(std::time::Duration::from_secs(5)).await;
+    }
     Ok(Report {
-        sent: vec![entry],
+        sent,
         ..contact.report()
     })
 }

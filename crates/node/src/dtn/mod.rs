@@ -110,6 +110,8 @@ struct ContactLog {
     last_seen_unix_ms: u64,
     sent: u64,
     received: u64,
+    /// Summaries read from the peer (applied, or ignored after it left).
+    summaries: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -465,7 +467,10 @@ impl Dtn {
         let now = dtn_now();
         summary.acks.truncate(MAX_SUMMARY_ACKS);
         {
-            let inner = self.lock();
+            let mut inner = self.lock();
+            if let Some(log) = inner.contacts.get_mut(peer) {
+                log.summaries += 1;
+            }
             if !inner.router.has_contact(peer) {
                 tracing::info!(%peer, "summary from a peer with no open contact ignored");
                 return Ok(());

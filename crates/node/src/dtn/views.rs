@@ -59,6 +59,8 @@ pub struct ContactView {
     pub last_seen_unix_ms: u64,
     pub bundles_sent: u64,
     pub bundles_received: u64,
+    /// Summaries read from the peer (applied, or ignored once it had left).
+    pub summaries_received: u64,
 }
 
 /// A bundle delivered to this node.
@@ -141,6 +143,7 @@ impl Dtn {
                 last_seen_unix_ms: log.last_seen_unix_ms,
                 bundles_sent: log.sent,
                 bundles_received: log.received,
+                summaries_received: log.summaries,
             })
             .collect();
         Ok(DtnStatus {
