@@ -9,8 +9,9 @@
 //!   a [`Receipt`], is sent only after the bundle is durably stored (or delivered).
 //!
 //! Everything a peer sends is hostile input: ids in summaries are parsed, bundles are
-//! parsed and checked by [`super::Bundle::parse`], and the sizes below bound what one
-//! message can cost.
+//! parsed and checked by [`super::Bundle::parse`], acks are checked against their
+//! destination's signature by the caller, and the sizes below bound what one message
+//! can cost. The protocol is written down in `docs/protocols/dtn.md`.
 
 use serde::{Deserialize, Serialize};
 
