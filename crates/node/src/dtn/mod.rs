@@ -46,6 +46,9 @@ pub const FILE_SERVICE: &str = "file";
 /// A bundle's lifetime unless the sender says otherwise: a week, long enough for a
 /// weekly bus.
 pub const DEFAULT_LIFETIME_MS: u64 = 7 * 24 * 3_600_000;
+/// How far ahead of the wall clock a saved last own creation time may be and still
+/// be resumed after: a day of clock trouble.
+const MAX_LAST_OWN_AHEAD_MS: u64 = 24 * 3_600_000;
 /// Bad signatures read from one summary before the rest of its acks are dropped
 /// unchecked: an honest node sends none, so a few are damage and more are an attack
 /// whose CPU cost (an ed25519 check each) this bounds.
@@ -99,6 +102,8 @@ pub enum DtnError {
     Bundle(#[from] ferry_core::dtn::BundleError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("no fresh creation timestamp is left: the creation clock is at its end")]
+    ClockExhausted,
 }
 
 /// What is known of a peer met in a contact.
@@ -200,7 +205,19 @@ impl Dtn {
         not_needed.extend(router.expire(now).into_iter().map(|r| r.meta.id));
         store.remove_bundles(&not_needed)?;
         let creation = match store.last_own_creation()? {
-            Some(last) => CreationClock::resume_after(last),
+            Some(last) if last.time <= now.saturating_add(MAX_LAST_OWN_AHEAD_MS) => {
+                CreationClock::resume_after(last)
+            }
+            Some(last) => {
+                // Only a forged creation time taken as own (by a version before
+                // bundles were signed) gets this far ahead; resuming after it would
+                // pin the clock.
+                tracing::warn!(
+                    ?last,
+                    "last own creation time is far in the future; not resumed"
+                );
+                CreationClock::new()
+            }
             None => CreationClock::new(),
         };
         tracing::info!(
@@ -270,7 +287,7 @@ impl Dtn {
                 error,
             }
         })?;
-        let created = self.fresh_creation(&source, &destination, now);
+        let created = self.fresh_creation(&source, &destination, now)?;
         let mut bundle = Bundle::new(NewBundle {
             source,
             destination,
@@ -299,17 +316,28 @@ impl Dtn {
     /// The next creation timestamp whose bundle id nobody has taken: a bundle that
     /// claims this node's source (forged: only this node signs its bundles) may sit in
     /// the store under an id this clock would hand out; it is skipped, not reused.
-    fn fresh_creation(&self, source: &Eid, destination: &Eid, now: DtnMillis) -> CreationTimestamp {
+    fn fresh_creation(
+        &self,
+        source: &Eid,
+        destination: &Eid,
+        now: DtnMillis,
+    ) -> Result<CreationTimestamp, DtnError> {
         let mut inner = self.lock();
         let destination = destination.node_id();
+        let mut previous = None;
         loop {
             let created = inner.creation.next(now);
+            if previous == Some(created) {
+                // The clock stands at its last value (time and sequence at their end).
+                return Err(DtnError::ClockExhausted);
+            }
+            previous = Some(created);
             let id = BundleId::new(source.clone(), created);
             let acked = destination
                 .as_ref()
                 .is_some_and(|d| inner.router.is_acked(&id, d));
             if inner.router.held(&id).is_none() && !acked {
-                return created;
+                return Ok(created);
             }
         }
     }

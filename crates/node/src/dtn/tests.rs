@@ -319,3 +319,53 @@ fn an_id_taken_by_a_forgery_is_skipped() {
     assert_eq!(held.iter().filter(|m| m.id == next.id).count(), 1);
     assert!(held.iter().find(|m| m.id == next.id).unwrap().own);
 }
+
+/// A store written by a version that took a forged bundle as its own has its last
+/// own creation time at the end of time: it is not resumed, so sends still work
+/// and get fresh ids.
+#[test]
+fn a_far_future_last_own_creation_is_not_resumed() {
+    let node = Node::new();
+    {
+        let store = Store::open(&node.data).unwrap();
+        let poison = Bundle::new(NewBundle {
+            source: Eid::for_peer(&node.peer, TEXT_SERVICE).unwrap(),
+            destination: Eid::for_peer(&peer(), TEXT_SERVICE).unwrap(),
+            created: CreationTimestamp {
+                time: u64::MAX,
+                seq: u64::MAX,
+            },
+            lifetime_ms: DEFAULT_LIFETIME_MS,
+            priority: Priority::Normal,
+            payload: b"poison".to_vec(),
+        })
+        .unwrap();
+        let bytes = poison.to_bytes();
+        let now = dtn_ms_from_unix_ms(unix_now());
+        let meta = poison.meta(bytes.len() as u64, true, None, now);
+        store
+            .put_bundle(&bytes, &meta, &ferry_core::dtn::Quota::default(), now)
+            .unwrap();
+        assert_eq!(
+            store.last_own_creation().unwrap(),
+            Some(CreationTimestamp {
+                time: u64::MAX,
+                seq: u64::MAX
+            })
+        );
+    }
+    let dtn = node.agent();
+    let send = || {
+        dtn.send(
+            Eid::for_peer(&peer(), TEXT_SERVICE).unwrap(),
+            TEXT_SERVICE,
+            b"after".to_vec(),
+            DEFAULT_LIFETIME_MS,
+            Priority::Normal,
+        )
+        .unwrap()
+    };
+    let (one, two) = (send(), send());
+    assert_ne!(one.id, two.id);
+    assert!(one.id.created().time < u64::MAX);
+}
