@@ -54,12 +54,14 @@ pub struct ContactView {
     pub connected: bool,
     /// The router holds a contact with this node (what it knows the peer holds, the
     /// transfers in flight): exactly while `connected`, never after it left.
+    #[serde(default)]
     pub routing: bool,
     pub first_seen_unix_ms: u64,
     pub last_seen_unix_ms: u64,
     pub bundles_sent: u64,
     pub bundles_received: u64,
     /// Summaries read from the peer (applied, or ignored once it had left).
+    #[serde(default)]
     pub summaries_received: u64,
 }
 

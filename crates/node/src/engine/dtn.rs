@@ -83,6 +83,12 @@ struct Link {
     summary_generation: Option<u64>,
     /// The peer's summary has arrived: plans mean something.
     summarised: bool,
+    /// A summary of the peer's is being read on the blocking pool.
+    reading_summary: bool,
+    /// The newest summary that arrived meanwhile, read next (older ones are
+    /// replaced: a summary says everything the peer knows). So one peer costs one
+    /// summary's signature checks at a time, never the same acks twice in parallel.
+    next_summary: Option<Summary>,
 }
 
 enum Sent {
@@ -147,6 +153,14 @@ impl Engine {
     }
 
     fn take_summary(&mut self, peer: PeerId, summary: Summary) {
+        let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+            return;
+        };
+        if link.reading_summary {
+            link.next_summary = Some(summary);
+            return;
+        }
+        link.reading_summary = true;
         self.dtn_blocking(move |dtn| {
             if let Err(e) = dtn.on_summary(&node(&peer), summary) {
                 tracing::warn!("cannot free acknowledged bundles: {e}");
@@ -304,8 +318,13 @@ impl Engine {
     pub(super) fn on_dtn_done(&mut self, done: Done) {
         match done {
             Done::Summarised(peer) => {
-                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                let next = self.dtn_links.links.get_mut(&peer).and_then(|link| {
                     link.summarised = true;
+                    link.reading_summary = false;
+                    link.next_summary.take()
+                });
+                if let Some(summary) = next {
+                    self.take_summary(peer, summary);
                 }
                 self.pump_bundles(peer, true);
             }
