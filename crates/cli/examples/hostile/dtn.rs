@@ -68,7 +68,7 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
         Some(addr) => addr.parse().context("ADDR is not a multiaddr")?,
         None => bail!("{mode} needs the node's ADDR"),
     };
-    let mut contact = Contact::open(&data_dir, target).await?;
+    let mut contact = Contact::open(&data_dir, target, forge::support(mode)).await?;
     let report = match (mode, &rest[1..]) {
         ("dtn-malformed", []) => malformed(&mut contact).await?,
         ("dtn-oversize", []) => oversize(&mut contact).await?,
@@ -108,7 +108,11 @@ struct Contact {
 }
 
 impl Contact {
-    async fn open(data_dir: &std::path::Path, target: Multiaddr) -> anyhow::Result<Self> {
+    async fn open(
+        data_dir: &std::path::Path,
+        target: Multiaddr,
+        support: request_response::ProtocolSupport,
+    ) -> anyhow::Result<Self> {
         let Some(Protocol::P2p(target_peer)) = target.iter().last() else {
             bail!("{target} does not end in /p2p/PEER_ID");
         };
@@ -130,10 +134,7 @@ impl Contact {
                 ping: ping::Behaviour::new(ping::Config::new()),
                 dtn: request_response::Behaviour::with_codec(
                     FrameCodec,
-                    [(
-                        StreamProtocol::new(PROTOCOL),
-                        request_response::ProtocolSupport::Full,
-                    )],
+                    [(StreamProtocol::new(PROTOCOL), support)],
                     request_response::Config::default()
                         .with_request_timeout(STEP_TIMEOUT)
                         .with_max_concurrent_streams(4 * FLOOD_WINDOW),

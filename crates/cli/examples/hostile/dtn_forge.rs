@@ -26,9 +26,11 @@
 //!   node's own summary past the frame; then 40 summaries at once (a flood); then
 //!   asks the node's summary and reports its encoded size (`sent`'s last entry,
 //!   `bytes`).
-//! - `dtn-summary-leave`: [`LEAVE_ROUNDS`] times: connect, a summary of 100,000
-//!   ids out of order (slow to take in), and a hang-up as soon as it is answered,
-//!   perhaps before the node has read it.
+//! - `dtn-summary-leave`: speaks `/ferry/dtn/1` outbound only, so the node's own
+//!   summary request fails and the node ends the DTN contact while the connection
+//!   stays; then, [`LEAVE_ROUNDS`] times: a summary of 100,000 ids out of order,
+//!   [`LINGER`], a hang-up, and a new connection. A node that reads a summary from
+//!   a peer with no open contact re-creates a contact that nothing ever frees.
 //!
 //! The modes that send acks stay connected [`LINGER`] after their last summary, so
 //! the node reads it while the contact is open.
@@ -42,6 +44,7 @@ use ferry_core::dtn::{
     dtn_ms_from_unix_ms,
 };
 use ferry_net::libp2p::PeerId;
+use ferry_net::libp2p::request_response::ProtocolSupport;
 
 use super::{Contact, Outcome, Report, Sent, bundle_frame, frame};
 
@@ -54,11 +57,20 @@ const SUMMARY_FLOOD: usize = 40;
 /// How long the ack modes stay connected after their last summary.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(3);
 /// Connections `dtn-summary-leave` makes.
-const LEAVE_ROUNDS: usize = 5;
+const LEAVE_ROUNDS: usize = 2;
 /// How often a summary turned away by the node's rate limit is sent again.
 const LIMIT_RETRIES: usize = 10;
 /// Ids in the summary `dtn-summary-leave` hangs up after.
 const LEAVE_IDS: u64 = 100_000;
+
+/// How a mode speaks `/ferry/dtn/1`: `dtn-summary-leave` only asks, never answers.
+pub fn support(mode: &str) -> ProtocolSupport {
+    if mode == "dtn-summary-leave" {
+        ProtocolSupport::Outbound
+    } else {
+        ProtocolSupport::Full
+    }
+}
 
 pub async fn run(mode: &str, contact: &mut Contact, rest: &[String]) -> anyhow::Result<Report> {
     match (mode, rest) {
@@ -311,11 +323,14 @@ async fn summary_leave(contact: &mut Contact) -> anyhow::Result<Report> {
         if round > 0 {
             contact.dial().await?;
         }
+        // Time for the node's summary request to fail here, and its contact to end.
+        contact.wait_hangup(LINGER).await;
         sent.push(
             contact
-                .exchange("summary, then gone", len, body.clone())
+                .exchange("summary after the contact ended", len, body.clone())
                 .await,
         );
+        contact.wait_hangup(LINGER).await;
         let _ = contact.swarm.disconnect_peer_id(contact.target);
         contact.wait_hangup(std::time::Duration::from_secs(5)).await;
     }
