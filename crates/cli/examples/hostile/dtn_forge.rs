@@ -56,6 +56,8 @@ const LONG_ACKS_PER_SUMMARY: usize = 10_000;
 const SUMMARY_FLOOD: usize = 40;
 /// How long the ack modes stay connected after their last summary.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(3);
+/// Longest the bloat mode waits for the node's summary to stop growing.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(70);
 /// Connections `dtn-summary-leave` makes.
 const LEAVE_ROUNDS: usize = 2;
 /// How often a summary turned away by the node's rate limit is sent again.
@@ -271,11 +273,24 @@ async fn ack_flood(contact: &mut Contact, count: usize, long: bool) -> anyhow::R
             failure: None,
             ms: started.elapsed().as_millis() as u64,
         });
-        // Past the burst, the node's limit lets one through again.
+        // Past the burst, the node's limit lets one through again. The node checks
+        // every signature before it keeps an ack (slow in a debug build), so ask
+        // until what it says stops growing.
         let started = Instant::now();
-        let (answer, bytes, failure) = match their_summary(contact).await {
-            Ok((_, size)) => (Some("summary".to_owned()), size, None),
-            Err(e) => (None, 0, Some(e.to_string())),
+        let mut last: Option<(usize, usize)> = None;
+        let (answer, bytes, failure) = loop {
+            match their_summary(contact).await {
+                Ok((summary, size)) => {
+                    let now = (summary.acks.len(), size);
+                    let settled = last == Some(now) && now.0 > 0;
+                    if settled || started.elapsed() > SETTLE_LIMIT {
+                        break (Some(format!("summary of {} acks", now.0)), size, None);
+                    }
+                    last = Some(now);
+                }
+                Err(e) => break (None, 0, Some(e.to_string())),
+            }
+            contact.wait_hangup(std::time::Duration::from_secs(2)).await;
         };
         sent.push(Sent {
             what: "the node's summary".into(),

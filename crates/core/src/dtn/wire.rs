@@ -51,11 +51,9 @@ pub fn bounded(mut summary: Summary) -> Summary {
         .sum();
     let acks_budget = (MAX_SUMMARY_BYTES - holds_budget).saturating_sub(tables);
     summary.acks.retain(|ack| ack.signature.is_some());
-    if summary.acks.len() > MAX_SUMMARY_ACKS {
-        summary
-            .acks
-            .sort_by(|a, b| b.expires_at.cmp(&a.expires_at).then(a.id.cmp(&b.id)));
-    }
+    summary
+        .acks
+        .sort_by(|a, b| b.expires_at.cmp(&a.expires_at).then(a.id.cmp(&b.id)));
     summary.acks.truncate(MAX_SUMMARY_ACKS);
     summary.holds.truncate(MAX_SUMMARY_HOLDS);
     let holds = fitting(&summary.holds, holds_budget, |id| id.to_string().len() + 16);
@@ -148,5 +146,52 @@ mod tests {
         let good = postcard::from_bytes::<DtnRequest>(&shape("dtn://x/-5-0")).unwrap();
         assert!(matches!(good, DtnRequest::Summary(s) if s.holds.len() == 1));
         assert!(postcard::from_bytes::<DtnRequest>(&shape("dtn://x/")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::dtn::routing::Ack;
+    use crate::dtn::sign::Signature;
+    use crate::dtn::{BundleId, CreationTimestamp, Eid, NodeId};
+
+    fn long_id(k: u64) -> BundleId {
+        BundleId::new(
+            Eid::dtn(&format!("{:x<1000}", format!("n{k}")), "x").unwrap(),
+            CreationTimestamp { time: k, seq: 0 },
+        )
+    }
+
+    /// A node holding and knowing far more than a frame carries, with ids as long as
+    /// they go, still sends a summary within its budget: the most useful part.
+    #[test]
+    fn a_summary_of_many_long_ids_fits_its_budget() {
+        let signature = Signature::try_from(&[1u8; 64][..]).unwrap();
+        let destination = NodeId::dtn(&"d".repeat(1000)).unwrap();
+        let summary = Summary {
+            holds: (0..30_000).map(long_id).collect(),
+            acks: (0..30_000)
+                .map(|k| Ack {
+                    id: long_id(k),
+                    destination: destination.clone(),
+                    expires_at: k,
+                    signature: (k % 2 == 0).then(|| signature.clone()),
+                })
+                .collect(),
+            predictabilities: Vec::new(),
+        };
+        let unbounded = postcard::to_allocvec(&summary).unwrap().len();
+        assert!(unbounded > MAX_RESPONSE_BYTES, "{unbounded}");
+        let sent = bounded(summary);
+        let size = postcard::to_allocvec(&DtnResponse::Summary(sent.clone()))
+            .unwrap()
+            .len();
+        assert!(size <= MAX_SUMMARY_BYTES, "{size}");
+        assert!(!sent.holds.is_empty() && !sent.acks.is_empty());
+        assert!(sent.acks.iter().all(|a| a.signature.is_some()));
+        // The latest-expiring acks go first.
+        assert_eq!(sent.acks[0].expires_at, 29_998);
+        assert!(sent.holds.len() <= MAX_SUMMARY_HOLDS);
     }
 }
