@@ -17,6 +17,8 @@
 //! hostile_peer gossip-replay|gossip-future|gossip-topics DATA_DIR ADDR CHANNEL COUNT
 //! hostile_peer gossip-flood DATA_DIR ADDR CHANNEL RATE SECONDS
 //!                                              lie in channel gossip (`hostile/gossip.rs`)
+//! hostile_peer dtn-forge-source|dtn-forge-acks|dtn-ack-flood|dtn-ack-bloat|dtn-summary-leave DATA_DIR ADDR …
+//!                                              forge bundles, acks, summaries (hostile/dtn_forge.rs)
 //! ```
 //!
 //! The serving modes print one JSON line: `{"peer_id", "addr", "id",

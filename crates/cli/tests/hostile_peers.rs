@@ -10,6 +10,8 @@
 #[allow(dead_code)]
 mod common;
 mod hostile;
+#[path = "hostile/dtn.rs"]
+mod hostile_dtn;
 // What `hostile_peer dtn-*` prints; this file reads not every field.
 #[allow(dead_code)]
 #[path = "../examples/hostile/dtn_report.rs"]
@@ -17,15 +19,14 @@ mod dtn_report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Node, Run, SPREAD_TIMEOUT, run_with_deadline, tcp_addr, wait_connected, wait_until};
-use dtn_report::Report as DtnReport;
+use common::{Node, Run, SPREAD_TIMEOUT, tcp_addr, wait_connected, wait_until};
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
 use hostile::start_hostile;
+use hostile_dtn::{absent_peer, dtn_node_id, dtn_status, hostile_dtn};
 
 fn random_file(dir: &Path, len: usize) -> PathBuf {
     let mut bytes = Vec::with_capacity(len);
@@ -132,56 +133,6 @@ fn a_manifest_that_escapes_the_target_is_refused_and_nothing_is_written() {
 // ---------------------------------------------------------------------------
 // Delay-tolerant networking: hostile `/ferry/dtn/1` peers. Each attack must be
 // handled with a clear log line, and cost no other bundle.
-
-/// How long a hostile DTN run may take (the flood is the longest, a few seconds).
-const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `hostile_peer MODE DATA_DIR ADDR EXTRA…` against `target` to the end.
-fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(hostile::binary());
-    command
-        .arg(mode)
-        .arg(dir.path().join("data"))
-        .arg(tcp_addr(target))
-        .args(extra);
-    let started = Instant::now();
-    let run = run_with_deadline(command, b"", HOSTILE_DTN_TIMEOUT);
-    assert!(run.status.success(), "the hostile peer failed: {run:#?}");
-    let report: DtnReport = run.json();
-    println!(
-        "{mode}: the hostile peer {} ran for {:.1} s; hung up on after {:?} ms",
-        report.peer_id,
-        started.elapsed().as_secs_f64(),
-        report.hung_up_after_ms
-    );
-    for sent in &report.sent {
-        println!(
-            "{mode}: {} ({} bytes): {} in {} ms",
-            sent.what,
-            sent.bytes,
-            match (&sent.answer, &sent.failure) {
-                (Some(answer), _) => answer.clone(),
-                (None, failure) => format!("no answer ({})", failure.as_deref().unwrap_or("?")),
-            },
-            sent.ms
-        );
-    }
-    report
-}
-
-/// A peer id that no node has: bundles for it stay where they are.
-fn absent_peer() -> String {
-    ferry_net::libp2p::PeerId::random().to_string()
-}
-
-fn dtn_status(node: &Node) -> DtnStatus {
-    node.ferry(&["dtn", "status", "--json"]).ok().json()
-}
-
-fn dtn_node_id(peer_id: &str) -> String {
-    format!("dtn://{peer_id}/")
-}
 
 /// The lines of `node`'s log that contain every one of `parts`.
 fn log_lines(node: &Node, parts: &[&str]) -> Vec<String> {

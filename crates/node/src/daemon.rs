@@ -60,7 +60,11 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
     let store =
         Arc::new(Store::open_with(&dir, settings.store)?.with_retention(settings.retention));
     recover_partials(&store);
-    let dtn = Arc::new(Dtn::open(store.clone(), local, settings.dtn.clone())?);
+    let dtn = Arc::new(Dtn::open(
+        store.clone(),
+        keypair.clone(),
+        settings.dtn.clone(),
+    )?);
     tracing::info!(peer = %local, %name, data_dir = %dir.path().display(), "starting");
 
     let mut swarm = build_swarm(

@@ -522,7 +522,7 @@ impl<'w> Engine<'w> {
         if receiver.receiving.contains(&idx) {
             return Some(Outcome::PeerHas);
         }
-        let relayed = b.meta.relayed(&receiver.id, &sender.id);
+        let relayed = b.meta.relayed(&sender.id);
         match receiver.router.admission(&relayed, now) {
             Admission::ForUs => None,
             Admission::New => match self.room(to, &relayed) {
@@ -556,7 +556,7 @@ impl<'w> Engine<'w> {
             self.nodes[from as usize].id.clone(),
             self.nodes[to as usize].id.clone(),
         );
-        let relayed = self.bundles[idx as usize].meta.relayed(&to_id, &from_id);
+        let relayed = self.bundles[idx as usize].meta.relayed(&from_id);
         let id = relayed.id.clone();
         let mut gained = false;
         let outcome = match self.nodes[to as usize].router.admission(&relayed, now) {

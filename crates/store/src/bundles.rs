@@ -187,8 +187,15 @@ enum Place {
 /// The router state as stored: versioned, so a later layout can be told apart.
 #[derive(Serialize, Deserialize)]
 enum RouterRow {
-    V1(RouterState),
+    /// The layout from before acks were signed: never decoded (its acks carry no
+    /// signature, so no peer would take them); [`V1_TAG`] tells it apart, and the
+    /// node's start-up reconciliation rebuilds the rest from the store.
+    V1Unsigned(()),
+    V2(RouterState),
 }
+
+/// postcard's encoding of the variant `RouterRow::V1Unsigned`: its index, 0.
+const V1_TAG: u8 = 0;
 
 impl Record {
     fn new(meta: &BundleMeta, bytes: &[u8], stored_at: DtnMillis, seq: u64) -> Self {
@@ -701,7 +708,7 @@ impl Store {
         put_state(
             &mut txn.open_table(DTN_STATE)?,
             ROUTER_KEY,
-            &RouterRow::V1(state.clone()),
+            &RouterRow::V2(state.clone()),
         )?;
         txn.commit()?;
         Ok(())
@@ -710,8 +717,18 @@ impl Store {
     /// The router state last saved, `None` if never.
     pub fn load_router_state(&self) -> Result<Option<RouterState>, StoreError> {
         let txn = self.read()?;
-        let row: Option<RouterRow> = get_state(&txn.open_table(DTN_STATE)?, ROUTER_KEY)?;
-        Ok(row.map(|RouterRow::V1(state)| state))
+        let table = txn.open_table(DTN_STATE)?;
+        let legacy = table
+            .get(ROUTER_KEY)?
+            .is_some_and(|row| row.value().first() == Some(&V1_TAG));
+        if legacy {
+            return Ok(None);
+        }
+        let row: Option<RouterRow> = get_state(&table, ROUTER_KEY)?;
+        Ok(row.and_then(|row| match row {
+            RouterRow::V2(state) => Some(state),
+            RouterRow::V1Unsigned(()) => None,
+        }))
     }
 
     /// Appends a bundle delivered to this node to the inbox, durably, before its

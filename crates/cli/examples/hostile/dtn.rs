@@ -47,6 +47,8 @@ use ferry_net::libp2p::{
 use ferry_store::{DataDir, identity};
 use report::{FloodReport, Report, Sent};
 
+#[path = "dtn_forge.rs"]
+mod forge;
 #[path = "dtn_report.rs"]
 mod report;
 
@@ -66,12 +68,19 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
         Some(addr) => addr.parse().context("ADDR is not a multiaddr")?,
         None => bail!("{mode} needs the node's ADDR"),
     };
-    let mut contact = Contact::open(&data_dir, target).await?;
+    let mut contact = Contact::open(&data_dir, target, forge::support(mode)).await?;
     let report = match (mode, &rest[1..]) {
         ("dtn-malformed", []) => malformed(&mut contact).await?,
         ("dtn-oversize", []) => oversize(&mut contact).await?,
         ("dtn-flood", [count, payload]) => {
             flood(&mut contact, count.parse()?, payload.parse()?).await?
+        }
+        (mode, rest)
+            if mode.starts_with("dtn-forge")
+                || mode.contains("-ack")
+                || mode.contains("summary") =>
+        {
+            forge::run(mode, &mut contact, rest).await?
         }
         _ => bail!(
             "usage: hostile_peer dtn-malformed|dtn-oversize DATA_DIR ADDR | dtn-flood DATA_DIR ADDR COUNT PAYLOAD_BYTES"
@@ -90,6 +99,8 @@ enum Outcome {
 /// One connection to the node under test, with the hostile codec.
 struct Contact {
     swarm: Swarm<Raw>,
+    /// This peer's key, for the forgery modes' signatures.
+    keypair: ferry_net::libp2p::identity::Keypair,
     target: PeerId,
     target_addr: Multiaddr,
     started: Instant,
@@ -97,13 +108,17 @@ struct Contact {
 }
 
 impl Contact {
-    async fn open(data_dir: &std::path::Path, target: Multiaddr) -> anyhow::Result<Self> {
+    async fn open(
+        data_dir: &std::path::Path,
+        target: Multiaddr,
+        support: request_response::ProtocolSupport,
+    ) -> anyhow::Result<Self> {
         let Some(Protocol::P2p(target_peer)) = target.iter().last() else {
             bail!("{target} does not end in /p2p/PEER_ID");
         };
         let dir = DataDir::lock(data_dir)?;
         let keypair = identity::load_or_create(&dir)?;
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
@@ -119,10 +134,7 @@ impl Contact {
                 ping: ping::Behaviour::new(ping::Config::new()),
                 dtn: request_response::Behaviour::with_codec(
                     FrameCodec,
-                    [(
-                        StreamProtocol::new(PROTOCOL),
-                        request_response::ProtocolSupport::Full,
-                    )],
+                    [(StreamProtocol::new(PROTOCOL), support)],
                     request_response::Config::default()
                         .with_request_timeout(STEP_TIMEOUT)
                         .with_max_concurrent_streams(4 * FLOOD_WINDOW),
@@ -130,32 +142,40 @@ impl Contact {
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        swarm.dial(target.clone())?;
         let mut contact = Self {
             swarm,
+            keypair,
             target: target_peer,
             target_addr: target,
             started: Instant::now(),
             hung_up_at: None,
         };
+        contact.dial().await?;
+        Ok(contact)
+    }
+
+    /// Connects to the node (again, after a hang-up).
+    async fn dial(&mut self) -> anyhow::Result<()> {
+        self.swarm.dial(self.target_addr.clone())?;
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
-            let event = tokio::time::timeout_at(deadline.into(), contact.swarm.select_next_some())
+            let event = tokio::time::timeout_at(deadline.into(), self.swarm.select_next_some())
                 .await
                 .context("timed out connecting to the node")?;
             match event {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target_peer => {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == self.target => {
                     break;
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
-                    eprintln!("cannot connect to {}: {error}", contact.target_addr);
+                    eprintln!("cannot connect to {}: {error}", self.target_addr);
                     std::process::exit(2);
                 }
-                other => contact.handle(other),
+                other => self.handle(other),
             }
         }
-        contact.started = Instant::now();
-        Ok(contact)
+        self.started = Instant::now();
+        self.hung_up_at = None;
+        Ok(())
     }
 
     fn send(&mut self, frame: Vec<u8>) -> OutboundRequestId {

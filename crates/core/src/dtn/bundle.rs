@@ -20,6 +20,9 @@
 //!   through dtnd. A bundle without it is normal.
 //! - a bundle age block only when the creation time is 0 (a node without a clock), as
 //!   RFC 9171 §4.2.2 requires.
+//! - a **signature block** on every bundle a ferry node makes: an RFC 9172 Block
+//!   Integrity Block with ferry's ed25519 security context (see `dtn::sign`), by the
+//!   source node's key. [`Bundle::origin`] checks it.
 //! - the payload block.
 //! - CRC-32C on every block.
 //!
@@ -47,6 +50,10 @@ use thiserror::Error;
 
 use super::DtnMillis;
 use super::eid::{Eid, EidError, MAX_EID_LEN, NodeId, canonical_u64};
+use super::sign::{
+    BIB_BLOCK_NUMBER, BIB_BLOCK_TYPE, SignError, bundle_digest, decode_bib, encode_bib,
+    sign_bundle, verify_bundle,
+};
 
 /// Largest bundle accepted or built, in encoded bytes: 16 MiB.
 ///
@@ -307,6 +314,20 @@ pub enum BundleError {
     },
     #[error("bundle's hop limit is reached; it may not be forwarded again")]
     HopLimitExceeded,
+    #[error("cannot sign the bundle: {0}")]
+    Sign(#[from] SignError),
+}
+
+/// Whether a bundle's source vouches for it ([`Bundle::origin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Its source is a ferry node, and the bundle carries that node's valid signature.
+    Signed,
+    /// Its source names a ferry node, but no valid signature by that node is there:
+    /// forged (or damaged on the way). Never taken as that node's word.
+    Forged,
+    /// Its source is not a ferry node (other DTN software): there is no key to check.
+    Unsigned,
 }
 
 /// What [`Bundle::new`] builds a bundle from.
@@ -394,6 +415,69 @@ impl Bundle {
             });
         }
         Ok(bundle)
+    }
+
+    /// Adds the source's signature block (see `dtn::sign`); `keypair` must be the key
+    /// of the source's node. Refused if the bundle would then be over the size limit.
+    pub fn sign(&mut self, keypair: &libp2p_identity::Keypair) -> Result<(), BundleError> {
+        let source = self.source().node_id().ok_or(BundleError::Anonymous)?;
+        let signature = sign_bundle(keypair, &source, &self.digest())?;
+        self.inner
+            .canonicals
+            .retain(|b| b.block_type != BIB_BLOCK_TYPE);
+        let block = bp7::CanonicalBlockBuilder::default()
+            .block_type(BIB_BLOCK_TYPE)
+            .block_number(BIB_BLOCK_NUMBER)
+            .block_control_flags(0)
+            .data(bp7::CanonicalData::Unknown(encode_bib(&source, &signature)))
+            .build()
+            .map_err(|e| BundleError::Invalid(e.to_string()))?;
+        self.inner.canonicals.push(block);
+        self.inner.sort_canonicals();
+        self.inner.set_crc(bp7::crc::CRC_32);
+        let size = self.to_bytes().len();
+        if size > MAX_BUNDLE_BYTES {
+            return Err(BundleError::TooLarge {
+                size,
+                max: MAX_BUNDLE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the source vouches for this bundle: a ferry source must have signed it
+    /// (CPU work: a BLAKE3 pass over the payload and an ed25519 check).
+    pub fn origin(&self) -> Origin {
+        let Some(source) = self.source().node_id().filter(|n| n.peer_id().is_some()) else {
+            return Origin::Unsigned;
+        };
+        let claimed = source.to_string();
+        let digest = self.digest();
+        let signed = self
+            .inner
+            .canonicals
+            .iter()
+            .filter(|b| b.block_type == BIB_BLOCK_TYPE)
+            .filter_map(|b| match b.data() {
+                bp7::CanonicalData::Unknown(data) => decode_bib(data),
+                _ => None,
+            })
+            .any(|(signer, sig)| signer == claimed && verify_bundle(&source, &digest, &sig));
+        if signed {
+            Origin::Signed
+        } else {
+            Origin::Forged
+        }
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        bundle_digest(
+            self.source(),
+            &self.destination,
+            self.created(),
+            self.lifetime_ms(),
+            self.payload(),
+        )
     }
 
     /// Decodes and checks bytes from anywhere (a peer, a TCPCL session, a folder).
@@ -586,13 +670,14 @@ impl Bundle {
         Ok(())
     }
 
-    /// The routing and storage summary of this bundle as held by `local`.
-    /// `size` is its stored size in bytes; `received_from` the peer it came from
-    /// (`None` for the node's own bundles and for imports from a folder).
+    /// The routing and storage summary of this bundle. `size` is its stored size in
+    /// bytes; `own` whether this node made it (only the node knows: a source is
+    /// only a claim); `received_from` the peer it came from (`None` for the node's
+    /// own bundles and for imports from a folder).
     pub fn meta(
         &self,
         size: u64,
-        local: &NodeId,
+        own: bool,
         received_from: Option<NodeId>,
         received_at: DtnMillis,
     ) -> BundleMeta {
@@ -602,7 +687,7 @@ impl Bundle {
             size,
             priority: self.priority,
             expires_at: self.expires_at(received_at),
-            own: self.source().node_id().as_ref() == Some(local),
+            own,
             received_from,
         }
     }
@@ -620,7 +705,8 @@ pub struct BundleMeta {
     pub priority: Priority,
     /// End of the lifetime, DTN ms.
     pub expires_at: DtnMillis,
-    /// Made by this node (its source is on this node): never evicted.
+    /// Made by this node (created by it, not merely naming it as source): never
+    /// evicted, and its creation time advances the node's creation clock.
     pub own: bool,
     /// The peer that handed it over; `None` for own bundles and folder imports.
     pub received_from: Option<NodeId>,
@@ -631,11 +717,12 @@ impl BundleMeta {
         now >= self.expires_at
     }
 
-    /// The same bundle as `to` holds it after receiving it from `from` (for the
-    /// simulator, which moves metadata instead of bytes).
-    pub fn relayed(&self, to: &NodeId, from: &NodeId) -> BundleMeta {
+    /// The same bundle as a node holds it after receiving it from `from` (for the
+    /// simulator, which moves metadata instead of bytes). A received copy is never
+    /// the receiver's own, whatever its source says.
+    pub fn relayed(&self, from: &NodeId) -> BundleMeta {
         BundleMeta {
-            own: self.id.source().node_id().as_ref() == Some(to),
+            own: false,
             received_from: Some(from.clone()),
             ..self.clone()
         }

@@ -12,17 +12,20 @@
 //! - [`routing`]: the per-node [`Router`]: direct delivery, epidemic, binary
 //!   spray-and-wait, PRoPHET; summaries exchanged on contact; delivery acknowledgements.
 //! - [`evict`]: the storage quota and what to drop to make room.
+//! - [`sign`]: ed25519 signatures of bundles (an RFC 9172 integrity block) and of
+//!   delivery acknowledgements, by a ferry node's own key.
 //! - [`wire`]: the messages of `/ferry/dtn/1`, the contact protocol between ferry nodes.
 
 pub mod bundle;
 pub mod eid;
 pub mod evict;
 pub mod routing;
+pub mod sign;
 pub mod wire;
 
 pub use bundle::{
     Bundle, BundleError, BundleId, BundleMeta, CreationClock, CreationTimestamp, MAX_BUNDLE_BYTES,
-    NewBundle, Priority,
+    NewBundle, Origin, Priority,
 };
 pub use eid::{Eid, EidError, NodeId};
 pub use evict::{Quota, Refusal, Room, make_room};

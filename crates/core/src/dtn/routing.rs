@@ -26,15 +26,20 @@
 //!
 //! # Delivery acknowledgements
 //! When a bundle reaches its destination node, the destination records an [`Ack`]
-//! (bundle id + the bundle's expiry). Acks travel in every summary, between ferry nodes
-//! whatever their strategy, like the "anti-packets" of epidemic routing: a carrier
-//! that learns of one deletes its copy and passes the ack on, and a node that has it
-//! refuses that bundle if it comes round again (a router never holds a bundle it
-//! knows delivered). A carrier that hands a bundle straight
-//! to its destination deletes its copy at once. Acks are kept until the bundle would
-//! have expired (at most [`MAX_ACK_RETENTION_MS`]). They are not signed: a peer can
-//! claim a delivery that did not happen and make carriers drop a copy; signed
-//! acknowledgements are future work.
+//! (bundle id, destination node, the bundle's expiry, and the destination's ed25519
+//! signature over them, see [`super::sign`]). Acks travel in every summary, between
+//! ferry nodes whatever their strategy, like the "anti-packets" of epidemic routing: a
+//! carrier that learns of one deletes its copy and passes the ack on, and a node that
+//! has it refuses that bundle if it comes round again (a router never holds a bundle
+//! it knows delivered). An ack is keyed by bundle id *and* destination, and only ever
+//! matches a bundle for that destination: a node can acknowledge only what was sent
+//! to it. A carrier that hands a bundle straight to its destination deletes its copy
+//! at once (and records an unsigned ack it keeps to itself). Acks are kept until the
+//! bundle would have expired (at most [`MAX_ACK_RETENTION_MS`]), [`MAX_ACKS`] at most.
+//!
+//! The router does not check signatures (it is fed by the simulator too, which has
+//! no keys): the caller verifies acks from peers ([`Ack::verify`]) before handing
+//! them over, and sends only signed ones.
 //!
 //! # Strategies
 //! - **Direct delivery**: a bundle only ever goes to its destination (one copy, the
@@ -67,6 +72,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::bundle::{BundleId, BundleMeta};
+use super::sign::{SignError, Signature, ack_digest, sign_ack, verify_ack};
 use super::{DtnMillis, NodeId};
 pub use prophet::{ProphetConfig, ProphetTable};
 use vec_map::{VecMap, seek};
@@ -76,9 +82,15 @@ use vec_map::{VecMap, seek};
 /// delivered twice after its ack is forgotten.
 pub const MAX_ACK_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
 
-/// Most acks kept. At ~100 bytes each this bounds them to ~10 MB; past it the ones
-/// that expire soonest are forgotten first.
+/// Most acks kept. At ~250 bytes each (id, destination, signature) this bounds them
+/// to ~25 MB; past it unsigned ones and those that expire soonest are forgotten first.
 pub const MAX_ACKS: usize = 100_000;
+
+/// Most acks kept for one destination node, of those a peer's summary brings: a
+/// quarter of [`MAX_ACKS`] (as a peer may fill a quarter of the store). A node may
+/// sign acks for any id naming itself as destination, and they are valid; this
+/// keeps one such node from pushing everyone else's acks out of the table.
+pub const MAX_ACKS_PER_DESTINATION: usize = MAX_ACKS / 4;
 
 /// Most bundle ids remembered from one peer's summaries.
 pub const MAX_SUMMARY_IDS: usize = 100_000;
@@ -151,11 +163,93 @@ impl FromStr for Strategy {
     }
 }
 
-/// "Bundle `id` reached its destination", kept and spread until `expires_at`.
+/// "Bundle `id` reached `destination`", kept and spread until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub id: BundleId,
+    /// The bundle's destination node: the only node whose ack counts.
+    pub destination: NodeId,
     pub expires_at: DtnMillis,
+    /// The destination's signature over the three fields above; `None` for what a
+    /// carrier records when it hands a bundle to its destination itself (kept, never
+    /// sent) and in the simulator.
+    pub signature: Option<Signature>,
+}
+
+impl Ack {
+    /// An ack signed by `keypair`, which must be the destination's key.
+    pub fn signed(
+        keypair: &libp2p_identity::Keypair,
+        id: BundleId,
+        destination: NodeId,
+        expires_at: DtnMillis,
+    ) -> Result<Self, SignError> {
+        let signature = sign_ack(
+            keypair,
+            &destination,
+            &ack_digest(&id, &destination, expires_at),
+        )?;
+        Ok(Self {
+            id,
+            destination,
+            expires_at,
+            signature: Some(signature),
+        })
+    }
+
+    /// Whether the destination signed this ack (CPU work: an ed25519 check). An
+    /// unsigned ack, or one for a destination that is no ferry node, is not.
+    pub fn verify(&self) -> bool {
+        self.signature.as_ref().is_some_and(|sig| {
+            verify_ack(
+                &self.destination,
+                &ack_digest(&self.id, &self.destination, self.expires_at),
+                sig,
+            )
+        })
+    }
+}
+
+/// Acks are kept per bundle and destination: an ack by one node never hides a
+/// bundle for another that happens to have the same id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct AckKey {
+    id: BundleId,
+    destination: NodeId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct AckEntry {
+    /// Kept until then: the bundle's expiry, capped (see [`retained_until`]).
+    keep_until: DtnMillis,
+    /// The expiry the ack says (and its signature covers).
+    expires_at: DtnMillis,
+    signature: Option<Signature>,
+}
+
+impl AckEntry {
+    fn arriving(expires_at: DtnMillis, signature: Option<Signature>, now: DtnMillis) -> Self {
+        Self {
+            keep_until: retained_until(expires_at, now),
+            expires_at,
+            signature,
+        }
+    }
+
+    /// Of two acks of one bundle, a signed one beats an unsigned one (it can be passed
+    /// on), then the one kept longer.
+    fn rank(&self) -> (bool, DtnMillis) {
+        (self.signature.is_some(), self.keep_until)
+    }
+
+    fn ack(&self, key: &AckKey) -> Ack {
+        Ack {
+            id: key.id.clone(),
+            destination: key.destination.clone(),
+            expires_at: self.expires_at,
+            signature: self.signature.clone(),
+        }
+    }
 }
 
 /// What a node tells a peer at the start of a contact (and again when it changes).
@@ -265,7 +359,7 @@ pub struct Router {
     strategy: Strategy,
     held: BTreeMap<BundleId, Held>,
     /// A vector: every summary exchange walks all of them.
-    acks: VecMap<BundleId, DtnMillis>,
+    acks: VecMap<AckKey, AckEntry>,
     contacts: BTreeMap<NodeId, Contact>,
     prophet: Option<(ProphetConfig, ProphetTable)>,
 }
@@ -316,7 +410,9 @@ impl Router {
         // A router holds no bundle it knows delivered (summaries and plans rely on
         // it); only a state that `state()` did not write can list one as both.
         let acks = &router.acks;
-        router.held.retain(|id, _| !acks.contains_key(id));
+        router
+            .held
+            .retain(|id, held| find_ack(acks, id, &held.meta.destination).is_none());
         if let (Some((_, table)), Some(saved)) = (router.prophet.as_mut(), state.prophet) {
             *table = saved;
         }
@@ -361,15 +457,42 @@ impl Router {
         self.contacts.keys()
     }
 
-    pub fn is_acked(&self, id: &BundleId) -> bool {
-        self.acks.contains_key(id)
+    /// Whether a delivery of `id` to `destination` is known.
+    pub fn is_acked(&self, id: &BundleId, destination: &NodeId) -> bool {
+        find_ack(&self.acks, id, destination).is_some()
+    }
+
+    /// Whether the known delivery of `id` to `destination` carries its signature.
+    pub fn is_acked_signed(&self, id: &BundleId, destination: &NodeId) -> bool {
+        find_ack(&self.acks, id, destination).is_some_and(|e| e.signature.is_some())
     }
 
     pub fn acks(&self) -> impl Iterator<Item = Ack> + '_ {
-        self.acks.iter().map(|(id, expires_at)| Ack {
-            id: id.clone(),
-            expires_at: *expires_at,
-        })
+        self.acks.iter().map(|(key, entry)| entry.ack(key))
+    }
+
+    /// Number of acks kept.
+    pub fn ack_count(&self) -> usize {
+        self.acks.len()
+    }
+
+    /// Whether a contact with `peer` is open (between `contact_up` and `contact_down`).
+    pub fn has_contact(&self, peer: &NodeId) -> bool {
+        self.contacts.contains_key(peer)
+    }
+
+    /// How many acks are kept for each destination (one pass over the table).
+    pub fn acks_per_destination(&self) -> BTreeMap<NodeId, usize> {
+        let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for (key, _) in self.acks.iter() {
+            match counts.get_mut(&key.destination) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(key.destination.clone(), 1);
+                }
+            }
+        }
+        counts
     }
 
     /// PRoPHET's table (None under other strategies).
@@ -379,7 +502,7 @@ impl Router {
 
     /// What to do with an arriving bundle, before storing it.
     pub fn admission(&self, meta: &BundleMeta, now: DtnMillis) -> Admission {
-        if self.acks.contains_key(&meta.id) {
+        if self.is_acked(&meta.id, &meta.destination) {
             Admission::AlreadyDelivered
         } else if meta.is_expired(now) {
             Admission::Expired
@@ -427,23 +550,36 @@ impl Router {
 
     /// This node is the destination and has delivered `id` to the application:
     /// remember the delivery (refusing the bundle from now on) and spread the ack.
+    /// Records an unsigned ack: a caller with a key passes the signed ack to
+    /// [`Router::on_ack`] as well (the signed one then stands).
     pub fn on_delivered(&mut self, id: &BundleId, expires_at: DtnMillis, now: DtnMillis) {
         self.held.remove(id);
         self.record_ack(
             Ack {
                 id: id.clone(),
+                destination: self.local.clone(),
                 expires_at,
+                signature: None,
             },
             now,
         );
     }
 
-    /// An acknowledgement arrived from outside a summary (e.g. a folder import).
-    /// Returns the copy to delete, if we held one.
+    /// An acknowledgement arrived from outside a summary (e.g. a folder import), or
+    /// this node signed one. Returns the copy to delete, if we held one for that
+    /// destination.
     pub fn on_ack(&mut self, ack: Ack, now: DtnMillis) -> Option<Removed> {
-        let id = ack.id.clone();
+        let removed = self.remove_acked(&ack);
         self.record_ack(ack, now);
-        self.held.remove(&id).map(|held| Removed {
+        removed
+    }
+
+    /// The held copy an ack frees: only a copy for the ack's destination.
+    fn remove_acked(&mut self, ack: &Ack) -> Option<Removed> {
+        if self.held.get(&ack.id)?.meta.destination != ack.destination {
+            return None;
+        }
+        self.held.remove(&ack.id).map(|held| Removed {
             meta: held.meta,
             reason: Removal::Acked,
         })
@@ -462,7 +598,7 @@ impl Router {
             .filter(|h| h.meta.is_expired(now))
             .map(|h| h.meta.id.clone())
             .collect();
-        self.acks.retain(|(_, expires_at)| *expires_at > now);
+        self.acks.retain(|(_, entry)| entry.keep_until > now);
         gone.into_iter()
             .filter_map(|id| self.held.remove(&id))
             .map(|held| Removed {
@@ -505,13 +641,16 @@ impl Router {
     }
 
     /// `peer`'s summary arrived. Returns the bundles its acknowledgements remove.
+    /// A summary from a peer with no open contact (one that arrives, or is processed,
+    /// after [`Router::contact_down`]) is ignored: contacts exist only between
+    /// `contact_up` and `contact_down`.
     pub fn on_summary(&mut self, peer: &NodeId, summary: Summary, now: DtnMillis) -> Vec<Removed> {
+        if !self.contacts.contains_key(peer) {
+            return Vec::new();
+        }
         let mut acks = summary.acks;
         acks.truncate(MAX_ACKS);
-        let news: Vec<bool> = acks
-            .iter()
-            .map(|ack| self.ack_is_news(&ack.id, ack.expires_at, now))
-            .collect();
+        let news: Vec<bool> = acks.iter().map(|ack| self.ack_is_news(ack, now)).collect();
         let fresh = news.iter().filter(|n| **n).count();
         // Skipping an ack that changes nothing is only exact while no trim to
         // MAX_ACKS can happen on the way: a trim may forget an ack the summary
@@ -680,7 +819,9 @@ impl Router {
         self.record_ack(
             Ack {
                 id: id.clone(),
+                destination: peer.clone(),
                 expires_at: held.meta.expires_at,
+                signature: None,
             },
             now,
         );
@@ -732,11 +873,8 @@ impl Router {
     fn live_acks(&self, now: DtnMillis) -> impl Iterator<Item = Ack> + '_ {
         self.acks
             .iter()
-            .filter(move |(_, e)| *e > now)
-            .map(|(id, e)| Ack {
-                id: id.clone(),
-                expires_at: *e,
-            })
+            .filter(move |(_, e)| e.keep_until > now)
+            .map(|(key, entry)| entry.ack(key))
     }
 
     fn predictabilities(&self) -> Vec<(NodeId, f64)> {
@@ -746,14 +884,24 @@ impl Router {
         }
     }
 
-    /// Whether `on_ack` would record the ack (new, or expiring later than the one
-    /// known) or delete a held copy.
-    fn ack_is_news(&self, id: &BundleId, expires_at: DtnMillis, now: DtnMillis) -> bool {
-        let alive = expires_at > now;
-        match self.acks.get(id) {
+    /// Whether `on_ack` would record the ack (new, or better than the one known) or
+    /// delete a held copy.
+    pub fn ack_is_news(&self, ack: &Ack, now: DtnMillis) -> bool {
+        let alive = ack.expires_at > now;
+        match find_ack(&self.acks, &ack.id, &ack.destination) {
             // No copy to delete: a router holds no bundle it knows delivered.
-            Some(known) => alive && *known < retained_until(expires_at, now),
-            None => alive || self.held.contains_key(id),
+            Some(known) => {
+                alive
+                    && AckEntry::arriving(ack.expires_at, ack.signature.clone(), now).rank()
+                        > known.rank()
+            }
+            None => {
+                alive
+                    || self
+                        .held
+                        .get(&ack.id)
+                        .is_some_and(|h| h.meta.destination == ack.destination)
+            }
         }
     }
 
@@ -784,7 +932,9 @@ impl Router {
             acks,
             predictabilities,
         } = incoming;
-        let contact = self.contacts.entry(peer.clone()).or_default();
+        let Some(contact) = self.contacts.get_mut(peer) else {
+            return Vec::new();
+        };
         contact.summarised = true;
         let in_order = holds.is_sorted_by(|x, y| x < y);
         let holds = holds.into_iter().map(|id| (id, ()));
@@ -822,11 +972,7 @@ impl Router {
         // What `on_ack` does for each, in two passes: copies and acks are apart.
         let removed = acks
             .iter()
-            .filter_map(|ack| self.held.remove(&ack.id))
-            .map(|held| Removed {
-                meta: held.meta,
-                reason: Removal::Acked,
-            })
+            .filter_map(|ack| self.remove_acked(ack))
             .collect();
         self.record_acks(acks, now);
         if let Some((config, table)) = self.prophet.as_mut()
@@ -860,12 +1006,13 @@ impl Router {
         if ack.expires_at <= now {
             return;
         }
-        self.acks
-            .merge(ack.id, retained_until(ack.expires_at, now), keep_later);
+        let (key, entry) = ack_entry(ack, now);
+        self.acks.merge(key, entry, keep_better);
         if self.acks.len() > MAX_ACKS {
-            // Forget the soonest-expiring tenth in one go, so a flood costs one pass
-            // per 10 000 acks rather than one scan per ack.
-            self.acks.remove_lowest(MAX_ACKS / 10, Ord::cmp);
+            // Forget a tenth in one go (unsigned first, then the soonest-expiring), so
+            // a flood costs one pass per 10 000 acks rather than one scan per ack.
+            self.acks
+                .remove_lowest(MAX_ACKS / 10, |a, b| a.rank().cmp(&b.rank()));
         }
     }
 
@@ -876,16 +1023,15 @@ impl Router {
         let mut acks = acks
             .into_iter()
             .filter(|ack| ack.expires_at > now)
-            .map(|ack| (ack.id, retained_until(ack.expires_at, now)))
             .peekable();
         while acks.peek().is_some() {
             let room = MAX_ACKS.saturating_sub(self.acks.len());
             if room == 0 {
-                let (id, expires_at) = acks.next().expect("peeked");
-                self.record_ack(Ack { id, expires_at }, now);
+                let ack = acks.next().expect("peeked");
+                self.record_ack(ack, now);
             } else {
-                self.acks
-                    .merge_all(acks.by_ref().take(room).collect(), keep_later);
+                let batch = acks.by_ref().take(room).map(|a| ack_entry(a, now));
+                self.acks.merge_all(batch.collect(), keep_better);
             }
         }
     }
@@ -898,9 +1044,33 @@ struct Incoming {
     predictabilities: Vec<(NodeId, f64)>,
 }
 
-/// Of two expiries of one ack, the later stands.
-fn keep_later(known: &mut DtnMillis, arriving: DtnMillis) {
-    *known = (*known).max(arriving);
+/// Of two acks of one bundle, the better stands (see [`AckEntry::rank`]).
+fn keep_better(known: &mut AckEntry, arriving: AckEntry) {
+    if arriving.rank() > known.rank() {
+        *known = arriving;
+    }
+}
+
+fn ack_entry(ack: Ack, now: DtnMillis) -> (AckKey, AckEntry) {
+    let entry = AckEntry::arriving(ack.expires_at, ack.signature, now);
+    let key = AckKey {
+        id: ack.id,
+        destination: ack.destination,
+    };
+    (key, entry)
+}
+
+/// The ack of `id` for `destination`, searched without building a key.
+fn find_ack<'a>(
+    acks: &'a VecMap<AckKey, AckEntry>,
+    id: &BundleId,
+    destination: &NodeId,
+) -> Option<&'a AckEntry> {
+    let entries = acks.as_slice();
+    entries
+        .binary_search_by(|(k, _)| k.id.cmp(id).then_with(|| k.destination.cmp(destination)))
+        .ok()
+        .map(|i| &entries[i].1)
 }
 
 /// How long an ack arriving at `now` is kept: until its bundle expires, capped.
@@ -914,42 +1084,39 @@ fn retained_until(expires_at: DtnMillis, now: DtnMillis) -> DtnMillis {
 /// one list for every entry of the other would cost a logarithm of comparisons each.
 fn ack_news(a: &Router, b: &Router, now: DtnMillis) -> (Vec<Ack>, Vec<Ack>) {
     // A summary lists only live acks; one that is unknown is news, a known one is if
-    // it extends the expiry. Neither side holds a bundle it knows delivered.
-    let news =
-        |to: &mut Vec<Ack>, id: &BundleId, expires_at: DtnMillis, known: Option<DtnMillis>| {
-            if expires_at > now && known.is_none_or(|k| k < retained_until(expires_at, now)) {
-                to.push(Ack {
-                    id: id.clone(),
-                    expires_at,
-                });
-            }
-        };
+    // it ranks higher. Neither side holds a bundle it knows delivered.
+    let news = |to: &mut Vec<Ack>, key: &AckKey, entry: &AckEntry, known: Option<&AckEntry>| {
+        let arriving = AckEntry::arriving(entry.expires_at, entry.signature.clone(), now);
+        if entry.keep_until > now && known.is_none_or(|k| k.rank() < arriving.rank()) {
+            to.push(entry.ack(key));
+        }
+    };
     let (mut for_a, mut for_b) = (Vec::new(), Vec::new());
     let (mut of_a, mut of_b) = (a.acks.as_slice(), b.acks.as_slice());
     loop {
         match (of_a.split_first(), of_b.split_first()) {
             (Some(((x, ex), rest_a)), Some(((y, ey), rest_b))) => match x.cmp(y) {
                 Ordering::Less => {
-                    news(&mut for_b, x, *ex, None);
+                    news(&mut for_b, x, ex, None);
                     of_a = rest_a;
                 }
                 Ordering::Greater => {
-                    news(&mut for_a, y, *ey, None);
+                    news(&mut for_a, y, ey, None);
                     of_b = rest_b;
                 }
                 Ordering::Equal => {
-                    news(&mut for_a, y, *ey, Some(*ex));
-                    news(&mut for_b, x, *ex, Some(*ey));
+                    news(&mut for_a, y, ey, Some(ex));
+                    news(&mut for_b, x, ex, Some(ey));
                     of_a = rest_a;
                     of_b = rest_b;
                 }
             },
             (Some(((x, ex), rest)), None) => {
-                news(&mut for_b, x, *ex, None);
+                news(&mut for_b, x, ex, None);
                 of_a = rest;
             }
             (None, Some(((y, ey), rest))) => {
-                news(&mut for_a, y, *ey, None);
+                news(&mut for_a, y, ey, None);
                 of_b = rest;
             }
             (None, None) => return (for_a, for_b),
@@ -957,5 +1124,7 @@ fn ack_news(a: &Router, b: &Router, now: DtnMillis) -> (Vec<Ack>, Vec<Ack>) {
     }
 }
 
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod tests;

@@ -28,13 +28,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_core::PeerId;
-use ferry_core::dtn::wire::Receipt;
+use ferry_core::dtn::wire::{self, MAX_SUMMARY_ACKS, Receipt};
 use ferry_core::dtn::{
-    Admission, Bundle, BundleId, BundleMeta, CreationClock, DtnMillis, Eid, Forward,
-    MAX_BUNDLE_BYTES, NewBundle, NodeId, Priority, Quota, Removed, Router, Strategy, Summary,
-    dtn_ms_from_unix_ms,
+    Ack, Admission, Bundle, BundleId, BundleMeta, CreationClock, CreationTimestamp, DtnMillis, Eid,
+    Forward, MAX_BUNDLE_BYTES, NewBundle, NodeId, Origin, Priority, Quota, Removed, Router,
+    Strategy, Summary, dtn_ms_from_unix_ms, routing::MAX_ACKS_PER_DESTINATION,
 };
+use ferry_core::{Keypair, PeerId};
 use ferry_store::{Store, StoreError};
 use tokio::sync::watch;
 
@@ -47,6 +47,13 @@ pub const FILE_SERVICE: &str = "file";
 /// A bundle's lifetime unless the sender says otherwise: a week, long enough for a
 /// weekly bus.
 pub const DEFAULT_LIFETIME_MS: u64 = 7 * 24 * 3_600_000;
+/// How far ahead of the wall clock a saved last own creation time may be and still
+/// be resumed after: a day of clock trouble.
+const MAX_LAST_OWN_AHEAD_MS: u64 = 24 * 3_600_000;
+/// Bad signatures read from one summary before the rest of its acks are dropped
+/// unchecked: an honest node sends none, so a few are damage and more are an attack
+/// whose CPU cost (an ed25519 check each) this bounds.
+const MAX_BAD_ACKS_PER_SUMMARY: usize = 16;
 
 /// How a node does DTN, from its configuration.
 #[derive(Debug, Clone)]
@@ -96,6 +103,8 @@ pub enum DtnError {
     Bundle(#[from] ferry_core::dtn::BundleError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("no fresh creation timestamp is left: the creation clock is at its end")]
+    ClockExhausted,
 }
 
 /// What is known of a peer met in a contact.
@@ -107,6 +116,8 @@ struct ContactLog {
     last_seen_unix_ms: u64,
     sent: u64,
     received: u64,
+    /// Summaries read from the peer (applied, or ignored after it left).
+    summaries: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -128,6 +139,8 @@ struct Inner {
 
 pub struct Dtn {
     store: Arc<Store>,
+    /// Signs this node's bundles and delivery acks.
+    keypair: Keypair,
     local_peer: PeerId,
     local: NodeId,
     quota: Quota,
@@ -154,10 +167,11 @@ impl Dtn {
     /// the store holds (*blocking*).
     pub fn open(
         store: Arc<Store>,
-        local_peer: PeerId,
+        keypair: Keypair,
         settings: DtnSettings,
     ) -> Result<Self, StoreError> {
         let now = dtn_now();
+        let local_peer = keypair.public().to_peer_id();
         let local = NodeId::from_peer(&local_peer);
         let saved = store.load_router_state()?.unwrap_or_default();
         let mut router = Router::from_state(local.clone(), settings.strategy, saved, now);
@@ -184,14 +198,27 @@ impl Dtn {
             }
         }
         for entry in store.inbox()? {
-            if !router.is_acked(&entry.meta.id) {
-                router.on_delivered(&entry.meta.id, entry.meta.expires_at, now);
+            if !router.is_acked_signed(&entry.meta.id, &local) {
+                let ack = sign_ack(&keypair, &entry.meta);
+                router.on_ack(ack, now);
             }
         }
         not_needed.extend(router.expire(now).into_iter().map(|r| r.meta.id));
         store.remove_bundles(&not_needed)?;
         let creation = match store.last_own_creation()? {
-            Some(last) => CreationClock::resume_after(last),
+            Some(last) if last.time <= now.saturating_add(MAX_LAST_OWN_AHEAD_MS) => {
+                CreationClock::resume_after(last)
+            }
+            Some(last) => {
+                // Only a forged creation time taken as own (by a version before
+                // bundles were signed) gets this far ahead; resuming after it would
+                // pin the clock.
+                tracing::warn!(
+                    ?last,
+                    "last own creation time is far in the future; not resumed"
+                );
+                CreationClock::new()
+            }
             None => CreationClock::new(),
         };
         tracing::info!(
@@ -202,6 +229,7 @@ impl Dtn {
         );
         Ok(Self {
             store,
+            keypair,
             local_peer,
             local,
             quota: settings.quota,
@@ -260,8 +288,8 @@ impl Dtn {
                 error,
             }
         })?;
-        let created = self.lock().creation.next(now);
-        let bundle = Bundle::new(NewBundle {
+        let created = self.fresh_creation(&source, &destination, now)?;
+        let mut bundle = Bundle::new(NewBundle {
             source,
             destination,
             created,
@@ -269,12 +297,13 @@ impl Dtn {
             priority,
             payload,
         })?;
+        bundle.sign(&self.keypair)?;
         let bytes = bundle.to_bytes();
-        let meta = bundle.meta(bytes.len() as u64, &self.local, None, now);
+        let meta = bundle.meta(bytes.len() as u64, true, None, now);
         if meta.destination == self.local {
             self.store.deliver_to_inbox(&bytes, &meta, now)?;
             let mut inner = self.lock();
-            inner.router.on_delivered(&meta.id, meta.expires_at, now);
+            self.record_delivery(&mut inner, &meta, now);
             inner.counters.delivered += 1;
             Self::touch(&mut inner, &self.changed);
             return Ok(meta);
@@ -283,6 +312,41 @@ impl Dtn {
         self.take_in(&stored, None, None, now);
         tracing::info!(bundle = %meta.id, to = %bundle.destination(), bytes = bytes.len(), "bundle queued");
         Ok(stored.meta)
+    }
+
+    /// The next creation timestamp whose bundle id nobody has taken: a bundle that
+    /// claims this node's source (forged: only this node signs its bundles) may sit in
+    /// the store under an id this clock would hand out; it is skipped, not reused.
+    fn fresh_creation(
+        &self,
+        source: &Eid,
+        destination: &Eid,
+        now: DtnMillis,
+    ) -> Result<CreationTimestamp, DtnError> {
+        let mut inner = self.lock();
+        let destination = destination.node_id();
+        let mut previous = None;
+        loop {
+            let created = inner.creation.next(now);
+            if previous == Some(created) {
+                // The clock stands at its last value (time and sequence at their end).
+                return Err(DtnError::ClockExhausted);
+            }
+            previous = Some(created);
+            let id = BundleId::new(source.clone(), created);
+            let acked = destination
+                .as_ref()
+                .is_some_and(|d| inner.router.is_acked(&id, d));
+            if inner.router.held(&id).is_none() && !acked {
+                return Ok(created);
+            }
+        }
+    }
+
+    /// This node has delivered a bundle for itself: its signed ack is recorded (and
+    /// spreads).
+    fn record_delivery(&self, inner: &mut Inner, meta: &BundleMeta, now: DtnMillis) {
+        inner.router.on_ack(sign_ack(&self.keypair, meta), now);
     }
 
     /// Takes a bundle from a peer (`from`), a TCPCL session or a folder (`None`):
@@ -325,8 +389,17 @@ impl Dtn {
         }
         let bundle = Bundle::parse(bytes).map_err(|e| Rejection::fault(e.to_string()))?;
         let now = dtn_now();
-        let meta = bundle.meta(bytes.len() as u64, &self.local, from.cloned(), now);
+        // Never own, whatever its source says: only `send` makes this node's bundles.
+        let meta = bundle.meta(bytes.len() as u64, false, from.cloned(), now);
         let admission = self.lock().router.admission(&meta, now);
+        if admission == Admission::ForUs && bundle.origin() == Origin::Forged {
+            // A ferry source that did not sign it: not shown as that node's word. The
+            // carrier that brought it may be honest, so it is no fault of theirs.
+            return Err(Rejection::not_now(format!(
+                "bundle {} claims a ferry node as its source but is not signed by it",
+                meta.id
+            )));
+        }
         match admission {
             Admission::AlreadyDelivered | Admission::Duplicate => Ok(Receipt::Have),
             Admission::Expired => Err(Rejection::not_now(format!(
@@ -339,7 +412,7 @@ impl Dtn {
                     .deliver_to_inbox(bytes, &meta, now)
                     .map_err(|e| Rejection::not_now(format!("cannot store it here: {e}")))?;
                 let mut inner = self.lock();
-                inner.router.on_delivered(&meta.id, meta.expires_at, now);
+                self.record_delivery(&mut inner, &meta, now);
                 Self::touch(&mut inner, &self.changed);
                 if new {
                     tracing::info!(bundle = %meta.id, bytes = bytes.len(), "bundle delivered to this node");
@@ -411,17 +484,49 @@ impl Dtn {
         }
     }
 
-    /// What to tell peers now.
+    /// What to tell peers now, cut to fit a frame (see [`wire::bounded`]).
     pub fn summary(&self) -> Summary {
-        self.lock().router.summary(dtn_now())
+        wire::bounded(self.lock().router.summary(dtn_now()))
     }
 
     /// A peer's summary arrived; the copies its acknowledgements free are deleted
-    /// (*blocking*).
-    pub fn on_summary(&self, peer: &NodeId, summary: Summary) -> Result<(), StoreError> {
+    /// (*blocking*: every new ack's signature is checked). A summary from a peer
+    /// with no open contact is ignored by the router.
+    pub fn on_summary(&self, peer: &NodeId, mut summary: Summary) -> Result<(), StoreError> {
+        let now = dtn_now();
+        summary.acks.truncate(MAX_SUMMARY_ACKS);
+        {
+            let mut inner = self.lock();
+            if let Some(log) = inner.contacts.get_mut(peer) {
+                log.summaries += 1;
+            }
+            if !inner.router.has_contact(peer) {
+                tracing::info!(%peer, "summary from a peer with no open contact ignored");
+                return Ok(());
+            }
+            // Only acks that would change something cost a signature check, and no
+            // destination gets more than its share of the table.
+            let mut per_destination = inner.router.acks_per_destination();
+            summary.acks.retain(|ack| {
+                if !inner.router.ack_is_news(ack, now) {
+                    return false;
+                }
+                let count = match per_destination.get_mut(&ack.destination) {
+                    Some(count) => count,
+                    None => per_destination.entry(ack.destination.clone()).or_insert(0),
+                };
+                *count += 1;
+                *count <= MAX_ACKS_PER_DESTINATION
+            });
+        }
+        let (acks, bad) = verified(summary.acks);
+        if bad > 0 {
+            tracing::info!(%peer, bad, "acks with no valid signature by their destination ignored");
+        }
+        summary.acks = acks;
         let removed = {
             let mut inner = self.lock();
-            let removed = inner.router.on_summary(peer, summary, dtn_now());
+            let removed = inner.router.on_summary(peer, summary, now);
             if !removed.is_empty() {
                 Self::touch(&mut inner, &self.changed);
             }
@@ -529,9 +634,11 @@ impl Dtn {
         Ok(())
     }
 
-    /// Applies acknowledgements that came by folder (*blocking*).
-    pub fn on_acks(&self, acks: Vec<ferry_core::dtn::Ack>) -> Result<usize, StoreError> {
+    /// Applies acknowledgements that came by folder (*blocking*); only those signed
+    /// by their destination count.
+    pub fn on_acks(&self, acks: Vec<Ack>) -> Result<usize, StoreError> {
         let now = dtn_now();
+        let acks: Vec<Ack> = acks.into_iter().filter(Ack::verify).collect();
         let removed: Vec<Removed> = {
             let mut inner = self.lock();
             let removed: Vec<Removed> = acks
@@ -555,11 +662,58 @@ impl Dtn {
             .collect()
     }
 
-    pub fn acks(&self) -> Vec<ferry_core::dtn::Ack> {
-        self.lock().router.acks().collect()
+    /// The acks to pass on (signed ones: a peer ignores the rest).
+    pub fn acks(&self) -> Vec<Ack> {
+        self.lock()
+            .router
+            .acks()
+            .filter(|ack| ack.signature.is_some())
+            .collect()
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// This node's signed ack of a bundle delivered to it.
+fn sign_ack(keypair: &Keypair, meta: &BundleMeta) -> Ack {
+    let unsigned = || Ack {
+        id: meta.id.clone(),
+        destination: meta.destination.clone(),
+        expires_at: meta.expires_at,
+        signature: None,
+    };
+    Ack::signed(
+        keypair,
+        meta.id.clone(),
+        meta.destination.clone(),
+        meta.expires_at,
+    )
+    .unwrap_or_else(|e| {
+        // Only a key that cannot sign gets here; the delivery still counts here.
+        tracing::warn!(bundle = %meta.id, "cannot sign the delivery ack: {e}");
+        unsigned()
+    })
+}
+
+/// The acks whose destination signed them, and how many were not; after
+/// [`MAX_BAD_ACKS_PER_SUMMARY`] bad ones the rest are dropped unchecked.
+fn verified(acks: Vec<Ack>) -> (Vec<Ack>, usize) {
+    let mut bad = 0;
+    let good = acks
+        .into_iter()
+        .filter(|ack| {
+            if bad >= MAX_BAD_ACKS_PER_SUMMARY {
+                bad += 1;
+                return false;
+            }
+            let ok = ack.verify();
+            if !ok {
+                bad += 1;
+            }
+            ok
+        })
+        .collect();
+    (good, bad)
 }

@@ -7,6 +7,12 @@
 //! destination; a TCPCL acknowledgement only says the bytes arrived.
 //!
 //! What strangers on the TCPCL port may take is bounded in [`super::tcpcl_limits`].
+//! A TCPCL session is not authenticated: its SESS_INIT node id is a claim. A peer
+//! claiming a ferry node's id (`dtn://PEER_ID/`) is routed as a carrier under a name
+//! of its own ([`contact_node`]), never as that node: bundles for a ferry node are
+//! handed to their destination only over libp2p, whose connection proves the peer
+//! id, and what the TCPCL peer sends is counted against it, not against the node it
+//! names.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,7 +130,12 @@ fn options(dtn: &Dtn, limits: &TcpclLimits) -> TcpclOptions {
 /// are received, stored and only then acknowledged.
 async fn run_session(dtn: Arc<Dtn>, mut session: TcpclSession, via: String, limits: &TcpclLimits) {
     let peer_text = session.peer().node_id.clone();
-    let Some(node) = peer_text.parse::<Eid>().ok().and_then(|e| e.node_id()) else {
+    let Some(node) = peer_text
+        .parse::<Eid>()
+        .ok()
+        .and_then(|e| e.node_id())
+        .and_then(|claimed| contact_node(&claimed))
+    else {
         tracing::warn!(%via, node_id = %peer_text, "TCPCL peer's node id is not a DTN endpoint; closing");
         let _ = session.close().await;
         return;
@@ -170,6 +181,16 @@ async fn run_session(dtn: Arc<Dtn>, mut session: TcpclSession, via: String, limi
     }
     sender.abort();
     dtn.contact_down(&node);
+}
+
+/// The node a TCPCL peer is routed as: its own node id, unless that names a ferry
+/// node, which the session cannot prove; then `dtn://tcpcl.PEER_ID/`, a carrier that
+/// is no bundle's destination.
+pub fn contact_node(claimed: &NodeId) -> Option<NodeId> {
+    match claimed.peer_id() {
+        Some(peer) => NodeId::dtn(&format!("tcpcl.{peer}")).ok(),
+        None => Some(claimed.clone()),
+    }
 }
 
 fn send_loop(dtn: Arc<Dtn>, session: &TcpclSession, node: NodeId) -> JoinHandle<()> {

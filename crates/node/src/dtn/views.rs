@@ -52,10 +52,17 @@ pub struct ContactView {
     /// `libp2p` or `tcpcl ADDR`.
     pub via: String,
     pub connected: bool,
+    /// The router holds a contact with this node (what it knows the peer holds, the
+    /// transfers in flight): exactly while `connected`, never after it left.
+    #[serde(default)]
+    pub routing: bool,
     pub first_seen_unix_ms: u64,
     pub last_seen_unix_ms: u64,
     pub bundles_sent: u64,
     pub bundles_received: u64,
+    /// Summaries read from the peer (applied, or ignored once it had left).
+    #[serde(default)]
+    pub summaries_received: u64,
 }
 
 /// A bundle delivered to this node.
@@ -165,6 +172,8 @@ impl Dtn {
                 received_from: meta.received_from.as_ref().map(ToString::to_string),
             });
         }
+        let routing: std::collections::BTreeSet<&ferry_core::dtn::NodeId> =
+            inner.router.contacts().collect();
         let contacts = inner
             .contacts
             .iter()
@@ -172,10 +181,12 @@ impl Dtn {
                 node: node.to_string(),
                 via: log.via.clone(),
                 connected: log.up,
+                routing: routing.contains(node),
                 first_seen_unix_ms: log.first_seen_unix_ms,
                 last_seen_unix_ms: log.last_seen_unix_ms,
                 bundles_sent: log.sent,
                 bundles_received: log.received,
+                summaries_received: log.summaries,
             })
             .collect();
         Ok(DtnStatus {
@@ -188,7 +199,7 @@ impl Dtn {
                 .map(|(d, (count, bytes))| (d, count, bytes))
                 .collect(),
             quota_bytes: self.quota.max_bytes,
-            acks: inner.router.acks().count() as u64,
+            acks: inner.router.ack_count() as u64,
             inbox,
             contacts,
             received: inner.counters.received,

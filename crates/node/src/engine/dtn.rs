@@ -29,6 +29,13 @@ const MAX_STRIKES: u32 = 3;
 /// refused (the sender retries later), so one peer cannot hog the store's writes.
 const BUNDLE_BURST: u32 = 2_000;
 const BUNDLES_PER_SECOND: f64 = 500.0;
+/// Summaries one peer may send: a burst of 4, then one a second (an honest node
+/// sends one at the start of a contact and at most one a second after, only when
+/// something changed). Past it a summary goes unanswered and unread, so what one
+/// peer's summaries cost (up to 20,000 ids and 20,000 ack signatures each) is
+/// bounded per second; the peer's own retry sends it again later.
+const SUMMARY_BURST: u32 = 4;
+const SUMMARIES_PER_SECOND: f64 = 1.0;
 /// Rate-limit warnings, and refusals for want of room, are logged at most this
 /// often per peer: a peer that keeps sending into a full store must not fill
 /// the log instead.
@@ -44,6 +51,7 @@ pub(super) struct Links {
     links: HashMap<PeerId, Link>,
     sent: HashMap<OutboundRequestId, (PeerId, Sent)>,
     limiter: KeyedLimiter<PeerId>,
+    summary_limiter: KeyedLimiter<PeerId>,
     strikes: HashMap<PeerId, u32>,
     /// Peers struck out, and when to disconnect them (monotonic ms).
     hang_up: HashMap<PeerId, u64>,
@@ -58,6 +66,7 @@ impl Default for Links {
             links: HashMap::new(),
             sent: HashMap::new(),
             limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
+            summary_limiter: KeyedLimiter::new(SUMMARY_BURST, SUMMARIES_PER_SECOND, 4096),
             strikes: HashMap::new(),
             hang_up: HashMap::new(),
             flood_logged: LogLimiter::new(FLOOD_LOG_MS, LOGGED_PEERS),
@@ -75,6 +84,12 @@ struct Link {
     summary_generation: Option<u64>,
     /// The peer's summary has arrived: plans mean something.
     summarised: bool,
+    /// A summary of the peer's is being read on the blocking pool.
+    reading_summary: bool,
+    /// The newest summary that arrived meanwhile, read next (older ones are
+    /// replaced: a summary says everything the peer knows). So one peer costs one
+    /// summary's signature checks at a time, never the same acks twice in parallel.
+    next_summary: Option<Summary>,
 }
 
 enum Sent {
@@ -139,6 +154,14 @@ impl Engine {
     }
 
     fn take_summary(&mut self, peer: PeerId, summary: Summary) {
+        let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+            return;
+        };
+        if link.reading_summary {
+            link.next_summary = Some(summary);
+            return;
+        }
+        link.reading_summary = true;
         self.dtn_blocking(move |dtn| {
             if let Err(e) = dtn.on_summary(&node(&peer), summary) {
                 tracing::warn!("cannot free acknowledged bundles: {e}");
@@ -211,9 +234,17 @@ impl Engine {
     ) {
         match request {
             DtnRequest::Summary(summary) => {
-                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
-                    link.summary_generation = Some(self.dtn.generation());
+                let now = self.clock.mono_ms();
+                if !self.dtn_links.summary_limiter.allow(&peer, now) {
+                    // Dropping the channel fails the peer's request; it sends again.
+                    tracing::debug!(%peer, "peer sends summaries too often; one ignored");
+                    return;
                 }
+                let Some(link) = self.dtn_links.links.get_mut(&peer) else {
+                    // No contact (not a ferry node yet, or gone): nothing to read it into.
+                    return;
+                };
+                link.summary_generation = Some(self.dtn.generation());
                 let ours = DtnResponse::Summary(self.dtn.summary());
                 let _ = self.swarm.behaviour_mut().dtn.send_response(channel, ours);
                 self.take_summary(peer, summary);
@@ -286,8 +317,13 @@ impl Engine {
     pub(super) fn on_dtn_done(&mut self, done: Done) {
         match done {
             Done::Summarised(peer) => {
-                if let Some(link) = self.dtn_links.links.get_mut(&peer) {
+                let next = self.dtn_links.links.get_mut(&peer).and_then(|link| {
                     link.summarised = true;
+                    link.reading_summary = false;
+                    link.next_summary.take()
+                });
+                if let Some(summary) = next {
+                    self.take_summary(peer, summary);
                 }
                 self.pump_bundles(peer, true);
             }

@@ -334,13 +334,16 @@ fn meta_says_whose_bundle_it_is() {
     let bundle = Bundle::new(spec(vec![1, 2, 3])).unwrap();
     let me = bundle.source().node_id().unwrap();
     let other = NodeId::dtn("bus").unwrap();
-    let mine = bundle.meta(100, &me, None, 0);
+    // Whose it is is the caller's word (it made it or not), never the source's.
+    let mine = bundle.meta(100, true, None, 0);
     assert!(mine.own);
     assert_eq!(mine.destination, NodeId::dtn("beta").unwrap());
     assert_eq!(mine.expires_at, 800_000_000_000 + 3_600_000);
-    let carried = bundle.meta(100, &other, Some(me.clone()), 0);
+    let carried = bundle.meta(100, false, Some(me.clone()), 0);
     assert!(!carried.own);
-    assert!(carried.relayed(&me, &other).own);
+    // A copy that comes back to its source from a peer is not taken as its own.
+    assert!(!mine.relayed(&other).own);
+    assert_eq!(mine.relayed(&other).received_from, Some(other.clone()));
 }
 
 proptest! {

@@ -79,7 +79,9 @@ impl Net {
         self.routers[b].contact_down(&node(a), now);
         for r in &self.routers {
             assert!(
-                r.held.keys().all(|id| !r.acks.contains_key(id)),
+                r.held
+                    .values()
+                    .all(|h| !r.is_acked(&h.meta.id, &h.meta.destination)),
                 "a router holds a bundle it knows delivered"
             );
         }
@@ -92,7 +94,7 @@ impl Net {
             .held(&forward.id)
             .expect("planned bundles are held")
             .meta
-            .relayed(&node(y), &node(x));
+            .relayed(&node(x));
         match self.routers[y].admission(&meta, now) {
             Admission::ForUs => {
                 *self.delivered.entry(meta.id.clone()).or_default() += 1;
@@ -162,7 +164,7 @@ fn plan_from_scratch(r: &Router, peer: &NodeId, now: DtnMillis) -> Vec<Forward> 
         if held.meta.is_expired(now)
             || contact.holds.contains_key(id)
             || contact.in_flight.contains_key(id)
-            || r.acks.contains_key(id)
+            || r.is_acked(id, &held.meta.destination)
         {
             continue;
         }
@@ -209,7 +211,9 @@ fn on_summary_one_by_one(
     summary: Summary,
     now: DtnMillis,
 ) -> Vec<Removed> {
-    let contact = r.contacts.entry(peer.clone()).or_default();
+    let Some(contact) = r.contacts.get_mut(peer) else {
+        return Vec::new();
+    };
     contact.summarised = true;
     for id in summary.holds {
         if contact.holds.len() >= MAX_SUMMARY_IDS {
@@ -308,12 +312,12 @@ fn the_village_bus_town_mule_delivers_and_the_ack_rides_back() {
         assert_eq!(net.delivered.get(&id), Some(&1), "{strategy}");
         // The bus handed it to its destination and dropped its copy at once.
         assert_eq!(net.holders(&id), vec![village], "{strategy}");
-        assert!(net.routers[bus].is_acked(&id));
+        assert!(net.routers[bus].is_acked(&id, &node(town)));
         // The next village–bus contact carries the ack home.
         net.contact(village, bus, never);
         assert!(net.holders(&id).is_empty(), "{strategy}");
         // A stray copy coming round again is refused everywhere it is known.
-        let stale = meta_from(village, town, 1, Priority::Normal).relayed(&node(town), &node(bus));
+        let stale = meta_from(village, town, 1, Priority::Normal).relayed(&node(bus));
         assert_eq!(
             net.routers[town].admission(&stale, net.now),
             Admission::AlreadyDelivered
@@ -462,7 +466,7 @@ fn prophet_forwards_only_to_better_carriers() {
 #[test]
 fn acks_delete_copies_and_are_bounded_in_time() {
     let mut r = Router::new(node(0), Strategy::Epidemic);
-    let meta = meta_from(3, 9, 1, Priority::Normal).relayed(&node(0), &node(3));
+    let meta = meta_from(3, 9, 1, Priority::Normal).relayed(&node(3));
     r.insert(meta.clone(), None, T0);
     r.contact_up(&node(1), T0);
     let removed = r.on_summary(
@@ -470,7 +474,9 @@ fn acks_delete_copies_and_are_bounded_in_time() {
         Summary {
             acks: vec![Ack {
                 id: meta.id.clone(),
+                destination: meta.destination.clone(),
                 expires_at: u64::MAX,
+                signature: None,
             }],
             ..Summary::default()
         },
@@ -480,25 +486,26 @@ fn acks_delete_copies_and_are_bounded_in_time() {
     assert_eq!(removed[0].reason, Removal::Acked);
     assert!(r.is_empty());
     assert_eq!(r.admission(&meta, T0), Admission::AlreadyDelivered);
-    // A forged far-future expiry is capped at the retention limit.
-    assert_eq!(
-        r.acks().next().unwrap().expires_at,
-        T0 + MAX_ACK_RETENTION_MS
-    );
+    // A forged far-future expiry is capped at the retention limit (the ack keeps
+    // the expiry it says, which its signature covers, but is kept no longer).
+    r.expire(T0 + MAX_ACK_RETENTION_MS - 1);
+    assert!(r.is_acked(&meta.id, &meta.destination));
     r.expire(T0 + MAX_ACK_RETENTION_MS);
-    assert!(!r.is_acked(&meta.id));
+    assert!(!r.is_acked(&meta.id, &meta.destination));
     // Already-expired acks are not kept at all.
     assert!(
         r.on_ack(
             Ack {
                 id: meta.id.clone(),
-                expires_at: T0
+                destination: meta.destination.clone(),
+                expires_at: T0,
+                signature: None,
             },
             T0 + 1
         )
         .is_none()
     );
-    assert!(!r.is_acked(&meta.id));
+    assert!(!r.is_acked(&meta.id, &meta.destination));
 }
 
 #[test]
@@ -517,7 +524,7 @@ fn expiry_drops_bundles_and_refuses_late_arrivals() {
 #[test]
 fn bundles_for_this_node_are_delivered_not_carried() {
     let mut r = Router::new(node(9), Strategy::Epidemic);
-    let meta = meta_from(0, 9, 1, Priority::Normal).relayed(&node(9), &node(0));
+    let meta = meta_from(0, 9, 1, Priority::Normal).relayed(&node(0));
     assert_eq!(r.insert(meta.clone(), None, T0), Admission::ForUs);
     assert!(r.is_empty());
     r.on_delivered(&meta.id, meta.expires_at, T0);
@@ -541,7 +548,8 @@ fn state_survives_a_restart() {
     let back = Router::from_state(node(0), r.strategy().clone(), saved.clone(), T0);
     assert_eq!(back.state(), saved);
     assert_eq!(back.held(&a.id).unwrap().copies, 3);
-    assert!(back.is_acked(&b.id));
+    // `on_delivered` records the delivery to this node (it is the destination).
+    assert!(back.is_acked(&b.id, back.local()));
     assert_eq!(back.contacts().count(), 0);
 }
 
@@ -644,7 +652,7 @@ fn any_summary() -> impl Generator<Value = Summary> {
     let p = proptest::prop_oneof![-0.5f64..1.5, Just(f64::NAN)];
     (
         proptest::collection::vec(id.clone(), 0..20),
-        proptest::collection::vec((id, expiry), 0..30),
+        proptest::collection::vec((id, 0usize..8, expiry), 0..30),
         proptest::collection::vec((0usize..8, p), 0..12),
         any::<bool>(),
     )
@@ -653,7 +661,12 @@ fn any_summary() -> impl Generator<Value = Summary> {
                 holds,
                 acks: acks
                     .into_iter()
-                    .map(|(id, expires_at)| Ack { id, expires_at })
+                    .map(|(id, d, expires_at)| Ack {
+                        id,
+                        destination: node(d),
+                        expires_at,
+                        signature: None,
+                    })
                     .collect(),
                 predictabilities: preds.into_iter().map(|(n, p)| (node(n), p)).collect(),
             };
@@ -661,8 +674,12 @@ fn any_summary() -> impl Generator<Value = Summary> {
                 // As a router lists them.
                 summary.holds.sort();
                 summary.holds.dedup();
-                summary.acks.sort_by(|a, b| a.id.cmp(&b.id));
-                summary.acks.dedup_by(|a, b| a.id == b.id);
+                summary
+                    .acks
+                    .sort_by(|a, b| (&a.id, &a.destination).cmp(&(&b.id, &b.destination)));
+                summary
+                    .acks
+                    .dedup_by(|a, b| (&a.id, &a.destination) == (&b.id, &b.destination));
                 summary.predictabilities.sort_by(|a, b| a.0.cmp(&b.0));
                 summary.predictabilities.dedup_by(|a, b| a.0 == b.0);
             }
@@ -745,13 +762,15 @@ fn a_restored_router_carries_no_bundle_it_knows_delivered() {
         ],
         acks: vec![Ack {
             id: meta.id.clone(),
+            destination: meta.destination.clone(),
             expires_at: meta.expires_at,
+            signature: None,
         }],
         prophet: None,
     };
     let r = Router::from_state(node(0), Strategy::Epidemic, state, T0);
     assert!(r.held(&meta.id).is_none());
-    assert!(r.is_acked(&meta.id));
+    assert!(r.is_acked(&meta.id, &meta.destination));
     assert!(r.held(&other.id).is_some());
 }
 
@@ -769,11 +788,14 @@ fn summaries_at_the_ack_bound_are_applied_ack_by_ack() {
     let acks = |ks: &mut dyn Iterator<Item = u64>, base: DtnMillis| -> Vec<Ack> {
         ks.map(|k| Ack {
             id: id(k),
+            destination: node(9),
             expires_at: base + k,
+            signature: None,
         })
         .collect()
     };
     let mut near_full = Router::new(node(0), Strategy::Epidemic);
+    near_full.contact_up(&node(1), T0);
     near_full.record_acks(acks(&mut (0..max - 3), T0 + HOUR), T0);
     assert_eq!(near_full.acks.len(), MAX_ACKS - 3);
     // Some known (now expiring later), most new, in descending order.
@@ -790,6 +812,7 @@ fn summaries_at_the_ack_bound_are_applied_ack_by_ack() {
     assert!(fast.acks.len() < MAX_ACKS);
 
     let mut peer = Router::new(node(1), Strategy::Epidemic);
+    peer.contact_up(&node(0), T0);
     peer.record_acks(news, T0);
     let (mut a, mut b) = (near_full.clone(), peer.clone());
     let (mut a2, mut b2) = (near_full, peer);

@@ -90,8 +90,9 @@ impl Spec {
         })
         .unwrap();
         let bytes = bundle.to_bytes();
-        let from = (self.from != LOCAL).then(|| NodeId::dtn(self.from).unwrap());
-        let meta = bundle.meta(bytes.len() as u64, &local(), from, NOW);
+        let own = self.from == LOCAL;
+        let from = (!own).then(|| NodeId::dtn(self.from).unwrap());
+        let meta = bundle.meta(bytes.len() as u64, own, from, NOW);
         (bytes, meta)
     }
 }
