@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ferry_core::beacon::{self, BeaconInfo};
 use ferry_core::channel::{ChannelName, Message};
@@ -21,12 +20,6 @@ use ferry_core::dtn::{
 use ferry_core::sync::{SyncRequest, SyncResponse};
 use ferry_core::transfer::BlobResponse;
 use ferry_fuzz::{Envelope, ScriptWriter, keys, peer};
-use ferry_net::tcpcl::SessionConfig;
-use ferry_net::tcpcl::codec::{
-    ExtensionItem, Message as Tcpcl, MsgReject, MsgRejectReason, SegmentFlags, SessInit, SessTerm,
-    SessTermReason, XferAck, XferRefuse, XferRefuseReason, XferSegment,
-};
-use ferry_net::tcpcl::session::{Role, Session};
 
 /// Writes each seed of one target.
 struct Corpus {
@@ -181,7 +174,7 @@ fn blob_fetch(root: &Path) {
     partial.set_range(4, 8);
     let have = |groups| BlobResponse::Have {
         size,
-        kind: ContentKind::File,
+        kind: ContentKind::Blob,
         groups,
     };
     let data = BlobResponse::Groups {
@@ -326,7 +319,7 @@ fn ticket(root: &Path) {
     let mut corpus = Corpus::new(root, "ticket");
     for (kind, name, addrs) in [
         (
-            ContentKind::File,
+            ContentKind::Blob,
             Some("photo.jpg"),
             vec!["/ip4/192.168.1.20/tcp/4001"],
         ),
@@ -393,6 +386,14 @@ fn manifest(root: &Path) {
 /// Bytes the peer session writes to the local one, in the order and pieces
 /// it writes them, while the two talk; the script replays them.
 fn tcpcl_session(root: &Path) {
+    use ferry_fuzz::tcpcl::codec::{
+        ExtensionItem, Message as Tcpcl, MsgReject, MsgRejectReason, SegmentFlags, SessInit,
+        SessTerm, SessTermReason, XferAck, XferRefuse, XferRefuseReason, XferSegment,
+    };
+    use ferry_fuzz::tcpcl::session::SessionConfig;
+    use ferry_fuzz::tcpcl::session::{Role, Session};
+    use std::time::Instant;
+
     let mut corpus = Corpus::new(root, "tcpcl_session");
     for local_active in [false, true] {
         let now = Instant::now();
@@ -417,7 +418,7 @@ fn tcpcl_session(root: &Path) {
             .u16(segment_mru)
             .u16(transfer_units)
             .u16(max_send);
-        let mut pump = |local: &mut Session, remote: &mut Session, w: &mut ScriptWriter| loop {
+        let pump = |local: &mut Session, remote: &mut Session, w: &mut ScriptWriter| loop {
             let mut to_remote = Vec::new();
             while let Some(bytes) = local.poll_transmit(now) {
                 to_remote.extend_from_slice(&bytes);
@@ -502,6 +503,7 @@ fn tcpcl_session(root: &Path) {
     corpus.add(w.finish());
 }
 
+#[cfg(feature = "node")]
 fn folder_import(root: &Path) {
     let mut corpus = Corpus::new(root, "folder_import");
     let bundles = bundles();
@@ -543,6 +545,7 @@ fn main() {
     ticket(&root);
     manifest(&root);
     tcpcl_session(&root);
+    #[cfg(feature = "node")]
     folder_import(&root);
     println!("seeds written under {}", root.display());
 }

@@ -19,7 +19,7 @@ const MAGIC: &[u8] = b"FRYb";
 
 fuzz_target!(|data: &[u8]| {
     let mut s = Script::new(data);
-    let datagram = if s.u8() % 2 == 0 {
+    let datagram = if !s.bool() {
         s.rest().to_vec()
     } else {
         let key = s.u8();

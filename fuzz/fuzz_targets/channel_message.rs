@@ -46,7 +46,7 @@ fn encode(message: &Message, envelope: &Envelope) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let mut s = Script::new(data);
-    let wire = if s.u8() % 2 == 0 {
+    let wire = if !s.bool() {
         s.rest().to_vec()
     } else {
         let key = s.u8();

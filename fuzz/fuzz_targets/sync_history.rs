@@ -40,7 +40,7 @@ fn id(n: usize) -> MessageId {
 
 fuzz_target!(|data: &[u8]| {
     let mut s = Script::new(data);
-    if s.u8() % 2 == 0 {
+    if !s.bool() {
         let count = usize::from(s.u8());
         let history: Vec<Stored> = (0..count)
             .map(|n| Stored {

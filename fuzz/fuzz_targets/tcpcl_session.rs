@@ -27,11 +27,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ferry_fuzz::Script;
-use ferry_net::tcpcl::SessionConfig;
-use ferry_net::tcpcl::codec::{
+use ferry_fuzz::tcpcl::codec::{
     CONTACT_HEADER_LEN, ContactHeader, Limits, Message, SessTermReason, XferRefuseReason,
 };
-use ferry_net::tcpcl::session::{Event, Role, Session};
+use ferry_fuzz::tcpcl::session::SessionConfig;
+use ferry_fuzz::tcpcl::session::{Event, Role, Session};
 use libfuzzer_sys::fuzz_target;
 
 /// What the session wrote, checked as the peer's decoder would read it.
@@ -125,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
             3 => {
                 let reason = s.u8();
                 if let Some(id) = received.pop_front() {
-                    let answer = if reason % 2 == 0 {
+                    let answer = if reason.is_multiple_of(2) {
                         session.ack_transfer(id)
                     } else {
                         session.refuse_transfer(id, XferRefuseReason(reason >> 1))

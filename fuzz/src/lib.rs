@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use ferry_core::{Keypair, PeerId};
 
+pub mod tcpcl;
+
 /// Reads a fuzz input as a sequence of operations.
 pub struct Script<'a> {
     data: &'a [u8],
