@@ -4,7 +4,7 @@
 # the targets are built (the first build compiles the workspace with sanitizers:
 # allow some minutes). Skipped, with a note, when nightly Rust or cargo-fuzz is absent.
 #
-#   fuzz/run-brief.sh            every target, SECONDS_EACH=3
+#   fuzz/run-brief.sh            every target, SECONDS_EACH=2
 #   fuzz/run-brief.sh bundle_parse manifest
 #
 # Exits non-zero if any target crashes; the input is saved in fuzz/artifacts/<target>/
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
-seconds_each="${SECONDS_EACH:-3}"
+seconds_each="${SECONDS_EACH:-2}"
 
 if ! command -v cargo >/dev/null || ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz/run-brief.sh: SKIPPED: no nightly Rust toolchain (rustup toolchain install nightly)"
