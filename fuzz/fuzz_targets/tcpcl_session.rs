@@ -12,7 +12,7 @@
 //!   at most)
 //! - 3 `u8`: the owner acknowledges (even) or refuses (odd, that reason) the
 //!   oldest bundle received and not yet answered
-//! - 4 `u64`: the owner acknowledges a transfer id it never received
+//! - 4 `u64`: the owner acknowledges a transfer id of the fuzzer's choice
 //! - 5 `bool`: reading paused or resumed (backpressure)
 //! - 6 `u8`: the owner closes the session with that reason
 //! - 7: end of stream
@@ -146,8 +146,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             4 => {
+                // Any id, received or not; one received is then answered.
                 let id = s.u64();
-                let _ = session.ack_transfer(id);
+                if session.ack_transfer(id).is_ok() {
+                    received.retain(|r| *r != id);
+                }
             }
             5 => {
                 let paused = s.bool();
