@@ -108,9 +108,14 @@ fn summary(n: u64) -> Summary {
     Summary {
         holds: (0..n).map(id).collect(),
         acks: (100..100 + n)
-            .map(|seq| Ack {
-                id: id(seq),
-                expires_at: 900_000_000_000,
+            .map(|seq| {
+                Ack::signed(
+                    &keys()[3],
+                    id(seq),
+                    NodeId::from_peer(&peer(3)),
+                    900_000_000_000,
+                )
+                .expect("an ed25519 key signs")
             })
             .collect(),
         predictabilities: vec![(NodeId::from_peer(&peer(3)), 0.5)],
@@ -170,7 +175,7 @@ fn dtn_router(root: &Path) {
 fn blob_fetch(root: &Path) {
     let mut corpus = Corpus::new(root, "blob_fetch");
     let size = 7 * GROUP_BYTES + 100;
-    let mut partial = Bitfield::new(8);
+    let mut partial = Bitfield::new(8).expect("8 groups fit");
     partial.set_range(4, 8);
     let have = |groups| BlobResponse::Have {
         size,
@@ -180,7 +185,7 @@ fn blob_fetch(root: &Path) {
     let data = BlobResponse::Groups {
         encoded: vec![1; 64],
     };
-    let mut resumed = Bitfield::new(8);
+    let mut resumed = Bitfield::new(8).expect("8 groups fit");
     resumed.set(0);
     for (config, resume) in [([2u8, 2, 3], Vec::new()), ([16, 4, 3], resumed.to_bytes())] {
         let mut w = ScriptWriter::new();
@@ -223,10 +228,10 @@ fn blob_fetch(root: &Path) {
 fn bitfield(root: &Path) {
     let mut corpus = Corpus::new(root, "bitfield");
     for groups in [0u64, 1, 63, 64, 65, 130, 1000] {
-        let mut field = Bitfield::new(groups);
+        let mut field = Bitfield::new(groups).expect("a small field");
         field.set_range(groups / 3, groups / 2);
         corpus.add(field.to_bytes());
-        corpus.add(Bitfield::full(groups).to_bytes());
+        corpus.add(Bitfield::full(groups).expect("a small field").to_bytes());
     }
 }
 
@@ -509,9 +514,13 @@ fn folder_import(root: &Path) {
     let bundles = bundles();
     let acks: Vec<Ack> = Bundle::parse(&bundles[3])
         .into_iter()
-        .map(|b| Ack {
-            id: b.id().clone(),
-            expires_at: 900_000_000_000,
+        .filter_map(|b| {
+            // Signed by the destination, as a real ack must be.
+            let key = keys()
+                .iter()
+                .find(|k| NodeId::from_peer(&k.public().to_peer_id()) == *b.destination_node())?;
+            let destination = b.destination_node().clone();
+            Ack::signed(key, b.id().clone(), destination, 900_000_000_000).ok()
         })
         .collect();
     for layout in [true, false] {

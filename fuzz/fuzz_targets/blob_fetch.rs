@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 
 use ferry_core::PeerId;
 use ferry_core::content::{Bitfield, Failure, Fetch, FetchConfig, group_count};
-use ferry_core::transfer::{BlobResponse, MAX_RESPONSE_BYTES};
-use ferry_fuzz::{PEERS, Script, check, peer};
+use ferry_core::transfer::{BlobResponse, MAX_RESPONSE_BYTES, check_have};
+use ferry_fuzz::{PEERS, Script, peer};
 use libfuzzer_sys::fuzz_target;
 
 /// The largest blob the node agrees to fetch (engine/download.rs).
@@ -41,17 +41,7 @@ fn decode(bytes: &[u8]) -> Option<BlobResponse> {
     if bytes.len() > MAX_RESPONSE_BYTES {
         return None;
     }
-    let response: BlobResponse = postcard::from_bytes(bytes).ok()?;
-    if let BlobResponse::Have {
-        groups: Some(field),
-        ..
-    } = &response
-        && !check("bitfield-unchecked")
-        && Bitfield::from_bytes(&field.to_bytes()).is_none()
-    {
-        return None;
-    }
-    Some(response)
+    postcard::from_bytes(bytes).ok()
 }
 
 struct Download {
@@ -74,13 +64,7 @@ impl Download {
 
     /// `on_have` in the node.
     fn on_have(&mut self, peer: PeerId, size: u64, groups: Option<Bitfield>) {
-        if size > MAX_FETCH_BYTES {
-            return self.drop_provider(peer);
-        }
-        if groups
-            .as_ref()
-            .is_some_and(|g| g.groups() != group_count(size))
-        {
+        if check_have(size, groups.as_ref(), MAX_FETCH_BYTES).is_err() {
             return self.drop_provider(peer);
         }
         self.claims.insert(peer, (size, groups.clone()));
@@ -117,11 +101,9 @@ impl Download {
             self.drop_provider(peer);
             return self.probe_next();
         }
-        let have = self
-            .resume
-            .clone()
-            .unwrap_or_else(|| Bitfield::new(group_count(size)));
-        let mut fetch = Fetch::new(size, have, self.config);
+        let Ok(mut fetch) = Fetch::new(size, self.resume.clone(), self.config) else {
+            return;
+        };
         for (p, (claimed, groups)) in &self.claims {
             if *claimed == size {
                 fetch.add_provider(*p, groups.clone());

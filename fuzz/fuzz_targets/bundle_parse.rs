@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     // What routing and the store read of it.
     let local = NodeId::dtn("fuzz").expect("a valid node name");
     let received_at = bundle.created().time;
-    let meta = bundle.meta(bytes.len() as u64, &local, None, received_at);
+    let meta = bundle.meta(bytes.len() as u64, false, None, received_at);
     let _ = meta.is_expired(received_at);
     let _ = bundle.expires_at(u64::MAX);
     let _ = (

@@ -25,7 +25,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_fuzz::{Script, peer};
+use ferry_fuzz::{Script, keys};
 use ferry_node::dtn::folder::{FOLDER, import};
 use ferry_node::dtn::{Dtn, DtnSettings};
 use ferry_store::{DataDir, Store};
@@ -104,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
 
     let data_dir = DataDir::lock(&temp.path().join("data")).expect("a data directory");
     let store = Arc::new(Store::open(&data_dir).expect("a store opens"));
-    let dtn = Dtn::open(store, peer(0), DtnSettings::default()).expect("the agent opens");
+    let dtn = Dtn::open(store, keys()[0].clone(), DtnSettings::default()).expect("the agent opens");
     if let Ok(report) = import(&dtn, &drive) {
         let rejected_bundles = report
             .rejected

@@ -169,30 +169,6 @@ pub fn let_caught_panics_unwind() {
     });
 }
 
-/// Properties that fail on today's code and hold once fixes under way on
-/// other branches are merged (see fuzz/README.md):
-/// - `channel-canonical`: channel message decoding is canonical (decode(x)
-///   succeeds only if re-encoding the result gives x back); today trailing
-///   bytes are accepted.
-/// - `bitfield-unchecked`: any `Bitfield` serde decodes (as a peer's
-///   `BlobResponse::Have` carries it) can be queried; today only those
-///   `Bitfield::from_bytes` accepts can.
-/// - `router-contacts`: the router keeps a contact only while its link is
-///   up; today a summary after `contact_down` re-creates one.
-///
-/// Each is listed here once it holds; `FERRY_FUZZ_CHECK` (a comma-separated
-/// list, `all`, or `none`) overrides the list.
-pub const PENDING_CHECKS_ON: &[&str] = &[];
-
-/// Whether the pending property `name` (see [`PENDING_CHECKS_ON`]) is checked.
-pub fn check(name: &str) -> bool {
-    static LIST: OnceLock<Option<String>> = OnceLock::new();
-    match LIST.get_or_init(|| std::env::var("FERRY_FUZZ_CHECK").ok()) {
-        Some(list) => list == "all" || list.split(',').any(|n| n.trim() == name),
-        None => PENDING_CHECKS_ON.contains(&name),
-    }
-}
-
 /// The layout of a signed envelope, as ferry's channel messages and beacons
 /// write it (postcard; the field names differ, the bytes do not). Lets a
 /// target sign bytes of its choosing, so its mutations reach the decoding of

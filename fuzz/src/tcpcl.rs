@@ -4,6 +4,8 @@
 //! TLS and its C crypto library) for them, many minutes more per build.
 //! These are the very files the node runs, not copies.
 
+#[path = "../../crates/net/src/tcpcl/budget.rs"]
+pub mod budget;
 #[path = "../../crates/net/src/tcpcl/codec.rs"]
 pub mod codec;
 #[path = "../../crates/net/src/tcpcl/session.rs"]
