@@ -524,10 +524,15 @@ impl Dtn {
             tracing::info!(%peer, bad, "acks with no valid signature by their destination ignored");
         }
         summary.acks = acks;
+        // A signed ack is news to pass on even when it frees nothing here: a carrier
+        // that handed a bundle to its destination freed its copy then, and learns the
+        // destination's signed ack only later. Its summary must go out again, or the
+        // node behind it never hears of the delivery and holds its copy for good.
+        let learned = !summary.acks.is_empty();
         let removed = {
             let mut inner = self.lock();
             let removed = inner.router.on_summary(peer, summary, now);
-            if !removed.is_empty() {
+            if learned || !removed.is_empty() {
                 Self::touch(&mut inner, &self.changed);
             }
             removed

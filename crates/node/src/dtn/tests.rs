@@ -169,6 +169,51 @@ fn an_ack_in_a_summary_frees_the_copy_in_the_store() {
     assert!(!dtn.store().has_bundle(&id).unwrap());
 }
 
+/// A carrier that handed a bundle to its destination freed its copy at once; the
+/// destination's signed ack comes later and frees nothing here, yet it is news to
+/// pass on: the carrier's summary must go out again (its generation moves), or the
+/// node the bundle came from never hears of the delivery.
+#[test]
+fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
+    let node = Node::new();
+    let dtn = node.agent();
+    let (sender, destination) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let destination_peer = destination.public().to_peer_id();
+    let to = NodeId::from_peer(&destination_peer);
+    let carried = bundle(&sender, &destination_peer, "carry me", 0);
+    assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
+    let held = dtn.held(&[])[0].clone();
+
+    // Handed to the destination itself: the copy is freed, and the ack the carrier
+    // records is its own, unsigned, so it is not passed on.
+    dtn.contact_up(&to, "test");
+    dtn.on_summary(&to, Summary::default()).unwrap();
+    assert_eq!(dtn.plan(&to).len(), 1);
+    dtn.forward_answered(&to, &held.id, &Receipt::Delivered)
+        .unwrap();
+    assert!(dtn.held(&[]).is_empty());
+    assert!(dtn.acks().is_empty(), "an unsigned ack is never passed on");
+
+    // The destination's signed ack arrives in its summary.
+    let before = dtn.generation();
+    let ack =
+        ferry_core::dtn::Ack::signed(&destination, held.id.clone(), to.clone(), held.expires_at)
+            .unwrap();
+    dtn.on_summary(
+        &to,
+        Summary {
+            acks: vec![ack.clone()],
+            ..Summary::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(dtn.acks(), vec![ack], "the signed ack is kept to pass on");
+    assert!(
+        dtn.generation() > before,
+        "the node's summary changed, so it must be sent again"
+    );
+}
+
 #[test]
 fn own_bundles_wait_for_a_contact_and_go_to_it() {
     let node = Node::new();
