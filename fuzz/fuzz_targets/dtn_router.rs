@@ -107,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
                 Some(DtnResponse::Receipt(receipt)) => {
                     if let Some(id) = sent[slot].pop_front() {
                         match receipt {
-                            Receipt::Stored | Receipt::Delivered => {
+                            Receipt::Stored | Receipt::Delivered(_) => {
                                 router.on_forwarded(&node, &id, now);
                             }
                             Receipt::Have => router.on_peer_has(&node, &id),

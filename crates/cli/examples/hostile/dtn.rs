@@ -300,7 +300,7 @@ fn describe(response: &DtnResponse) -> String {
     match response {
         DtnResponse::Summary(_) => "summary".into(),
         DtnResponse::Receipt(Receipt::Stored) => "stored".into(),
-        DtnResponse::Receipt(Receipt::Delivered) => "delivered".into(),
+        DtnResponse::Receipt(Receipt::Delivered(_)) => "delivered".into(),
         DtnResponse::Receipt(Receipt::Have) => "have".into(),
         DtnResponse::Receipt(Receipt::Refused(reason)) => format!("refused: {reason}"),
     }
@@ -472,7 +472,7 @@ async fn flood(
                 report.stored_ids.push(id);
             }
             Outcome::Answered(DtnResponse::Receipt(Receipt::Have)) => report.have += 1,
-            Outcome::Answered(DtnResponse::Receipt(Receipt::Delivered)) => report.delivered += 1,
+            Outcome::Answered(DtnResponse::Receipt(Receipt::Delivered(_))) => report.delivered += 1,
             Outcome::Answered(DtnResponse::Receipt(Receipt::Refused(reason))) => {
                 let kind = if reason.contains("too many bundles") {
                     "rate"

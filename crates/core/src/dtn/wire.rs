@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bundle::MAX_BUNDLE_BYTES;
-use super::routing::Summary;
+use super::routing::{Ack, Summary};
 
 pub const PROTOCOL: &str = "/ferry/dtn/1";
 
@@ -101,9 +101,10 @@ pub enum DtnResponse {
 pub enum Receipt {
     /// Durably stored; this node carries it on.
     Stored,
-    /// This node is its destination and has delivered it (an acknowledgement follows
-    /// in summaries).
-    Delivered,
+    /// This node is its destination and has delivered it. Its signed acknowledgement
+    /// comes with the receipt, so the carrier can pass it on even when the contact
+    /// ends before the next summary; `None` only when this node could not sign.
+    Delivered(Option<Ack>),
     /// Already held, or already delivered: nothing stored, nothing to resend.
     Have,
     /// Not taken, for the reason given (full store, expired, malformed, too many from

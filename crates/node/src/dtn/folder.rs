@@ -259,7 +259,7 @@ pub fn import(dtn: &Dtn, dir: &Path) -> Result<ImportReport, FolderError> {
             let name = path.display().to_string();
             match read_bundle_file(&path).map(|bytes| dtn.receive(&bytes, None, None)) {
                 Ok(Ok(Receipt::Stored)) => report.stored += 1,
-                Ok(Ok(Receipt::Delivered)) => report.delivered += 1,
+                Ok(Ok(Receipt::Delivered(_))) => report.delivered += 1,
                 Ok(Ok(_)) => report.duplicates += 1,
                 // Each is in the report; the log gets the count only, so a
                 // drive full of junk does not fill it.

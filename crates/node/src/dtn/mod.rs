@@ -345,8 +345,10 @@ impl Dtn {
 
     /// This node has delivered a bundle for itself: its signed ack is recorded (and
     /// spreads).
-    fn record_delivery(&self, inner: &mut Inner, meta: &BundleMeta, now: DtnMillis) {
-        inner.router.on_ack(sign_ack(&self.keypair, meta), now);
+    fn record_delivery(&self, inner: &mut Inner, meta: &BundleMeta, now: DtnMillis) -> Ack {
+        let ack = sign_ack(&self.keypair, meta);
+        inner.router.on_ack(ack.clone(), now);
+        ack
     }
 
     /// Takes a bundle from a peer (`from`), a TCPCL session or a folder (`None`):
@@ -363,11 +365,11 @@ impl Dtn {
         let mut inner = self.lock();
         match &result {
             Ok(Receipt::Stored) => inner.counters.received += 1,
-            Ok(Receipt::Delivered) => inner.counters.delivered += 1,
+            Ok(Receipt::Delivered(_)) => inner.counters.delivered += 1,
             Ok(_) => {}
             Err(_) => inner.counters.refused += 1,
         }
-        if let (Some(peer), Ok(Receipt::Stored | Receipt::Delivered)) = (from, &result)
+        if let (Some(peer), Ok(Receipt::Stored | Receipt::Delivered(_))) = (from, &result)
             && let Some(log) = inner.contacts.get_mut(peer)
         {
             log.received += 1;
@@ -412,11 +414,11 @@ impl Dtn {
                     .deliver_to_inbox(bytes, &meta, now)
                     .map_err(|e| Rejection::not_now(format!("cannot store it here: {e}")))?;
                 let mut inner = self.lock();
-                self.record_delivery(&mut inner, &meta, now);
+                let ack = self.record_delivery(&mut inner, &meta, now);
                 Self::touch(&mut inner, &self.changed);
                 if new {
                     tracing::info!(bundle = %meta.id, bytes = bytes.len(), "bundle delivered to this node");
-                    Ok(Receipt::Delivered)
+                    Ok(Receipt::Delivered(ack.signature.is_some().then_some(ack)))
                 } else {
                     Ok(Receipt::Have)
                 }
@@ -577,10 +579,24 @@ impl Dtn {
         id: &BundleId,
         receipt: &Receipt,
     ) -> Result<(), StoreError> {
+        // The destination's signed ack, checked before the lock (an ed25519 check):
+        // kept and passed on like one from a summary.
+        let ack = match receipt {
+            Receipt::Delivered(Some(ack))
+                if ack.id == *id && ack.destination == *peer && ack.verify() =>
+            {
+                Some(ack.clone())
+            }
+            _ => None,
+        };
         let removed = {
             let mut inner = self.lock();
+            if let Some(ack) = ack {
+                inner.router.on_ack(ack, dtn_now());
+                Self::touch(&mut inner, &self.changed);
+            }
             match receipt {
-                Receipt::Stored | Receipt::Delivered => {
+                Receipt::Stored | Receipt::Delivered(_) => {
                     inner.counters.forwarded += 1;
                     if let Some(log) = inner.contacts.get_mut(peer) {
                         log.sent += 1;

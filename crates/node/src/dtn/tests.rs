@@ -83,9 +83,12 @@ fn a_bundle_for_another_node_is_stored_once_and_one_for_us_is_delivered() {
     assert_eq!(dtn.held(&[]).len(), 1);
 
     let mine = bundle(&sender, &node.peer, "for you", 1);
-    assert_eq!(
-        dtn.receive(&mine, Some(&from), None),
-        Ok(Receipt::Delivered)
+    // The receipt carries this node's signed ack, for the carrier to pass on.
+    let receipt = dtn.receive(&mine, Some(&from), None);
+    assert!(
+        matches!(&receipt, Ok(Receipt::Delivered(Some(ack)))
+            if ack.verify() && ack.destination == NodeId::from_peer(&node.peer)),
+        "{receipt:?}"
     );
     assert_eq!(dtn.receive(&mine, Some(&from), None), Ok(Receipt::Have));
     let inbox = dtn.inbox().unwrap();
@@ -122,7 +125,10 @@ fn a_restart_keeps_bundles_and_acks_even_without_saved_router_state() {
     {
         let dtn = node.agent();
         assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
-        assert_eq!(dtn.receive(&mine, None, None), Ok(Receipt::Delivered));
+        assert!(matches!(
+            dtn.receive(&mine, None, None),
+            Ok(Receipt::Delivered(Some(_)))
+        ));
         // No maintain(): as if killed before the router state was saved.
     }
     let dtn = node.agent();
@@ -184,13 +190,26 @@ fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
     assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
     let held = dtn.held(&[])[0].clone();
 
-    // Handed to the destination itself: the copy is freed, and the ack the carrier
-    // records is its own, unsigned, so it is not passed on.
+    // Handed to the destination itself, whose receipt carries an ack it did not sign
+    // (signed by another key): the copy is freed, the ack is not kept, and the one
+    // the carrier records itself is unsigned, so nothing is passed on.
     dtn.contact_up(&to, "test");
     dtn.on_summary(&to, Summary::default()).unwrap();
     assert_eq!(dtn.plan(&to).len(), 1);
-    dtn.forward_answered(&to, &held.id, &Receipt::Delivered)
-        .unwrap();
+    let mut not_the_destinations = ferry_core::dtn::Ack::signed(
+        &sender,
+        held.id.clone(),
+        NodeId::from_peer(&sender.public().to_peer_id()),
+        held.expires_at,
+    )
+    .unwrap();
+    not_the_destinations.destination = to.clone();
+    dtn.forward_answered(
+        &to,
+        &held.id,
+        &Receipt::Delivered(Some(not_the_destinations)),
+    )
+    .unwrap();
     assert!(dtn.held(&[]).is_empty());
     assert!(dtn.acks().is_empty(), "an unsigned ack is never passed on");
 
@@ -212,6 +231,34 @@ fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
         dtn.generation() > before,
         "the node's summary changed, so it must be sent again"
     );
+}
+
+/// The destination's signed ack comes with its receipt: the carrier keeps it to pass
+/// on at once, so the node the bundle came from hears of the delivery even when the
+/// contact with the destination ends before its next summary.
+#[test]
+fn the_signed_ack_in_a_delivery_receipt_is_passed_on() {
+    let node = Node::new();
+    let dtn = node.agent();
+    let (sender, destination) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let destination_peer = destination.public().to_peer_id();
+    let to = NodeId::from_peer(&destination_peer);
+    let carried = bundle(&sender, &destination_peer, "carry me", 0);
+    assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
+    let held = dtn.held(&[])[0].clone();
+    dtn.contact_up(&to, "test");
+    dtn.on_summary(&to, Summary::default()).unwrap();
+    assert_eq!(dtn.plan(&to).len(), 1);
+
+    let before = dtn.generation();
+    let ack =
+        ferry_core::dtn::Ack::signed(&destination, held.id.clone(), to.clone(), held.expires_at)
+            .unwrap();
+    dtn.forward_answered(&to, &held.id, &Receipt::Delivered(Some(ack.clone())))
+        .unwrap();
+    assert!(dtn.held(&[]).is_empty(), "handed to its destination");
+    assert_eq!(dtn.acks(), vec![ack], "kept to pass on");
+    assert!(dtn.generation() > before, "the summary changed");
 }
 
 #[test]
@@ -241,7 +288,7 @@ fn own_bundles_wait_for_a_contact_and_go_to_it() {
     let bytes = dtn.outgoing(&plan[0].id).unwrap().unwrap();
     let sent = Bundle::parse(&bytes).unwrap();
     assert_eq!(sent.payload(), b"hello town");
-    dtn.forward_answered(&town_node, &plan[0].id, &Receipt::Delivered)
+    dtn.forward_answered(&town_node, &plan[0].id, &Receipt::Delivered(None))
         .unwrap();
     assert!(dtn.held(&[]).is_empty(), "handed to its destination");
     assert!(!dtn.store().has_bundle(&meta.id).unwrap());
