@@ -71,6 +71,11 @@ pub struct SessionConfig {
     pub transfer_mru: u64,
     /// Largest segment sent, whatever the peer's segment MRU allows.
     pub max_send_segment: u64,
+    /// Smallest segment MRU accepted from the peer. Every segment costs a header
+    /// and an acknowledgement of about 20 bytes each: a peer offering 1 byte would
+    /// make the node send 20 times the bundle's size, byte by byte. RFC 9174 sets
+    /// no minimum; a session offering less is ended at the handshake.
+    pub min_peer_segment_mru: u64,
     /// Largest extension item list accepted in SESS_INIT or XFER_SEGMENT.
     pub max_extensions_len: u32,
     /// Largest peer node id accepted.
@@ -80,6 +85,10 @@ pub struct SessionConfig {
     /// Time allowed, after SESS_TERM is sent, for the session to wind down.
     pub close_timeout: Duration,
 }
+
+/// The default [`SessionConfig::min_peer_segment_mru`]: segments of 512 bytes cost
+/// at most a few percent in headers and acknowledgements (dtn7-rs offers 64,000).
+pub const MIN_PEER_SEGMENT_MRU: u64 = 512;
 
 impl SessionConfig {
     /// Defaults: keepalive 30 s, idle bound without keepalives 60 s (what two
@@ -92,6 +101,7 @@ impl SessionConfig {
             segment_mru: 256 * 1024,
             transfer_mru: 64 * 1024 * 1024,
             max_send_segment: 256 * 1024,
+            min_peer_segment_mru: MIN_PEER_SEGMENT_MRU,
             max_extensions_len: 4096,
             max_node_id_len: 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -855,10 +865,13 @@ impl Session {
             );
             return;
         }
-        if init.segment_mru == 0 {
+        if init.segment_mru < self.config.min_peer_segment_mru.max(1) {
             self.fail(
                 Some(SessTermReason::CONTACT_FAILURE),
-                SessionError::Protocol("SESS_INIT with a segment MRU of 0".into()),
+                SessionError::Protocol(format!(
+                    "SESS_INIT with a segment MRU of {}, under the {} bytes accepted",
+                    init.segment_mru, self.config.min_peer_segment_mru
+                )),
             );
             return;
         }
@@ -1122,12 +1135,15 @@ mod tests {
     }
 
     fn pair(now: Instant) -> (Session, Session) {
+        // Tiny segments, to see segmentation at work on small bundles.
         let mut a = SessionConfig::new("dtn://alpha/");
         a.keepalive_secs = 60;
         a.segment_mru = 10;
+        a.min_peer_segment_mru = 1;
         let mut b = SessionConfig::new("dtn://beta/");
         b.segment_mru = 7;
         b.transfer_mru = 100;
+        b.min_peer_segment_mru = 1;
         let mut a = Session::new(Role::Active, a, now).unwrap();
         let mut b = Session::new(Role::Passive, b, now).unwrap();
         pump(&mut a, &mut b, now);
@@ -1519,6 +1535,30 @@ mod tests {
         b.handle_input(&[0x2a], now);
         assert_eq!(drain(&mut b, now), vec![0x06, 0x01, 0x2a, 0x05, 0x00, 0x00]);
         assert!(b.is_closed());
+    }
+
+    /// A peer offering 1-byte segments would have every bundle sent to it byte by
+    /// byte, each with a header and an acknowledgement: refused at the handshake.
+    #[test]
+    fn a_tiny_segment_mru_from_the_peer_ends_the_session() {
+        let now = t0();
+        let mut p = Session::new(Role::Passive, SessionConfig::new("dtn://p/"), now).unwrap();
+        let mut wire = b"dtn!\x04\x00".to_vec();
+        Message::SessInit(SessInit {
+            keepalive: 30,
+            segment_mru: 1,
+            transfer_mru: 1 << 20,
+            node_id: "dtn://x/".into(),
+            extensions: vec![],
+        })
+        .encode(&mut wire)
+        .unwrap();
+        p.handle_input(&wire, now);
+        assert!(p.is_closed());
+        assert!(matches!(
+            events(&mut p).as_slice(),
+            [Event::Closed(Some(SessionError::Protocol(why)))] if why.contains("segment MRU of 1")
+        ));
     }
 
     #[test]
