@@ -175,12 +175,18 @@ fn an_ack_in_a_summary_frees_the_copy_in_the_store() {
     assert!(!dtn.store().has_bundle(&id).unwrap());
 }
 
-/// A carrier that handed a bundle to its destination freed its copy at once; the
-/// destination's signed ack comes later and frees nothing here, yet it is news to
-/// pass on: the carrier's summary must go out again (its generation moves), or the
-/// node the bundle came from never hears of the delivery.
-#[test]
-fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
+/// A node carrying one bundle from `sender` to `destination`, in contact with the
+/// destination and planning to hand it over.
+struct Carrying {
+    _node: Node,
+    dtn: Dtn,
+    sender: Keypair,
+    destination: Keypair,
+    to: NodeId,
+    held: ferry_core::dtn::BundleMeta,
+}
+
+fn carrying_for_a_contact() -> Carrying {
     let node = Node::new();
     let dtn = node.agent();
     let (sender, destination) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
@@ -189,13 +195,37 @@ fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
     let carried = bundle(&sender, &destination_peer, "carry me", 0);
     assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
     let held = dtn.held(&[])[0].clone();
+    dtn.contact_up(&to, "test");
+    dtn.on_summary(&to, Summary::default()).unwrap();
+    assert_eq!(dtn.plan(&to).len(), 1);
+    Carrying {
+        _node: node,
+        dtn,
+        sender,
+        destination,
+        to,
+        held,
+    }
+}
+
+/// A carrier that handed a bundle to its destination freed its copy at once; the
+/// destination's signed ack comes later and frees nothing here, yet it is news to
+/// pass on: the carrier's summary must go out again (its generation moves), or the
+/// node the bundle came from never hears of the delivery.
+#[test]
+fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
+    let Carrying {
+        _node,
+        dtn,
+        sender,
+        destination,
+        to,
+        held,
+    } = carrying_for_a_contact();
 
     // Handed to the destination itself, whose receipt carries an ack it did not sign
     // (signed by another key): the copy is freed, the ack is not kept, and the one
     // the carrier records itself is unsigned, so nothing is passed on.
-    dtn.contact_up(&to, "test");
-    dtn.on_summary(&to, Summary::default()).unwrap();
-    assert_eq!(dtn.plan(&to).len(), 1);
     let mut not_the_destinations = ferry_core::dtn::Ack::signed(
         &sender,
         held.id.clone(),
@@ -238,17 +268,14 @@ fn a_signed_ack_that_frees_nothing_here_still_changes_what_the_node_tells() {
 /// contact with the destination ends before its next summary.
 #[test]
 fn the_signed_ack_in_a_delivery_receipt_is_passed_on() {
-    let node = Node::new();
-    let dtn = node.agent();
-    let (sender, destination) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    let destination_peer = destination.public().to_peer_id();
-    let to = NodeId::from_peer(&destination_peer);
-    let carried = bundle(&sender, &destination_peer, "carry me", 0);
-    assert_eq!(dtn.receive(&carried, None, None), Ok(Receipt::Stored));
-    let held = dtn.held(&[])[0].clone();
-    dtn.contact_up(&to, "test");
-    dtn.on_summary(&to, Summary::default()).unwrap();
-    assert_eq!(dtn.plan(&to).len(), 1);
+    let Carrying {
+        _node,
+        dtn,
+        destination,
+        to,
+        held,
+        ..
+    } = carrying_for_a_contact();
 
     let before = dtn.generation();
     let ack =
