@@ -78,7 +78,9 @@ the other ferry commands on 127.0.0.1. Flags override the data directory's
 config.toml (keys: name, listen, mdns, beacon, beacon_port, bootstrap, relay, upnp,
 the relay limits relay_max_reservations, relay_max_circuits,
 relay_max_circuits_per_peer, relay_max_circuit_secs, relay_max_circuit_bytes, and for
-delay-tolerant networking dtn_strategy, dtn_quota_mib, tcpcl_listen, tcpcl_peers).
+delay-tolerant networking dtn_strategy, dtn_quota_mib, dtn_peer_bundle_burst,
+dtn_peer_bundles_per_second, dtn_inbox_max_bundles, dtn_inbox_max_mib, tcpcl_listen,
+tcpcl_peers; storage_reserve_mib; channel_max_messages, channel_max_age_days).
 
 To reach peers across the internet, give one or more --bootstrap addresses of nodes
 that are already on the network (any ferry node with a public address will do); the

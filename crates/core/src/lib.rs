@@ -12,6 +12,7 @@ pub mod dtn;
 pub mod history;
 pub mod peers;
 pub mod ratelimit;
+pub mod retry;
 pub mod sync;
 pub mod transfer;
 

@@ -13,8 +13,8 @@ use ferry_store::StoreLimits;
 use serde::Deserialize;
 
 use crate::daemon::StartOptions;
-use crate::dtn::DtnSettings;
 use crate::dtn::tcpcl::TcpclSettings;
+use crate::dtn::{DtnSettings, PeerRate};
 
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -42,6 +42,10 @@ pub struct ConfigFile {
     pub dtn_strategy: Option<String>,
     /// The bundle store's quota in MiB (a quarter of it per peer).
     pub dtn_quota_mib: Option<u64>,
+    /// Bundles one peer may send at once before the steady rate applies.
+    pub dtn_peer_bundle_burst: Option<u32>,
+    /// Bundles one peer may send per second after the burst.
+    pub dtn_peer_bundles_per_second: Option<u32>,
     /// Listen for TCPCLv4 peers (other DTN implementations) on HOST:PORT.
     pub tcpcl_listen: Option<String>,
     /// TCPCLv4 peers to keep a session with, HOST:PORT each.
@@ -145,6 +149,7 @@ impl Settings {
         let dtn = dtn_settings(
             options.dtn_strategy.or(file.dtn_strategy),
             file.dtn_quota_mib,
+            (file.dtn_peer_bundle_burst, file.dtn_peer_bundles_per_second),
         )?;
         let tcpcl = TcpclSettings {
             listen: options
@@ -192,8 +197,15 @@ impl Settings {
     }
 }
 
-fn dtn_settings(strategy: Option<String>, quota_mib: Option<u64>) -> anyhow::Result<DtnSettings> {
+fn dtn_settings(
+    strategy: Option<String>,
+    quota_mib: Option<u64>,
+    (burst, per_second): (Option<u32>, Option<u32>),
+) -> anyhow::Result<DtnSettings> {
     let default = DtnSettings::default();
+    if burst == Some(0) || per_second == Some(0) {
+        anyhow::bail!("dtn_peer_bundle_burst and dtn_peer_bundles_per_second must be at least 1");
+    }
     Ok(DtnSettings {
         strategy: match strategy {
             Some(text) => text
@@ -205,6 +217,10 @@ fn dtn_settings(strategy: Option<String>, quota_mib: Option<u64>) -> anyhow::Res
             Some(0) => anyhow::bail!("dtn_quota_mib must be at least 1"),
             Some(mib) => ferry_core::dtn::Quota::new(mib.saturating_mul(1 << 20)),
             None => default.quota,
+        },
+        peer_rate: PeerRate {
+            burst: burst.unwrap_or(default.peer_rate.burst),
+            per_second: per_second.unwrap_or(default.peer_rate.per_second),
         },
     })
 }

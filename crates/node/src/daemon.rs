@@ -128,6 +128,7 @@ pub async fn run(options: StartOptions) -> anyhow::Result<()> {
         jobs,
         bootstrap: settings.bootstrap.clone(),
         dtn: dtn.clone(),
+        dtn_peer_rate: settings.dtn.peer_rate,
     });
     engine.run(commands_rx, work_done, shutdown_signal()).await;
     for task in tcpcl {

@@ -60,6 +60,27 @@ const MAX_BAD_ACKS_PER_SUMMARY: usize = 16;
 pub struct DtnSettings {
     pub strategy: Strategy,
     pub quota: Quota,
+    /// How fast one libp2p peer may hand this node bundles.
+    pub peer_rate: PeerRate,
+}
+
+/// Bundles one peer may send: a burst, then a steady rate. Past it they are
+/// refused (the sender retries later), so one peer cannot hog the store's writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerRate {
+    pub burst: u32,
+    pub per_second: u32,
+}
+
+impl Default for PeerRate {
+    /// A burst of 2,000, then 500 a second: a bus's whole load of small messages
+    /// in one go, and more than the store commits per second on a slow disk.
+    fn default() -> Self {
+        Self {
+            burst: 2_000,
+            per_second: 500,
+        }
+    }
 }
 
 impl Default for DtnSettings {
@@ -69,6 +90,7 @@ impl Default for DtnSettings {
         Self {
             strategy: Strategy::Epidemic,
             quota: Quota::default(),
+            peer_rate: PeerRate::default(),
         }
     }
 }

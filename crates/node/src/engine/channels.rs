@@ -36,6 +36,9 @@ pub(super) const GOSSIP_PER_SECOND: f64 = 100.0;
 /// Peers whose gossip rate is tracked at once (the least recently seen is
 /// forgotten past it).
 pub(super) const GOSSIP_RATE_PEERS: usize = 4096;
+/// Failed history requests waiting to be retried at once (peers times joined
+/// channels; past it a failure waits for the periodic exchange).
+pub(super) const MAX_HISTORY_RETRIES: usize = 4096;
 /// Retention runs over every channel this often (in engine ticks: an hour), so
 /// a quiet channel's messages age out too.
 pub(super) const PRUNE_TICKS: u64 = 60 * 60 * 2;
@@ -458,6 +461,25 @@ impl Engine {
         }
     }
 
+    /// A history request failed (its connection closed, the peer was busy):
+    /// asks again a little later while the peer stays connected, so a newcomer
+    /// does not wait for the periodic exchange.
+    fn history_failed(&mut self, peer: PeerId, channel: ChannelName) {
+        if self.joined.contains(&channel) && self.swarm.is_connected(&peer) {
+            let now = self.clock.mono_ms();
+            if let Some(due) = self.history_retries.failed((peer, channel), now) {
+                tracing::debug!(%peer, "history request retried in {} ms", due - now);
+            }
+        }
+    }
+
+    /// Sends again the history requests whose retry is due.
+    pub(super) fn retry_history(&mut self, now: u64) {
+        for (peer, channel) in self.history_retries.due(now) {
+            self.request_history(peer, &channel);
+        }
+    }
+
     /// Exchanges history of every joined channel with the next connected peer.
     pub(super) fn anti_entropy(&mut self) {
         let connected: Vec<PeerId> = self.peers.connected_peers().collect();
@@ -488,8 +510,10 @@ impl Engine {
                 error,
                 ..
             } => {
-                self.pending_history.remove(&request_id);
                 tracing::debug!(%peer, "sync request failed: {error}");
+                if let Some(channel) = self.pending_history.remove(&request_id) {
+                    self.history_failed(peer, channel);
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, "sync answer failed: {error}");
@@ -537,6 +561,7 @@ impl Engine {
                 Err(e) => self.drop_peer(peer, &format!("sent a bad name: {e}")),
             },
             (SyncResponse::History { messages, more }, Some(channel)) => {
+                self.history_retries.succeeded(&(peer, channel.clone()));
                 // A channel left since the request was sent takes nothing more.
                 if self.joined.contains(&channel) {
                     self.queue_channel_write(Pending::History {
@@ -550,8 +575,11 @@ impl Engine {
             (SyncResponse::History { .. }, None) => {
                 self.drop_peer(peer, "sent history nobody asked for")
             }
-            (SyncResponse::Refused { reason }, _) => {
-                tracing::debug!(%peer, "sync refused: {reason}")
+            (SyncResponse::Refused { reason }, asked) => {
+                tracing::debug!(%peer, "sync refused: {reason}");
+                if let Some(channel) = asked {
+                    self.history_failed(peer, channel);
+                }
             }
         }
     }

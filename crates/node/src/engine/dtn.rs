@@ -19,16 +19,12 @@ use ferry_net::libp2p::request_response::{
 };
 
 use super::{Engine, Work};
-use crate::dtn::{Dtn, Rejection};
+use crate::dtn::{Dtn, PeerRate, Rejection};
 
 /// Bundles sent to one peer and not yet answered.
 const WINDOW: usize = 8;
 /// Malformed bundles a peer may send before it is disconnected.
 const MAX_STRIKES: u32 = 3;
-/// Bundles one peer may send: a burst of 2,000, then 500 a second. Past it they are
-/// refused (the sender retries later), so one peer cannot hog the store's writes.
-const BUNDLE_BURST: u32 = 2_000;
-const BUNDLES_PER_SECOND: f64 = 500.0;
 /// Summaries one peer may send: a burst of 4, then one a second (an honest node
 /// sends one at the start of a contact and at most one a second after, only when
 /// something changed). Past it a summary goes unanswered and unread, so what one
@@ -51,6 +47,7 @@ pub(super) struct Links {
     links: HashMap<PeerId, Link>,
     sent: HashMap<OutboundRequestId, (PeerId, Sent)>,
     limiter: KeyedLimiter<PeerId>,
+    rate: PeerRate,
     summary_limiter: KeyedLimiter<PeerId>,
     strikes: HashMap<PeerId, u32>,
     /// Peers struck out, and when to disconnect them (monotonic ms).
@@ -60,12 +57,13 @@ pub(super) struct Links {
     refusal_logged: LogLimiter<PeerId>,
 }
 
-impl Default for Links {
-    fn default() -> Self {
+impl Links {
+    pub(super) fn new(rate: PeerRate) -> Self {
         Self {
             links: HashMap::new(),
             sent: HashMap::new(),
-            limiter: KeyedLimiter::new(BUNDLE_BURST, BUNDLES_PER_SECOND, 4096),
+            limiter: KeyedLimiter::new(rate.burst, f64::from(rate.per_second), LOGGED_PEERS),
+            rate,
             summary_limiter: KeyedLimiter::new(SUMMARY_BURST, SUMMARIES_PER_SECOND, 4096),
             strikes: HashMap::new(),
             hang_up: HashMap::new(),
@@ -263,7 +261,7 @@ impl Engine {
                 let now = self.clock.mono_ms();
                 if !self.dtn_links.limiter.allow(&peer, now) {
                     if let Some(quiet) = self.dtn_links.flood_logged.check(&peer, now) {
-                        tracing::warn!(%peer, "peer is sending bundles faster than {BUNDLES_PER_SECOND}/s; refusing the excess{}", quiet_note(quiet));
+                        tracing::warn!(%peer, "peer is sending bundles faster than {}/s; refusing the excess{}", self.dtn_links.rate.per_second, quiet_note(quiet));
                     }
                     let refused = Receipt::Refused(
                         "too many bundles from you; slow down and try again".into(),

@@ -23,6 +23,7 @@ use ferry_core::channel::ChannelName;
 use ferry_core::content::{ContentId, ContentKind, Ticket};
 use ferry_core::peers::PeerTable;
 use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::retry::Retries;
 use ferry_core::transfer::BlobResponse;
 use ferry_core::{Keypair, Multiaddr, PeerId};
 use ferry_net::beacon::BeaconSocket;
@@ -137,6 +138,8 @@ pub struct Engine {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, String>>>,
     /// History requests in flight, and the channel each is about.
     pending_history: HashMap<OutboundRequestId, ChannelName>,
+    /// History requests that failed, to send again soon.
+    history_retries: Retries<(PeerId, ChannelName)>,
     beacon: Option<discovery::Beacons>,
     sync_limiter: KeyedLimiter<PeerId>,
     /// The highest message seq stored; API long polls wait on it.
@@ -169,6 +172,8 @@ pub struct Parts {
     pub bootstrap: Vec<Multiaddr>,
     /// The bundle agent, shared with the control API and TCPCL sessions.
     pub dtn: Arc<Dtn>,
+    /// How fast one peer may hand this node bundles.
+    pub dtn_peer_rate: crate::dtn::PeerRate,
 }
 
 impl Engine {
@@ -195,6 +200,7 @@ impl Engine {
             data_dir: parts.data_dir,
             pending_dials: HashMap::new(),
             pending_history: HashMap::new(),
+            history_retries: Retries::new(channels::MAX_HISTORY_RETRIES),
             reach: reach::Reach::default(),
             bootstrap: parts.bootstrap,
             beacon: parts.beacon.map(discovery::Beacons::new),
@@ -207,8 +213,8 @@ impl Engine {
             serving: serve::Serving::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
+            dtn_links: dtn::Links::new(parts.dtn_peer_rate),
             dtn: parts.dtn,
-            dtn_links: dtn::Links::default(),
         };
         (engine, work_done)
     }
@@ -429,6 +435,7 @@ impl Engine {
                 self.peers.disconnected(peer_id, num_established);
                 if num_established == 0 {
                     self.dtn_contact_down(peer_id);
+                    self.history_retries.forget(|(peer, _)| *peer == peer_id);
                     tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
                 }
             }
@@ -499,6 +506,7 @@ impl Engine {
         if self.ticks.is_multiple_of(60) {
             self.anti_entropy();
         }
+        self.retry_history(now);
         if self.ticks.is_multiple_of(channels::PRUNE_TICKS) {
             self.prune_channels();
         }
