@@ -9,10 +9,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
-cargo +nightly fuzz build
+# The seed writer is a plain program: built without the fuzzer's instrumentation.
+cargo +nightly build --release --bin seeds
 seeds="$(mktemp -d)"
 trap 'rm -rf "$seeds"' EXIT
-./target/x86_64-unknown-linux-gnu/release/seeds "$seeds"
+./target/release/seeds "$seeds"
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
@@ -24,6 +25,6 @@ for target in "${targets[@]}"; do
     if [ -d "$seeds/$target" ]; then
         cp "$seeds/$target"/* "corpus/$target/"
     fi
-    cargo +nightly fuzz cmin "$target" "corpus/$target" -- -timeout=20 >/dev/null 2>&1
+    cargo +nightly fuzz cmin -s none "$target" "corpus/$target" -- -timeout=20 >/dev/null 2>&1
     echo "$target: $(ls "corpus/$target" | wc -l) inputs, $(du -sh "corpus/$target" | cut -f1)"
 done

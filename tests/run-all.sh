@@ -73,6 +73,13 @@ export FERRY_TEST_SKIPS="$(mktemp)"
 trap 'rm -f "$log" "$FERRY_TEST_SKIPS"' EXIT
 cargo test --locked --workspace 2>&1 | tee "$log"
 
+step "fuzz targets, briefly (fuzz/run-brief.sh)"
+# cargo-fuzz for the nightly toolchain; without nightly the script says it skips.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+fuzz/run-brief.sh
+
 # One closing line for the whole run: cargo prints a result per test binary,
 # the last of which (doc-tests) is often empty. A test that skipped itself
 # returned early, so cargo counted it as passed: it is counted as skipped here,
