@@ -2,6 +2,8 @@
 //! chose (names, message text, file names) passes through [`printable`] first, so
 //! it cannot drive the terminal with escape sequences.
 
+pub mod settings;
+
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
     BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, LeaveReply, MessageView, NatInfo,
