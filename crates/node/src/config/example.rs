@@ -1,7 +1,7 @@
-//! `ferry config example`: a complete `config.toml`, written from [`KEYS`], with
-//! every key at its default (keys whose default is "unset" are commented out,
-//! with an example value). README's config block is this text; a test keeps the
-//! two equal.
+//! `ferry config example`: a complete `config.toml`, written from [`KEYS`]: every
+//! key set, to its default or, where the default would not show what a value
+//! looks like (an empty list, an unset key), to an example, with the default said
+//! above it. README's config block is this text; a test keeps the two equal.
 
 use super::keys::{DATA_DIR_ENV, DefaultValue, ENV_PREFIX, KEYS, Section};
 
@@ -11,7 +11,8 @@ pub fn example_toml() -> String {
         "# DATA_DIR/config.toml: settings for `ferry start`. Every key is optional.\n\
          # A flag of `ferry start` wins over a {ENV_PREFIX}<KEY> environment variable\n\
          # (lists: comma-separated), which wins over this file; {DATA_DIR_ENV}\n\
-         # says which data directory. `ferry config show` prints the values in effect.\n"
+         # says which data directory. Keys set to an example here say their default.\n\
+         # `ferry config show` prints the values in effect and where each came from.\n"
     );
     let mut section: Option<Section> = None;
     for key in KEYS {
@@ -23,13 +24,25 @@ pub fn example_toml() -> String {
         if let Some(flag) = key.flag {
             how.insert(0, format!("flag --{}", flag.long));
         }
-        text.push_str(&format!("# {} ({})\n", key.doc, how.join(", ")));
-        match key.default {
-            DefaultValue::Value(value) => text.push_str(&format!("{} = {value}\n", key.name)),
-            DefaultValue::Unset { meaning, example } => {
-                text.push_str(&format!("# unset: {meaning}\n# {} = {example}\n", key.name))
+        let value = match (key.example, key.default) {
+            (Some(example), DefaultValue::Value(default)) => {
+                how.push(format!("default {default}"));
+                example
             }
-        }
+            (Some(example), DefaultValue::Unset { meaning }) => {
+                how.push(format!("default: {meaning}"));
+                example
+            }
+            (None, DefaultValue::Value(default)) => default,
+            // Every key unset by default has an example (a test checks).
+            (None, DefaultValue::Unset { .. }) => continue,
+        };
+        text.push_str(&format!(
+            "# {}\n# {}\n{} = {value}\n",
+            key.doc,
+            how.join("; "),
+            key.name
+        ));
     }
     text
 }

@@ -33,11 +33,8 @@ pub enum Merge {
 pub enum DefaultValue {
     /// A TOML value, written into `ferry config example` as it is.
     Value(&'static str),
-    /// Unset means something no value says; `example` shows the form of a value.
-    Unset {
-        meaning: &'static str,
-        example: &'static str,
-    },
+    /// Unset means something no value says.
+    Unset { meaning: &'static str },
 }
 
 /// A `ferry start` flag for a key.
@@ -92,6 +89,9 @@ pub struct Key {
     /// What the key does, for the example config and `ferry config show`.
     pub doc: &'static str,
     pub flag: Option<Flag>,
+    /// What `ferry config example` sets the key to when the default would not
+    /// show the form of a value (an empty list, an unset key).
+    pub example: Option<&'static str>,
     /// For enum-like keys: the values, each with a word on it, for help and
     /// shell completion. Checked by `check` (a value may carry an argument, as
     /// `spray:8` does).
@@ -131,6 +131,7 @@ const fn key(name: &'static str, kind: Kind, default: DefaultValue, section: Sec
         section,
         doc: "",
         flag: None,
+        example: None,
         choices: &[],
         check: None,
     }
@@ -167,6 +168,11 @@ impl Key {
         self
     }
 
+    const fn example(mut self, example: &'static str) -> Self {
+        self.example = Some(example);
+        self
+    }
+
     const fn appends(mut self) -> Self {
         self.merge = Merge::Append;
         self
@@ -183,19 +189,20 @@ use Section::{Channels, Disk, Dtn, Network, Relay};
 
 /// Every setting, in the order `ferry config example` lists them.
 pub static KEYS: &[Key] = &[
-    key("name", Text, Unset { meaning: "a nickname made from the peer id", example: "\"ana\"" }, Network)
+    key("name", Text, Unset { meaning: "a nickname made from the peer id" }, Network)
         .doc("The nickname shown to peers next to your messages.")
+        .example("\"ana\"")
         .flag("name", "NAME", "A nickname shown to peers next to your messages"),
     key(
         "listen",
         List,
         Unset {
             meaning: "TCP and QUIC on all interfaces, IPv4 and IPv6, ports chosen by the OS",
-            example: "[\"/ip4/0.0.0.0/tcp/4001\", \"/ip4/0.0.0.0/udp/4001/quic-v1\"]",
         },
         Network,
     )
     .doc("Multiaddrs to listen on; fix the ports here to open them in a firewall.")
+    .example("[\"/ip4/0.0.0.0/tcp/4001\", \"/ip4/0.0.0.0/udp/4001/quic-v1\"]")
     .flag("listen", "MULTIADDR", "A multiaddr to listen on; repeat for several"),
     key("mdns", Bool, Value("true"), Network)
         .doc("Announce and look for peers with multicast DNS.")
@@ -211,7 +218,8 @@ pub static KEYS: &[Key] = &[
             "The UDP port beacons are sent to and heard on; every node of a network must agree",
         ),
     key("bootstrap", List, Value("[]"), Network)
-        .doc("Nodes to join the DHT through, each with its peer id, e.g. \"/ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...\"; --bootstrap adds more.")
+        .doc("Nodes to join the DHT through, each with its peer id; --bootstrap adds more.")
+        .example("[\"/ip4/203.0.113.5/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo\"]")
         .flag(
             "bootstrap",
             "MULTIADDR",
@@ -258,15 +266,17 @@ pub static KEYS: &[Key] = &[
     key("dtn_inbox_max_bundles", Integer, Value("10000"), Dtn)
         .doc("Bundles delivered to this node kept at most,"),
     key("dtn_inbox_max_mib", Integer, Value("1024"), Dtn).doc("and their MiB at most."),
-    key("tcpcl_listen", Text, Unset { meaning: "off", example: "\"0.0.0.0:4556\"" }, Dtn)
+    key("tcpcl_listen", Text, Unset { meaning: "off" }, Dtn)
         .doc("Accept TCPCLv4 sessions from other DTN software (such as dtn7-rs's dtnd) on HOST:PORT.")
+        .example("\"0.0.0.0:4556\"")
         .flag(
             "tcpcl-listen",
             "HOST:PORT",
             "Accept TCPCLv4 sessions from other DTN implementations on HOST:PORT (e.g. 0.0.0.0:4556)",
         ),
     key("tcpcl_peers", List, Value("[]"), Dtn)
-        .doc("TCPCLv4 nodes to keep a session with, HOST:PORT each, e.g. \"192.168.1.20:4556\".")
+        .doc("TCPCLv4 nodes to keep a session with, HOST:PORT each.")
+        .example("[\"192.168.1.20:4556\"]")
         .flag(
             "tcpcl-peer",
             "HOST:PORT",
