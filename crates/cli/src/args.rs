@@ -4,7 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use ferry_core::dtn::Priority;
+use ferry_node::config::keys::DATA_DIR_ENV;
 use ferry_node::control::types::MAX_READ_LIMIT;
+
+mod settings;
+
+use settings::{Check, Checked, settings_paragraph};
+pub use settings::{StartArgs, env_layer};
 
 const ABOUT: &str = "ferry: a peer-to-peer node for networks with no infrastructure";
 
@@ -52,7 +59,7 @@ pub struct Cli {
     ///
     /// A data directory holds one node's identity, messages and config.toml;
     /// `ferry start` runs the node on it and the other commands talk to that node.
-    #[arg(long, global = true, env = "FERRY_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = DATA_DIR_ENV, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Say more (-v, -vv)
@@ -69,27 +76,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node in the foreground until Ctrl-C.
-    #[command(long_about = "\
-Run a node in the foreground until Ctrl-C (or SIGTERM).
-
-The node finds peers on the local network by itself (multicast DNS and signed UDP
-broadcast beacons), keeps its identity and messages in the data directory, and serves
-the other ferry commands on 127.0.0.1. Flags override the data directory's
-config.toml (keys: name, listen, mdns, beacon, beacon_port, bootstrap, relay, upnp,
-the relay limits relay_max_reservations, relay_max_circuits,
-relay_max_circuits_per_peer, relay_max_circuit_secs, relay_max_circuit_bytes, and for
-delay-tolerant networking dtn_strategy, dtn_quota_mib, dtn_peer_bundle_burst,
-dtn_peer_bundles_per_second, dtn_inbox_max_bundles, dtn_inbox_max_mib, tcpcl_listen,
-tcpcl_peers; storage_reserve_mib; channel_max_messages, channel_max_age_days).
-
-To reach peers across the internet, give one or more --bootstrap addresses of nodes
-that are already on the network (any ferry node with a public address will do); the
-node joins the DHT through them, learns its public address, reserves a slot on relays
-when it is behind NAT, and upgrades relayed connections to direct ones by hole
-punching where the NATs allow it. It also asks the home router for a port mapping
-with UPnP unless --no-upnp is given.
-
-Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.")]
+    #[command(long_about = start_long_about())]
     Start(StartArgs),
 
     /// Show this node's peer id, name and listening addresses.
@@ -209,6 +196,84 @@ carrier too: `ferry dtn export` and `ferry dtn import`. Other DTN implementation
 as dtn7-rs's dtnd) are reached over TCPCLv4: `ferry start --tcpcl-listen/--tcpcl-peer`."
     )]
     Dtn(DtnCommand),
+
+    /// Print an example config.toml, or the settings in effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(long_about = "\
+Print a completion script for SHELL on stdout. For bash, e.g.:
+  ferry completions bash > ~/.local/share/bash-completion/completions/ferry
+for zsh, into a directory on $fpath as _ferry; for fish, into
+~/.config/fish/completions/ferry.fish.")]
+    Completions(CompletionsArgs),
+
+    /// Print ferry's man page (roff), or write every page into a directory.
+    #[command(long_about = "\
+Print the ferry(1) man page as roff on stdout (`ferry man | man -l -`), or with
+--dir DIR write ferry.1 and a page per command (ferry-start.1, ferry-dtn-send.1, ...)
+into DIR, e.g. ~/.local/share/man/man1.")]
+    Man(ManArgs),
+}
+
+/// `ferry start --help`: what the node does, where its settings come from.
+fn start_long_about() -> String {
+    format!(
+        "\
+Run a node in the foreground until Ctrl-C (or SIGTERM).
+
+The node finds peers on the local network by itself (multicast DNS and signed UDP
+broadcast beacons), keeps its identity and messages in the data directory, and serves
+the other ferry commands on 127.0.0.1.
+
+{}
+
+To reach peers across the internet, give one or more --bootstrap addresses of nodes
+that are already on the network (any ferry node with a public address will do); the
+node joins the DHT through them, learns its public address, reserves a slot on relays
+when it is behind NAT, and upgrades relayed connections to direct ones by hole
+punching where the NATs allow it. It also asks the home router for a port mapping
+with UPnP unless --no-upnp is given.
+
+Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.",
+        settings_paragraph()
+    )
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a complete config.toml: every key at its default, with its flag and variable.
+    Example,
+    /// Print the settings `ferry start` would use, and where each value comes from.
+    #[command(long_about = "\
+Print the settings `ferry start` would run with on this data directory: each key's
+value after the flags given here, the FERRY_* environment variables, config.toml and
+the defaults, and which of them it came from. Takes the same flags as `ferry start`.")]
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ferry.1 and a page for each command (ferry-start.1, ...) into DIR
+    /// instead of printing ferry.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,11 +334,22 @@ pub struct DtnSendArgs {
     /// How long the bundle lives, e.g. 90s, 30m, 12h, 7d.
     #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
     pub lifetime: Option<u64>,
-    /// bulk, normal or expedited: what goes first on a short contact, and last out of a full store.
-    #[arg(long, value_name = "PRIORITY")]
+    /// What goes first on a short contact, and last out of a full store. [default: normal]
+    #[arg(long, value_name = "PRIORITY", value_parser = Checked { choices: PRIORITIES, check: Check::Text(check_priority) })]
     pub priority: Option<String>,
     #[command(flatten)]
     pub output: JsonFlag,
+}
+
+/// The bundle priorities `--priority` lists; the node's parser decides.
+const PRIORITIES: &[(&str, &str)] = &[
+    ("bulk", "after everything else"),
+    ("normal", "the default"),
+    ("expedited", "before everything else"),
+];
+
+fn check_priority(text: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    text.parse::<Priority>().map(drop).map_err(Into::into)
 }
 
 /// Seconds from `90s`, `30m`, `12h`, `7d` (or a bare number of seconds).
@@ -340,58 +416,6 @@ pub struct DtnImportArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub output: JsonFlag,
-}
-
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// A nickname shown to peers next to your messages.
-    #[arg(long)]
-    pub name: Option<String>,
-
-    /// A multiaddr to listen on; repeat for several.
-    /// [default: TCP and QUIC on all interfaces, ports chosen by the OS]
-    #[arg(long = "listen", value_name = "MULTIADDR")]
-    pub listen: Vec<String>,
-
-    /// Do not announce or look for peers with multicast DNS.
-    #[arg(long)]
-    pub no_mdns: bool,
-
-    /// Do not send or listen for UDP broadcast beacons.
-    #[arg(long)]
-    pub no_beacon: bool,
-
-    /// The UDP port beacons are sent to and heard on; every node of a network must agree.
-    /// [default: 45458]
-    #[arg(long, value_name = "PORT")]
-    pub beacon_port: Option<u16>,
-
-    /// A node to join the DHT through, with its peer id; repeat for several.
-    /// Added to config.toml's `bootstrap` list.
-    /// e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
-    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
-    pub bootstrap: Vec<String>,
-
-    /// Serve as a relay for nodes behind NAT (within the limits set in config.toml).
-    #[arg(long)]
-    pub relay: bool,
-
-    /// Do not ask the router for a port mapping with UPnP.
-    #[arg(long)]
-    pub no_upnp: bool,
-
-    /// DTN routing: direct, epidemic, spray[:COPIES] (binary spray-and-wait) or prophet.
-    /// [default: epidemic]
-    #[arg(long, value_name = "STRATEGY")]
-    pub dtn_strategy: Option<String>,
-
-    /// Accept TCPCLv4 sessions from other DTN implementations on HOST:PORT (e.g. 0.0.0.0:4556).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub tcpcl_listen: Option<String>,
-
-    /// Keep a TCPCLv4 session with this DTN node (e.g. a dtnd at 127.0.0.1:4556); repeat for several.
-    #[arg(long = "tcpcl-peer", value_name = "HOST:PORT")]
-    pub tcpcl_peers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,15 @@
 //! chose (names, message text, file names) passes through [`printable`] first, so
 //! it cannot drive the terminal with escape sequences.
 
+pub mod dtn;
+pub mod settings;
+
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
     BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, LeaveReply, MessageView, NatInfo,
     PeerInfo, ShareResult, StorageInfo,
 };
+use unicode_width::UnicodeWidthStr;
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
 pub const SHORT_CONTENT_ID: usize = 12;
@@ -359,15 +363,16 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Columns padded to their widest cell; the last one is left ragged so long
-/// address lists do not pad every line.
+/// Columns padded to their widest cell, measured in terminal columns (a CJK
+/// character or an emoji takes two); the last one is left ragged so long address
+/// lists do not pad every line.
 fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
     lines.extend(rows);
     let mut widths = vec![0; header.len()];
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let mut text = String::new();
@@ -377,7 +382,7 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
             if i == last {
                 text.push_str(cell);
             } else {
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths[i].saturating_sub(cell.width());
                 text.push_str(cell);
                 text.push_str(&" ".repeat(pad + 2));
             }
@@ -513,6 +518,39 @@ mod tests {
             .into_iter(),
         );
         assert_eq!(text, "A    BB  C\nxxx  y   long tail\n");
+    }
+
+    #[test]
+    fn tables_align_wide_characters_by_their_display_width() {
+        let rows = [
+            vec![
+                "12D3Koo…aaaa".to_owned(),
+                "漢字ana".to_owned(),
+                "lan".to_owned(),
+            ],
+            vec![
+                "12D3Koo…bbbb".to_owned(),
+                "bo🚌".to_owned(),
+                "relayed".to_owned(),
+            ],
+            vec![
+                "12D3Koo…cccc".to_owned(),
+                "cy".to_owned(),
+                "direct".to_owned(),
+            ],
+        ];
+        let text = table(&["PEER", "NAME", "CONNECTION"], rows.into_iter());
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|line| {
+                let at = line.rfind("  ").unwrap() + 2;
+                line[..at].width()
+            })
+            .collect();
+        // "漢字ana" is 7 columns wide (each ideograph takes two), "bo🚌" 4.
+        assert_eq!(columns, [23, 23, 23, 23], "{text}");
+        assert!(text.contains("漢字ana  lan\n"), "{text}");
+        assert!(text.contains("bo🚌     relayed\n"), "{text}");
     }
 
     #[test]

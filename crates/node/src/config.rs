@@ -1,5 +1,14 @@
-//! Settings for `ferry start`: command-line flags, over `config.toml` in the
-//! data directory, over defaults.
+//! Settings for `ferry start`: command-line flags, over `FERRY_*` variables, over
+//! `config.toml` in the data directory, over defaults. Every key is defined once,
+//! in [`keys::KEYS`]; [`layers`] merges the sources and [`example`] writes the
+//! example config.
+
+mod example;
+pub mod keys;
+mod layers;
+
+pub use example::example_toml;
+pub use layers::{ConfigError, Effective, EffectiveValue, Layer, Origin, check_text};
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +19,7 @@ use ferry_core::beacon::DEFAULT_BEACON_PORT;
 use ferry_net::RelayLimits;
 use ferry_store::Retention;
 use ferry_store::StoreLimits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::daemon::StartOptions;
 use crate::dtn::tcpcl::TcpclSettings;
@@ -18,8 +27,9 @@ use crate::dtn::{DtnSettings, PeerRate};
 
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// `DATA_DIR/config.toml`. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
+/// `DATA_DIR/config.toml`, and the merge of every source: each key is optional.
+/// Its fields are exactly the keys of [`keys::KEYS`] (a test checks both ways).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub name: Option<String>,
@@ -103,12 +113,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Merges the flags and variables of `options` over `file` and checks the result.
     pub fn resolve(options: StartOptions, file: ConfigFile) -> anyhow::Result<Self> {
-        let listen_text = if options.listen.is_empty() {
-            file.listen.unwrap_or_default()
-        } else {
-            options.listen
-        };
+        let effective = Effective::merge(&options.flags, &options.env, &file)?;
+        Self::from_config(options.data_dir, effective.config)
+    }
+
+    /// The settings of a merged config, over the defaults.
+    pub fn from_config(data_dir: PathBuf, file: ConfigFile) -> anyhow::Result<Self> {
+        let listen_text = file.listen.unwrap_or_default();
         let default_listen = listen_text.is_empty();
         let listen = if default_listen {
             default_listen_addrs()
@@ -118,17 +131,17 @@ impl Settings {
                 .map(|text| parse_multiaddr(text))
                 .collect::<anyhow::Result<_>>()?
         };
-        let name = options.name.or(file.name);
+        let name = file.name;
         if let Some(name) = &name {
             ferry_core::channel::check_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
         }
-        let bootstrap = options
+        let bootstrap = file
             .bootstrap
             .iter()
-            .chain(file.bootstrap.iter().flatten())
+            .flatten()
             .map(|text| parse_multiaddr(text))
             .collect::<anyhow::Result<_>>()?;
-        let relay = options.relay.or(file.relay).unwrap_or(false).then(|| {
+        let relay = file.relay.unwrap_or(false).then(|| {
             let default = RelayLimits::default();
             RelayLimits {
                 max_reservations: file
@@ -147,14 +160,13 @@ impl Settings {
             }
         });
         let dtn = dtn_settings(
-            options.dtn_strategy.or(file.dtn_strategy),
+            file.dtn_strategy,
             file.dtn_quota_mib,
             (file.dtn_peer_bundle_burst, file.dtn_peer_bundles_per_second),
         )?;
         let tcpcl = TcpclSettings {
-            listen: options
+            listen: file
                 .tcpcl_listen
-                .or(file.tcpcl_listen)
                 .map(|text| {
                     text.parse().map_err(|e| {
                         anyhow::anyhow!(
@@ -163,11 +175,7 @@ impl Settings {
                     })
                 })
                 .transpose()?,
-            peers: options
-                .tcpcl_peers
-                .into_iter()
-                .chain(file.tcpcl_peers.into_iter().flatten())
-                .collect(),
+            peers: file.tcpcl_peers.unwrap_or_default(),
         };
         let store = store_limits(
             file.storage_reserve_mib,
@@ -182,17 +190,14 @@ impl Settings {
             retention,
             bootstrap,
             relay,
-            upnp: options.upnp.or(file.upnp).unwrap_or(true),
-            data_dir: options.data_dir,
+            upnp: file.upnp.unwrap_or(true),
+            data_dir,
             name,
             listen,
             default_listen,
-            mdns: options.mdns.or(file.mdns).unwrap_or(true),
-            beacon: options.beacon.or(file.beacon).unwrap_or(true),
-            beacon_port: options
-                .beacon_port
-                .or(file.beacon_port)
-                .unwrap_or(DEFAULT_BEACON_PORT),
+            mdns: file.mdns.unwrap_or(true),
+            beacon: file.beacon.unwrap_or(true),
+            beacon_port: file.beacon_port.unwrap_or(DEFAULT_BEACON_PORT),
         })
     }
 }
@@ -287,6 +292,10 @@ fn default_listen_addrs() -> Vec<Multiaddr> {
 mod tests {
     use super::*;
 
+    fn key(name: &str) -> &'static keys::Key {
+        keys::Key::named(name).unwrap()
+    }
+
     fn options() -> StartOptions {
         StartOptions {
             data_dir: "/tmp/x".into(),
@@ -299,7 +308,7 @@ mod tests {
         let file: ConfigFile =
             toml::from_str("name = \"file\"\nmdns = false\nbeacon_port = 5000\n").unwrap();
         let mut opts = options();
-        opts.name = Some("flag".into());
+        opts.flags.set_text(key("name"), "flag").unwrap();
         let settings = Settings::resolve(opts, file).unwrap();
         assert_eq!(settings.name.as_deref(), Some("flag"));
         assert!(!settings.mdns);
@@ -312,7 +321,7 @@ mod tests {
     #[test]
     fn a_bad_listen_address_is_a_clear_error() {
         let mut opts = options();
-        opts.listen = vec!["garbage".into()];
+        opts.flags.set_text(key("listen"), "garbage").unwrap();
         let err = Settings::resolve(opts, ConfigFile::default()).unwrap_err();
         assert!(err.to_string().contains("not a valid multiaddr"), "{err}");
     }
@@ -365,5 +374,211 @@ mod tests {
     #[test]
     fn unknown_config_keys_are_refused() {
         assert!(toml::from_str::<ConfigFile>("nmae = \"typo\"").is_err());
+    }
+
+    /// The field names serde's derive passes to `deserialize_struct`.
+    fn config_file_fields() -> &'static [&'static str] {
+        use serde::de::{self, Visitor};
+        struct Catch;
+        #[derive(Debug)]
+        struct Fields(&'static [&'static str]);
+        impl std::fmt::Display for Fields {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl std::error::Error for Fields {}
+        impl de::Error for Fields {
+            fn custom<T: std::fmt::Display>(_: T) -> Self {
+                Fields(&[])
+            }
+        }
+        impl<'de> de::Deserializer<'de> for Catch {
+            type Error = Fields;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+                Err(Fields(&[]))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Fields> {
+                Err(Fields(fields))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        ConfigFile::deserialize(Catch).unwrap_err().0
+    }
+
+    #[test]
+    fn the_config_file_has_exactly_the_defined_keys() {
+        let mut fields = config_file_fields().to_vec();
+        let mut names: Vec<&str> = keys::KEYS.iter().map(|key| key.name).collect();
+        fields.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(fields, names);
+    }
+
+    /// Every default written in KEYS, as a config file that sets them all.
+    fn defaults_file() -> String {
+        keys::KEYS
+            .iter()
+            .filter_map(|key| match key.default {
+                keys::DefaultValue::Value(value) => Some(format!("{} = {value}\n", key.name)),
+                keys::DefaultValue::Unset { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_written_in_keys_are_the_ones_the_node_uses() {
+        let written: ConfigFile = toml::from_str(&defaults_file()).unwrap();
+        let from_keys = Settings::resolve(options(), written).unwrap();
+        let built_in = Settings::resolve(options(), ConfigFile::default()).unwrap();
+        assert_eq!(format!("{from_keys:?}"), format!("{built_in:?}"));
+        // With relay on, the relay limits written in KEYS are the built-in ones too.
+        let mut relay = options();
+        relay.flags.set_switch(key("relay"), true);
+        let written: ConfigFile = toml::from_str(&defaults_file()).unwrap();
+        let limits = Settings::resolve(relay, written).unwrap().relay.unwrap();
+        assert_eq!(
+            format!("{limits:?}"),
+            format!("{:?}", RelayLimits::default())
+        );
+    }
+
+    #[test]
+    fn the_example_config_parses_back_with_every_key() {
+        let example = example_toml();
+        let file: ConfigFile = toml::from_str(&example).unwrap();
+        let table = toml::Table::try_from(&file).unwrap();
+        for key in keys::KEYS {
+            assert!(
+                table.contains_key(key.name),
+                "{} not in the example",
+                key.name
+            );
+        }
+        let settings = Settings::resolve(options(), file).unwrap();
+        assert_eq!(settings.name.as_deref(), Some("ana"));
+        assert_eq!(settings.bootstrap.len(), 1);
+        assert!(!settings.default_listen);
+    }
+
+    #[test]
+    fn readme_shows_the_example_config_so_every_key_is_documented() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let block = format!("```toml\n{}```\n", example_toml());
+        assert!(
+            readme.contains(&block),
+            "README's config block differs from `ferry config example`; paste its output:\n{block}"
+        );
+        for key in keys::KEYS {
+            assert!(readme.contains(&format!("{} = ", key.name)), "{}", key.name);
+            assert!(readme.contains(&key.env_var()), "{}", key.env_var());
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Layer, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Layer::from_env(|name| {
+            Ok(pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()))
+        })
+    }
+
+    #[test]
+    fn flags_beat_variables_which_beat_the_file() {
+        let file: ConfigFile = toml::from_str(
+            "name = \"file\"\nbeacon_port = 5000\nmdns = false\nbootstrap = [\"/ip4/10.0.0.3/tcp/1\"]\n",
+        )
+        .unwrap();
+        let mut opts = options();
+        opts.flags.set_text(key("name"), "flag").unwrap();
+        opts.flags
+            .set_text(key("bootstrap"), "/ip4/10.0.0.1/tcp/1")
+            .unwrap();
+        opts.env = env(&[
+            ("FERRY_NAME", "env"),
+            ("FERRY_BEACON_PORT", "6000"),
+            (
+                "FERRY_BOOTSTRAP",
+                "/ip4/10.0.0.2/tcp/1, /ip4/10.0.0.4/tcp/1",
+            ),
+            ("FERRY_NOT_A_KEY", "ignored"),
+        ])
+        .unwrap();
+        let effective = Effective::merge(&opts.flags, &opts.env, &file).unwrap();
+        let of = |name: &str| {
+            effective
+                .values
+                .iter()
+                .find(|v| v.key == name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(of("name").from, [Origin::Flag]);
+        assert_eq!(of("beacon_port").from, [Origin::Env]);
+        assert_eq!(of("mdns").from, [Origin::File]);
+        assert_eq!(of("beacon").from, [Origin::Default]);
+        assert_eq!(of("beacon").value, Some(toml::Value::Boolean(true)));
+        assert_eq!(of("tcpcl_listen").value, None);
+        assert_eq!(of("tcpcl_listen").unset, Some("off"));
+        assert_eq!(
+            of("bootstrap").from,
+            [Origin::Flag, Origin::Env, Origin::File]
+        );
+        let settings = Settings::resolve(opts, file).unwrap();
+        assert_eq!(settings.name.as_deref(), Some("flag"));
+        assert_eq!(settings.beacon_port, 6000);
+        assert!(!settings.mdns);
+        let bootstrap: Vec<String> = settings.bootstrap.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            bootstrap,
+            [
+                "/ip4/10.0.0.1/tcp/1",
+                "/ip4/10.0.0.2/tcp/1",
+                "/ip4/10.0.0.4/tcp/1",
+                "/ip4/10.0.0.3/tcp/1"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_flags_and_variables_name_the_key() {
+        let err = env(&[("FERRY_MDNS", "maybe")]).unwrap_err().to_string();
+        assert!(
+            err.contains("mdns") && err.contains("true or false"),
+            "{err}"
+        );
+        let err = env(&[("FERRY_DTN_STRATEGY", "fastest")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dtn_strategy") && err.contains("prophet"),
+            "{err}"
+        );
+        let err = check_text(key("beacon_port"), "70000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("beacon_port"), "{err}");
+        assert!(check_text(key("beacon_port"), "4000").is_ok());
+        assert!(check_text(key("dtn_strategy"), "spray:4").is_ok());
+        let mut opts = options();
+        opts.env = env(&[("FERRY_CHANNEL_MAX_MESSAGES", "0")]).unwrap();
+        let err = Settings::resolve(opts, ConfigFile::default()).unwrap_err();
+        assert!(err.to_string().contains("channel_max_messages"), "{err}");
     }
 }

@@ -11,40 +11,20 @@ use ferry_store::{DataDir, Store, identity};
 use rand::RngCore;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{ConfigFile, Settings};
+use crate::config::{ConfigFile, Layer, Settings};
 use crate::control::ControlFile;
 use crate::control::server::{ApiState, router};
 use crate::dtn::Dtn;
 use crate::engine::{Engine, Parts};
 use crate::jobs::Jobs;
 
-/// What `ferry start` was asked for on its command line. Each `None` or empty
-/// field falls back to the data directory's `config.toml`, then to the default.
+/// What `ferry start` was asked for: its flags and `FERRY_*` variables, each
+/// over the data directory's `config.toml` (see [`crate::config::keys`]).
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     pub data_dir: PathBuf,
-    /// A nickname shown to peers.
-    pub name: Option<String>,
-    /// Multiaddrs to listen on (default: TCP and QUIC on all interfaces, OS-chosen ports).
-    pub listen: Vec<String>,
-    /// Multicast DNS discovery (default on).
-    pub mdns: Option<bool>,
-    /// Signed UDP broadcast beacons (default on).
-    pub beacon: Option<bool>,
-    /// The UDP port beacons are sent to and heard on (default 45458).
-    pub beacon_port: Option<u16>,
-    /// DHT bootstrap nodes, added to those in config.toml.
-    pub bootstrap: Vec<String>,
-    /// Serve as a relay for nodes behind NAT (default off).
-    pub relay: Option<bool>,
-    /// Ask the router for a port mapping with UPnP (default on).
-    pub upnp: Option<bool>,
-    /// DTN routing strategy (default epidemic).
-    pub dtn_strategy: Option<String>,
-    /// Listen for TCPCLv4 peers on HOST:PORT (default: not at all).
-    pub tcpcl_listen: Option<String>,
-    /// TCPCLv4 peers to dial, HOST:PORT each.
-    pub tcpcl_peers: Vec<String>,
+    pub flags: Layer,
+    pub env: Layer,
 }
 
 /// Runs the node in the foreground; returns after a clean shutdown.

@@ -13,7 +13,10 @@ use super::content::utf8;
 use super::print;
 use crate::args::{DtnCommand, DtnSaveArgs, DtnSendArgs};
 use crate::client::Client;
-use crate::output::{human_bytes, printable, short_id};
+use crate::output::dtn::{
+    export_line, import_text, inbox_text, queued_line, saved_line, status_text,
+};
+use crate::output::printable;
 
 pub fn run(client: &Client, command: DtnCommand) -> anyhow::Result<()> {
     match command {
@@ -36,16 +39,7 @@ pub fn run(client: &Client, command: DtnCommand) -> anyhow::Result<()> {
                     content: args.content,
                 },
             )?;
-            print(args.output.json, &report, || {
-                format!(
-                    "exported {} bundles ({} new), {} acks, {} content blobs to {}\n",
-                    report.bundles,
-                    human_bytes(report.bytes),
-                    report.acks,
-                    report.content,
-                    report.folder
-                )
-            })
+            print(args.output.json, &report, || export_line(&report))
         }
         DtnCommand::Import(args) => {
             let report: ImportReport = client.post(
@@ -76,14 +70,7 @@ fn send(client: &Client, args: DtnSendArgs) -> anyhow::Result<()> {
             priority: args.priority,
         },
     )?;
-    print(args.output.json, &reply, || {
-        format!(
-            "queued {} ({}) for {}\n",
-            reply.id,
-            human_bytes(reply.bytes),
-            reply.destination
-        )
-    })
+    print(args.output.json, &reply, || queued_line(&reply))
 }
 
 fn save(client: &Client, args: DtnSaveArgs) -> anyhow::Result<()> {
@@ -124,130 +111,5 @@ fn save(client: &Client, args: DtnSaveArgs) -> anyhow::Result<()> {
             force: args.force,
         },
     )?;
-    print(args.json.json, &reply, || {
-        format!("wrote {} to {}\n", human_bytes(reply.bytes), reply.path)
-    })
-}
-
-/// A node id `dtn://12D3KooW…/` shortened like a peer id.
-fn short_node(node: &str) -> String {
-    match node
-        .strip_prefix("dtn://")
-        .and_then(|rest| rest.split_once('/'))
-    {
-        Some((peer, service)) => format!("dtn://{}/{service}", short_id(peer)),
-        None => node.to_owned(),
-    }
-}
-
-fn inbox_text(items: &[InboxItem]) -> String {
-    if items.is_empty() {
-        return "inbox is empty\n".into();
-    }
-    let mut text = String::new();
-    for item in items {
-        let what = match (item.kind.as_str(), &item.text, &item.file_name) {
-            ("text", Some(message), _) => printable(message, true),
-            ("file", _, Some(name)) => format!(
-                "file {} ({}): `ferry dtn save {}`",
-                printable(name, false),
-                human_bytes(item.size),
-                item.id
-            ),
-            (kind, _, _) => format!("{kind}, {}", human_bytes(item.size)),
-        };
-        text.push_str(&format!(
-            "{} from {}\n  {}\n",
-            item.id,
-            short_node(&item.source),
-            what
-        ));
-    }
-    text
-}
-
-fn status_text(status: &DtnStatus) -> String {
-    let mut text = format!(
-        "node {}  strategy {}\nholding {} bundles, {} of {}; {} acks known; inbox {}\nreceived {}, delivered {}, forwarded {}, refused {}\n",
-        status.node_id,
-        status.strategy,
-        status.bundles.len(),
-        human_bytes(status.bytes_held),
-        human_bytes(status.quota_bytes),
-        status.acks,
-        status.inbox,
-        status.received,
-        status.delivered,
-        status.forwarded,
-        status.refused,
-    );
-    if !status.by_destination.is_empty() {
-        text.push_str("\nby destination:\n");
-        for (destination, count, bytes) in &status.by_destination {
-            text.push_str(&format!(
-                "  {}  {count} bundles, {}\n",
-                short_node(destination),
-                human_bytes(*bytes)
-            ));
-        }
-    }
-    if !status.bundles.is_empty() {
-        text.push_str("\nbundles (id, to, size, age, expires in, origin):\n");
-        for b in &status.bundles {
-            let age = b.age_secs.map_or("?".into(), duration);
-            let origin = match (&b.received_from, b.own) {
-                (_, true) => "own".to_owned(),
-                (Some(from), false) => format!("from {}", short_node(from)),
-                (None, false) => "from a folder or TCPCL".to_owned(),
-            };
-            text.push_str(&format!(
-                "  {}  {}  {}  {}  {}  {origin}\n",
-                b.id,
-                short_node(&b.destination),
-                human_bytes(b.size),
-                age,
-                duration(b.expires_in_secs)
-            ));
-        }
-    }
-    if !status.contacts.is_empty() {
-        text.push_str("\ncontacts:\n");
-        for c in &status.contacts {
-            text.push_str(&format!(
-                "  {}  {}  {}  sent {}, received {}\n",
-                short_node(&c.node),
-                c.via,
-                if c.connected { "connected" } else { "gone" },
-                c.bundles_sent,
-                c.bundles_received
-            ));
-        }
-    }
-    text
-}
-
-fn duration(secs: u64) -> String {
-    match secs {
-        0..120 => format!("{secs}s"),
-        120..7200 => format!("{}m", secs / 60),
-        7200..172_800 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
-    }
-}
-
-fn import_text(report: &ImportReport) -> String {
-    let mut text = format!(
-        "imported from {}: {} delivered here, {} to carry on, {} already known; {} acks freed {} copies; {} content blobs\n",
-        report.folder,
-        report.delivered,
-        report.stored,
-        report.duplicates,
-        report.acks,
-        report.freed,
-        report.content
-    );
-    for (file, why) in &report.rejected {
-        text.push_str(&format!("  rejected {file}: {why}\n"));
-    }
-    text
+    print(args.json.json, &reply, || saved_line(&reply))
 }

@@ -1,9 +1,11 @@
 //! One module a group of commands; `run` sends each command to its handler.
 
 mod channel;
+mod config;
 mod content;
 mod dtn;
 mod node;
+mod shell;
 mod start;
 
 use std::io::Write;
@@ -34,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => content::ls(&client()?, args.json),
         Command::Rm(args) => content::rm(&client()?, &args.id),
         Command::Dtn(command) => dtn::run(&client()?, command),
+        Command::Config(command) => config::run(&data_dir, command),
+        Command::Completions(args) => shell::completions(args.shell),
+        Command::Man(args) => shell::man(args.dir.as_deref()),
     }
 }
 

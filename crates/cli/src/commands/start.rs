@@ -7,7 +7,7 @@ use anyhow::Context;
 use ferry_node::daemon::{StartOptions, run};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::StartArgs;
+use crate::args::{StartArgs, env_layer};
 
 /// ferry's own crates, raised to debug by `-v` while libp2p stays at info.
 const FERRY_DEBUG: &str =
@@ -26,21 +26,10 @@ pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<
     }
     let options = StartOptions {
         data_dir,
-        name: args.name,
-        // The node parses these (as it does config.toml's), so both get the
-        // same checks and the same messages.
-        listen: args.listen,
-        // Only an explicit --no-… overrides config.toml; without it, None lets
-        // the config (or the default, on) decide.
-        mdns: args.no_mdns.then_some(false),
-        beacon: args.no_beacon.then_some(false),
-        beacon_port: args.beacon_port,
-        bootstrap: args.bootstrap,
-        relay: args.relay.then_some(true),
-        upnp: args.no_upnp.then_some(false),
-        dtn_strategy: args.dtn_strategy,
-        tcpcl_listen: args.tcpcl_listen,
-        tcpcl_peers: args.tcpcl_peers,
+        // The node checks and merges these over config.toml, so every source
+        // gets the same checks and the same messages.
+        flags: args.flags,
+        env: env_layer()?,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
