@@ -3,8 +3,12 @@
 mod channel;
 mod content;
 mod dtn;
+mod jobs;
 mod node;
 mod start;
+mod status;
+
+pub use status::StatusReport;
 
 use std::io::Write;
 
@@ -20,6 +24,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Start(args) => start::start(data_dir.clone(), args, cli.verbose),
         Command::Id(args) => node::id(&client()?, args.json),
+        Command::Status(args) => status::status(&client()?, args.json),
+        Command::Jobs(args) => jobs::run(&client()?, args),
         Command::Peers(args) => node::peers(&client()?, args.json),
         Command::Connect(args) => node::connect(&client()?, &args.addr, args.output.json),
         Command::Find(args) => node::find(&client()?, &args.peer_id, args.output.json),
@@ -32,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Share(args) => content::share(&client()?, args),
         Command::Get(args) => content::get(&client()?, args),
         Command::Ls(args) => content::ls(&client()?, args.json),
-        Command::Rm(args) => content::rm(&client()?, &args.id),
+        Command::Rm(args) => content::rm(&client()?, &args.id, args.output.json),
         Command::Dtn(command) => dtn::run(&client()?, command),
     }
 }
