@@ -135,6 +135,26 @@ fn node_errors_carry_their_kind_to_the_exit_code_and_the_api_status() {
     let body: ApiError = response.body_mut().read_json().unwrap();
     assert_eq!(body.kind, ErrorKind::Invalid, "{body:?}");
 
+    // A request the handler cannot read is typed too: a body that is not the
+    // route's JSON, a path parameter that is not a number.
+    let mut response = agent
+        .post(format!("{}/v1/connect", control.url))
+        .header("Authorization", format!("Bearer {}", control.token))
+        .content_type("application/json")
+        .send("{\"address\": 1}")
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: ApiError = response.body_mut().read_json().unwrap();
+    assert_eq!(body.kind, ErrorKind::Invalid, "{body:?}");
+    let mut response = agent
+        .get(format!("{}/v1/jobs/not-a-number", control.url))
+        .header("Authorization", format!("Bearer {}", control.token))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: ApiError = response.body_mut().read_json().unwrap();
+    assert_eq!(body.kind, ErrorKind::Invalid, "{body:?}");
+
     // A wrong token: 401, typed.
     let mut response = agent
         .get(format!("{}/v1/id", control.url))

@@ -13,6 +13,7 @@ use ferry_core::dtn::{BundleId, Eid, MAX_BUNDLE_BYTES, NodeId, Priority, unix_ms
 use ferry_store::untrusted::{self, UntrustedError};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use super::extract::ApiJson;
 use super::server::{ApiState, absolute, bad_request, internal};
 use super::types::*;
 use crate::dtn::{DEFAULT_LIFETIME_MS, Dtn, DtnError, FILE_SERVICE, TEXT_SERVICE, folder};
@@ -69,7 +70,7 @@ fn destination(text: &str, service: &str) -> Result<Eid, NodeError> {
 
 async fn send(
     State(state): State<ApiState>,
-    Json(body): Json<DtnSendRequest>,
+    ApiJson(body): ApiJson<DtnSendRequest>,
 ) -> Result<Json<DtnSendReply>, NodeError> {
     let priority: Priority = match &body.priority {
         Some(text) => text.parse().map_err(bad_request)?,
@@ -143,7 +144,7 @@ async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<InboxItem>>, No
 
 async fn save(
     State(state): State<ApiState>,
-    Json(body): Json<DtnSaveRequest>,
+    ApiJson(body): ApiJson<DtnSaveRequest>,
 ) -> Result<Json<DtnSaveReply>, NodeError> {
     let id: BundleId = body
         .id
@@ -204,7 +205,7 @@ fn node_id(text: &str) -> Result<NodeId, NodeError> {
 
 async fn export(
     State(state): State<ApiState>,
-    Json(body): Json<DtnExportRequest>,
+    ApiJson(body): ApiJson<DtnExportRequest>,
 ) -> Result<Json<ExportReport>, NodeError> {
     let dir = absolute(&body.dir, "export")?;
     let to = body
@@ -226,7 +227,7 @@ async fn export(
 
 async fn import(
     State(state): State<ApiState>,
-    Json(body): Json<DtnImportRequest>,
+    ApiJson(body): ApiJson<DtnImportRequest>,
 ) -> Result<Json<ImportReport>, NodeError> {
     let dir = absolute(&body.dir, "import")?;
     let report = blocking(&state.dtn, move |dtn| {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use ferry_core::content::{ContentId, Ticket};
 use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::types::*;
 use crate::config::parse_multiaddr;
 use crate::dtn::{Dtn, safe_file_name};
@@ -159,7 +160,7 @@ async fn peers(State(state): State<ApiState>) -> Result<Json<Vec<PeerInfo>>, Nod
 
 async fn connect(
     State(state): State<ApiState>,
-    Json(body): Json<ConnectRequest>,
+    ApiJson(body): ApiJson<ConnectRequest>,
 ) -> Result<Json<ConnectReply>, NodeError> {
     let addr = parse_multiaddr(&body.addr).map_err(bad_request)?;
     Ok(Json(
@@ -186,8 +187,8 @@ fn channel_name(text: &str) -> Result<ChannelName, NodeError> {
 
 async fn post_message(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
-    Json(body): Json<PostRequest>,
+    ApiPath(channel): ApiPath<String>,
+    ApiJson(body): ApiJson<PostRequest>,
 ) -> Result<Json<MessageView>, NodeError> {
     let channel = channel_name(&channel)?;
     Ok(Json(
@@ -197,8 +198,8 @@ async fn post_message(
 
 async fn read(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
-    Query(query): Query<ReadQuery>,
+    ApiPath(channel): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<ReadReply>, NodeError> {
     let channel = channel_name(&channel)?;
     let limit = query.limit.unwrap_or(500).clamp(1, MAX_READ_LIMIT);
@@ -237,7 +238,7 @@ async fn read(
 
 async fn leave(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
+    ApiPath(channel): ApiPath<String>,
 ) -> Result<Json<LeaveReply>, NodeError> {
     let channel = channel_name(&channel)?;
     let left = ask(&state, |reply| Command::Leave(channel.clone(), reply)).await??;
@@ -261,7 +262,7 @@ pub(super) fn absolute(path: &str, what: &str) -> Result<PathBuf, NodeError> {
 
 async fn share_path(
     State(state): State<ApiState>,
-    Json(body): Json<ShareRequest>,
+    ApiJson(body): ApiJson<ShareRequest>,
 ) -> Result<Json<JobStarted>, NodeError> {
     let path = absolute(&body.path, "shared")?;
     if !path.exists() {
@@ -324,7 +325,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
 
 async fn get_content(
     State(state): State<ApiState>,
-    Json(body): Json<GetRequest>,
+    ApiJson(body): ApiJson<GetRequest>,
 ) -> Result<Json<JobStarted>, NodeError> {
     let (root, kind, name, providers, provider_addrs) = match body.target.trim().parse::<Ticket>() {
         Ok(ticket) => (
@@ -391,7 +392,7 @@ async fn get_content(
 
 async fn job_status(
     State(state): State<ApiState>,
-    Path(job): Path<u64>,
+    ApiPath(job): ApiPath<u64>,
 ) -> Result<Json<JobStatus>, NodeError> {
     state.jobs.get(job).map(Json).ok_or_else(|| no_job(job))
 }
@@ -402,8 +403,8 @@ async fn list_jobs(State(state): State<ApiState>) -> Json<Vec<JobStatus>> {
 
 async fn cancel_job(
     State(state): State<ApiState>,
-    Path(job): Path<u64>,
-    Json(body): Json<CancelRequest>,
+    ApiPath(job): ApiPath<u64>,
+    ApiJson(body): ApiJson<CancelRequest>,
 ) -> Result<Json<JobStatus>, NodeError> {
     ask(&state, |reply| Command::Cancel {
         job,
@@ -427,7 +428,7 @@ async fn list_blobs(State(state): State<ApiState>) -> Result<Json<Vec<BlobEntry>
 
 async fn remove_blob(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Removed>, NodeError> {
     let id: ContentId = id.parse().map_err(bad_request)?;
     let removed = state.store.remove_blob(&id)?;
@@ -440,7 +441,7 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(45);
 
 async fn find_peer(
     State(state): State<ApiState>,
-    Json(body): Json<FindRequest>,
+    ApiJson(body): ApiJson<FindRequest>,
 ) -> Result<Json<FindReply>, NodeError> {
     let peer: ferry_core::PeerId = body.peer_id.trim().parse().map_err(|_| {
         bad_request(format!(
