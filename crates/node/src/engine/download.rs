@@ -460,6 +460,15 @@ impl Engine {
         probe: Option<u64>,
         result: Result<u64, Received>,
     ) {
+        if let Some(id) = self.late_probes.remove(&job) {
+            // The probe of a cancelled download began a partial after the
+            // cancel removed what there was: remove it too.
+            if probe.is_some() && result.is_ok() {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || remove_incomplete(&store, &[id]));
+            }
+            return;
+        }
         if let Err(Received::Local(e)) = &result {
             let e = format!("cannot store the download: {e}");
             return self.fail_download(job, e);
@@ -826,6 +835,19 @@ impl Engine {
             let _ = reply.send(Err(error));
             return;
         };
+        // A probe answered and being verified (asked, but no longer awaited)
+        // may begin a partial after the removal below: its result is awaited.
+        let probe_asked = self
+            .blob_requests
+            .values()
+            .any(|a| a.job == job && matches!(a.what, AskedFor::Probe { .. }));
+        if let Some(blob) = download.blob.as_ref()
+            && blob.probing.is_some()
+            && !probe_asked
+            && !keep
+        {
+            self.late_probes.insert(job, blob.id);
+        }
         self.blob_requests.retain(|_, asked| asked.job != job);
         tracing::info!(job, id = %download.plan.root, keep, "download cancelled");
         self.jobs.update(job, |s| {

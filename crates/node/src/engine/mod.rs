@@ -159,6 +159,9 @@ pub struct Engine {
     serving: serve::Serving,
     downloads: HashMap<JobId, download::Download>,
     blob_requests: HashMap<OutboundRequestId, download::Asked>,
+    /// Downloads cancelled (without keep) while their size probe was being
+    /// verified, and the blob it may still create a partial of.
+    late_probes: HashMap<JobId, ContentId>,
     reach: reach::Reach,
     bootstrap: Vec<Multiaddr>,
     dtn: Arc<Dtn>,
@@ -220,6 +223,7 @@ impl Engine {
             serving: serve::Serving::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
+            late_probes: HashMap::new(),
             dtn_links: dtn::Links::new(parts.dtn_peer_rate),
             dtn: parts.dtn,
         };
