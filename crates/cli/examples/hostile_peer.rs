@@ -8,6 +8,8 @@
 //! hostile_peer escaping-manifest DATA_DIR      serve a collection whose manifest says "../escaped.txt"
 //! hostile_peer dht-oversize DATA_DIR ADDR      push oversize DHT records at the node at ADDR
 //! hostile_peer blob-bad-bitfield DATA_DIR FILE serve FILE with an inconsistent bitfield
+//! hostile_peer stall-after DATA_DIR FILE ANSWERS
+//!                                              serve FILE for ANSWERS requests, then hold the rest (hostile/stall.rs)
 //! hostile_peer streams-hold DATA_DIR ADDR STREAMS
 //!                                              hold STREAMS oversize DTN requests open
 //! hostile_peer dtn-malformed DATA_DIR ADDR     send the node at ADDR malformed bundles
@@ -57,6 +59,8 @@ mod blob;
 mod dtn;
 #[path = "hostile/gossip.rs"]
 mod gossip;
+#[path = "hostile/stall.rs"]
+mod stall;
 #[path = "hostile/streams.rs"]
 mod streams;
 
@@ -84,6 +88,9 @@ async fn main() -> anyhow::Result<()> {
         }
         [mode, dir, rest @ ..] if mode.starts_with("blob-") => {
             return blob::run(mode, PathBuf::from(dir), rest).await;
+        }
+        [mode, dir, rest @ ..] if mode == "stall-after" => {
+            return stall::run(PathBuf::from(dir), rest).await;
         }
         [mode, dir, rest @ ..] if mode.starts_with("streams-") => {
             return streams::run(mode, dir.as_ref(), rest).await;

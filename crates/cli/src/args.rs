@@ -43,7 +43,20 @@ Examples:
   ferry nat                       reachability, NAT behaviour, how each peer is connected
   ferry dtn send 12D3KooW... hello
                                   a message that waits for a contact to carry it
-  ferry dtn export /media/usb     carry bundles on a drive; `ferry dtn import` at the far end";
+  ferry dtn export /media/usb     carry bundles on a drive; `ferry dtn import` at the far end
+  ferry status                    one screen: addresses, peers, NAT, channels, transfers, DTN
+  ferry jobs cancel 3             stop download 3 and free what it fetched (--keep: keep it)
+
+--json: every command but `start` and `chat` (which are interactive) prints JSON for
+scripts instead of text; with it, an error is a JSON object {\"kind\", \"message\",
+\"exit_code\"} on stderr.
+
+Exit codes:
+  0  success
+  1  error (the node refused the request, or it failed)
+  2  usage: the command line is wrong
+  3  no node is running for the data directory (control.json missing, or the node not answering)
+  4  not found: the job, content, bundle or peer named does not exist";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +94,13 @@ pub enum Command {
 
     /// Show this node's peer id, name and listening addresses.
     Id(JsonFlag),
+
+    /// One screen about this node: id, addresses, peers by how connected, NAT, channels,
+    /// transfers, DTN store.
+    Status(JsonFlag),
+
+    /// List transfers (shares and downloads) with their progress; `cancel ID` stops one.
+    Jobs(JobsArgs),
 
     /// List the peers this node knows: how each was found, whether it is connected.
     Peers(JsonFlag),
@@ -135,7 +155,8 @@ retention removes them; `ferry post` or `ferry chat` joins it again.")]
     /// Talk in a channel: shows recent messages and new ones, posts each line you type.
     #[command(long_about = "\
 Talk in a channel interactively: prints the recent messages, then new ones as they
-arrive, and posts each line you type. /quit or end of input (Ctrl-D) leaves.")]
+arrive, and posts each line you type. /quit or end of input (Ctrl-D) leaves. Being
+interactive, it has no --json; `ferry read --follow --json` is its form for scripts.")]
     Chat(ChatArgs),
 
     /// Share a file or a folder; prints its id and a ticket that others pass to `ferry get`.
@@ -236,7 +257,8 @@ when it is behind NAT, and upgrades relayed connections to direct ones by hole
 punching where the NATs allow it. It also asks the home router for a port mapping
 with UPnP unless --no-upnp is given.
 
-Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.",
+Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown. Being the
+node itself, it has no --json: `ferry status --json` reports on it.",
         settings_paragraph()
     )
 }
@@ -244,7 +266,11 @@ Logs go to stderr; RUST_LOG (e.g. RUST_LOG=debug) chooses what is shown.",
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print a complete config.toml: every key at its default, with its flag and variable.
-    Example,
+    #[command(long_about = "\
+Print a complete config.toml: every key at its default (or an example value where
+the default is to leave it unset), with its flag and FERRY_* variable. With --json,
+the same as one object: {\"config_toml\": TEXT}.")]
+    Example(JsonFlag),
     /// Print the settings `ferry start` would use, and where each value comes from.
     #[command(long_about = "\
 Print the settings `ferry start` would run with on this data directory: each key's
@@ -266,6 +292,9 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
+    /// Print {"shell": SHELL, "script": TEXT} instead of the bare script.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +303,9 @@ pub struct ManArgs {
     /// instead of printing ferry.1.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Print {"page": ROFF} (or, with --dir, {"dir": DIR, "written": [FILE...]}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,6 +559,43 @@ pub struct GetArgs {
 pub struct RmArgs {
     /// The content id, or its first 8 or more hex digits.
     pub id: String,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Stop a running download and remove the data it fetched (unless --keep).
+    #[command(long_about = "\
+Stop a running download (by the job id `ferry jobs` shows) and remove the partial
+data it fetched from the store. With --keep the partial data stays, and a later
+`ferry get` of the same ticket resumes from it. Files of a folder it already
+completed stay in the store either way (`ferry rm` removes them).")]
+    Cancel(JobCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobCancelArgs {
+    /// The job's id, as `ferry jobs` shows it.
+    #[arg(value_name = "ID")]
+    pub job: u64,
+
+    /// Keep the partial data, so a later `ferry get` resumes from it.
+    #[arg(long)]
+    pub keep: bool,
+
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 fn parse_limit(text: &str) -> anyhow::Result<usize> {

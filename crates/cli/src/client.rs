@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ferry_core::channel::ChannelName;
 use ferry_node::control::ControlFile;
-use ferry_node::control::types::{ApiError, MessageView, PostRequest, ReadQuery, ReadReply};
+use ferry_node::control::types::{
+    ApiError, ErrorKind, MessageView, PostRequest, ReadQuery, ReadReply,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
@@ -45,6 +47,37 @@ impl fmt::Display for NodeNotRunning {
 }
 
 impl std::error::Error for NodeNotRunning {}
+
+/// A request the node (or this command, for what it checks itself) refused,
+/// with the node's class of failure, which decides the exit code.
+#[derive(Debug)]
+pub struct Refused {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::NotFound,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        // The node names no flag; the commands whose output can exist
+        // (`get`, `dtn save`) share these two.
+        if self.kind == ErrorKind::Exists {
+            f.write_str("; pass --force to overwrite it, or choose another path with -o")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// A connection to the node of one data directory.
 #[derive(Clone)]
@@ -187,7 +220,11 @@ impl Client {
             .read_to_string()
             .unwrap_or_default();
         match serde_json::from_str::<ApiError>(&text) {
-            Ok(error) => bail!("{}", error.error),
+            Ok(error) => Err(Refused {
+                kind: error.kind,
+                message: error.error,
+            }
+            .into()),
             // Not one of the node's own errors (say, a request the router could
             // not parse): show what came back rather than nothing.
             Err(_) => bail!("the node answered {status}: {}", text.trim()),

@@ -7,10 +7,12 @@ pub mod settings;
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
-    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, LeaveReply, MessageView, NatInfo,
-    PeerInfo, ShareResult, StorageInfo,
+    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, JobState, JobStatus, LeaveReply,
+    MessageView, NatInfo, PeerInfo, ShareResult, StorageInfo,
 };
 use unicode_width::UnicodeWidthStr;
+
+use crate::commands::StatusReport;
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
 pub const SHORT_CONTENT_ID: usize = 12;
@@ -447,6 +449,150 @@ pub fn printable(text: &str, keep_newlines: bool) -> String {
         .collect()
 }
 
+/// `ferry jobs`: each transfer, its state and progress.
+pub fn jobs_table(jobs: &[JobStatus]) -> String {
+    if jobs.is_empty() {
+        return "no transfers since the node started\n".to_owned();
+    }
+    let rows = jobs.iter().map(|job| {
+        let progress = match job.total_bytes {
+            Some(total) => format!(
+                "{} / {} ({}%)",
+                human_bytes(job.done_bytes),
+                human_bytes(total),
+                percent(job.done_bytes, total)
+            ),
+            None => human_bytes(job.done_bytes),
+        };
+        let state = match job.state {
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        };
+        let what = job
+            .error
+            .as_deref()
+            .map_or_else(|| printable(&job.phase, false), |e| printable(e, false));
+        vec![
+            job.job.to_string(),
+            printable(&job.kind, false),
+            state.to_owned(),
+            progress,
+            what,
+        ]
+    });
+    table(&["ID", "KIND", "STATE", "PROGRESS", "PHASE"], rows)
+}
+
+/// What `ferry jobs cancel` prints.
+pub fn cancelled_line(job: &JobStatus, keep: bool) -> String {
+    let kept = if keep {
+        "; its partial data is kept, and `ferry get` of the same ticket resumes from it"
+    } else {
+        "; its partial data is removed"
+    };
+    format!(
+        "cancelled job {} after {}{kept}\n",
+        job.job,
+        human_bytes(job.done_bytes)
+    )
+}
+
+/// `ferry status`: the node on one screen.
+pub fn status_text(status: &StatusReport) -> String {
+    let id = &status.id;
+    let nat = &status.nat;
+    let mut text = format!(
+        "node      {} ({})\nversion   {}\nstorage   {}\n",
+        printable(&id.name, false),
+        id.peer_id,
+        id.version,
+        storage_text(&id.storage),
+    );
+    text.push_str("listening\n");
+    if id.listen_addrs.is_empty() {
+        text.push_str("  (no addresses yet)\n");
+    }
+    for addr in &id.listen_addrs {
+        text.push_str(&format!("  {addr}\n"));
+    }
+    let external: Vec<&str> = nat
+        .public_addr
+        .iter()
+        .map(String::as_str)
+        .chain(nat.relays.iter().filter_map(|r| r.relayed_addr.as_deref()))
+        .collect();
+    if !external.is_empty() {
+        text.push_str("reachable from outside at\n");
+        for addr in external {
+            text.push_str(&format!("  {}\n", printable(addr, false)));
+        }
+    }
+    text.push_str(&format!(
+        "NAT       {}, mapping {}, DHT {}{}\n",
+        printable(&nat.reachability, false),
+        printable(&nat.mapping, false),
+        printable(&nat.dht_mode, false),
+        if nat.relay_server {
+            ", serving as a relay"
+        } else {
+            ""
+        },
+    ));
+    let connected: usize = status.connected.values().map(Vec::len).sum();
+    text.push_str(&format!(
+        "peers     {connected} connected, {} known but not connected\n",
+        status.known_not_connected
+    ));
+    for (how, peers) in &status.connected {
+        let names: Vec<String> = peers
+            .iter()
+            .map(|p| match &p.name {
+                Some(name) => format!("{} ({})", printable(name, false), short_id(&p.peer_id)),
+                None => short_id(&p.peer_id),
+            })
+            .collect();
+        text.push_str(&format!(
+            "  {}: {}\n",
+            connection_words(how),
+            names.join(", ")
+        ));
+    }
+    let channels: Vec<String> = status
+        .channels
+        .iter()
+        .map(|c| format!("#{} ({})", printable(&c.channel, false), c.messages))
+        .collect();
+    text.push_str(&format!(
+        "channels  {}\n",
+        if channels.is_empty() {
+            "none".to_owned()
+        } else {
+            channels.join(", ")
+        }
+    ));
+    if status.jobs.is_empty() {
+        text.push_str("transfers none running\n");
+    } else {
+        text.push_str("transfers\n");
+        for line in jobs_table(&status.jobs).lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    let dtn = &status.dtn;
+    text.push_str(&format!(
+        "DTN       {} bundles held, {} of {} quota; {} in the inbox; {} contacts; strategy {}\n",
+        dtn.bundles,
+        human_bytes(dtn.bytes_held),
+        human_bytes(dtn.quota_bytes),
+        dtn.inbox,
+        dtn.contacts_connected,
+        printable(&dtn.strategy, false),
+    ));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use ferry_node::control::types::ProviderProgress;
@@ -795,5 +941,45 @@ mod tests {
     fn short_ids_keep_both_ends() {
         assert_eq!(short_id("12D3KooWabcdefgh1234"), "12D3Koo…1234");
         assert_eq!(short_id("short"), "short");
+    }
+
+    fn job(job: u64, state: JobState, done: u64, total: Option<u64>) -> JobStatus {
+        JobStatus {
+            job,
+            kind: "get".into(),
+            state,
+            phase: "fetching\u{1b}[2J".into(),
+            done_bytes: done,
+            total_bytes: total,
+            providers: Vec::new(),
+            error: None,
+            share: None,
+            get: None,
+        }
+    }
+
+    #[test]
+    fn the_jobs_table_shows_state_and_progress_and_filters_the_phase() {
+        let text = jobs_table(&[
+            job(1, JobState::Running, 512 * 1024, Some(2 * 1024 * 1024)),
+            job(2, JobState::Cancelled, 0, None),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("ID  KIND  STATE"), "{text}");
+        assert!(
+            lines[1].contains("running") && lines[1].contains("512.0 KiB / 2.0 MiB (25%)"),
+            "{text}"
+        );
+        assert!(lines[2].contains("cancelled"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert_eq!(jobs_table(&[]), "no transfers since the node started\n");
+    }
+
+    #[test]
+    fn the_cancel_line_says_what_became_of_the_data() {
+        let status = job(3, JobState::Cancelled, 2048, None);
+        assert!(cancelled_line(&status, false).contains("removed"));
+        assert!(cancelled_line(&status, true).contains("kept"));
     }
 }

@@ -57,7 +57,9 @@ fn wait_for_message(node: &Node, channel: &str, id: &str) -> MessageView {
 fn cli_without_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let run = ferry_in(dir.path(), &["peers"], b"");
-    assert_eq!(run.status.code(), Some(1), "{run:#?}");
+    // Exit code 3: no node running (it was 1, the code of every error, before
+    // `ferry --help` documented a code of its own for this).
+    assert_eq!(run.status.code(), Some(3), "{run:#?}");
     assert!(run.stdout.is_empty(), "{run:#?}");
     assert!(run.stderr.starts_with("error: "), "{run:#?}");
     assert!(run.stderr.contains("ferry start"), "{run:#?}");
@@ -81,7 +83,7 @@ fn cli_without_daemon() {
     .write(dir.path())
     .unwrap();
     let stale = ferry_in(dir.path(), &["post", "general", "hello"], b"");
-    assert_eq!(stale.status.code(), Some(1), "{stale:#?}");
+    assert_eq!(stale.status.code(), Some(3), "{stale:#?}");
     assert!(
         stale.stderr.contains("no ferry node is running"),
         "{stale:#?}"
@@ -298,7 +300,7 @@ fn restart_keeps_id_and_history_and_catches_up() {
     c.kill();
     // The dead node left its control.json; the CLI still gives the right advice.
     let run = c.ferry(&["peers"]);
-    assert_eq!(run.status.code(), Some(1), "{run:#?}");
+    assert_eq!(run.status.code(), Some(3), "{run:#?}");
     assert!(run.stderr.contains("ferry start"), "{run:#?}");
 
     let missed = [

@@ -386,7 +386,10 @@ fn existing_outputs_removal_and_missing_content() {
     let run = get(&b, &shared.ticket, &output, &[]);
     assert_eq!(run.status.code(), Some(1), "{run:#?}");
     assert!(run.stdout.is_empty(), "{run:#?}");
-    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    // `get` runs with --json, so the error is a JSON object on stderr (it was
+    // a line starting "error: " before --json covered errors).
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).expect("a JSON error");
+    assert_eq!(error["kind"], "exists", "{run:#?}");
     assert!(run.stderr.contains("--force"), "{run:#?}");
     assert_eq!(std::fs::read(&output).unwrap(), b"keep me");
     let result: GetResult = get(&b, &shared.ticket, &output, &["--force"]).ok().json();
@@ -399,7 +402,8 @@ fn existing_outputs_removal_and_missing_content() {
     assert!(ls(&b).iter().all(|blob| blob.id != shared.id));
     assert_eq!(b3_file(&output), shared.id);
     let run = b.ferry(&["rm", &shared.id]);
-    assert_eq!(run.status.code(), Some(1), "{run:#?}");
+    // Exit code 4: not found (1 before the exit codes were documented).
+    assert_eq!(run.status.code(), Some(4), "{run:#?}");
     assert!(run.stderr.contains("not in this node's store"), "{run:#?}");
 
     // By the short id `ferry ls` shows.

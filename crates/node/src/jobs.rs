@@ -68,6 +68,11 @@ impl Jobs {
         job
     }
 
+    /// Every job still remembered, oldest first.
+    pub fn list(&self) -> Vec<JobStatus> {
+        self.lock().jobs.values().cloned().collect()
+    }
+
     pub fn get(&self, job: JobId) -> Option<JobStatus> {
         self.lock().jobs.get(&job).cloned()
     }
@@ -122,6 +127,8 @@ mod tests {
         let a = jobs.start("get", "probing");
         let b = jobs.start("share", "hashing");
         assert_ne!(a, b);
+        let listed: Vec<JobId> = jobs.list().iter().map(|s| s.job).collect();
+        assert_eq!(listed, [a, b]);
         jobs.update(a, |s| s.done_bytes = 10);
         assert_eq!(jobs.get(a).unwrap().done_bytes, 10);
         jobs.fail(a, "boom".into());

@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod dtn;
 mod engine;
+pub mod error;
 mod export;
 mod jobs;
 mod share;

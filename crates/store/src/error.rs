@@ -6,9 +6,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error(
-        "another ferry node is already running with data directory {0}: stop it first, or pick another directory with --data-dir"
-    )]
+    #[error("another ferry node is already running with data directory {}", .0.display())]
     Locked(PathBuf),
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
@@ -87,7 +85,7 @@ pub enum StoreError {
         "the stored copy of blob {id} is damaged ({detail}); remove it with `ferry rm {id}`, then share or fetch it again"
     )]
     BlobCorrupt { id: ContentId, detail: String },
-    #[error("{0} already exists; pass --force to overwrite it")]
+    #[error("{} already exists", .0.display())]
     Exists(PathBuf),
     #[error("{path}: {source}")]
     BlobIo {

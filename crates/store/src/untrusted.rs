@@ -32,7 +32,7 @@ pub enum UntrustedError {
     NotADirectory(PathBuf),
     #[error("{}: {len} bytes is over the {max}-byte limit", path.display())]
     TooLarge { path: PathBuf, len: u64, max: u64 },
-    #[error("{} exists; use --force to replace it", .0.display())]
+    #[error("{} already exists", .0.display())]
     Exists(PathBuf),
 }
 

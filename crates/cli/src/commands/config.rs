@@ -4,19 +4,30 @@
 use std::io::Write;
 use std::path::Path;
 
+use serde::Serialize;
+
 use ferry_node::config::{CONFIG_FILE, ConfigFile, Effective, Settings, example_toml};
 
 use super::print;
 use crate::args::{ConfigCommand, env_layer};
 use crate::output::settings::{ConfigShow, config_show_text};
 
+/// `ferry config example --json`.
+#[derive(Serialize)]
+struct ExampleConfig {
+    config_toml: String,
+}
+
 pub fn run(data_dir: &Path, command: ConfigCommand) -> anyhow::Result<()> {
     match command {
-        ConfigCommand::Example => {
-            std::io::stdout()
-                .lock()
-                .write_all(example_toml().as_bytes())?;
-            Ok(())
+        ConfigCommand::Example(output) => {
+            let config_toml = example_toml();
+            if output.json {
+                print(true, &ExampleConfig { config_toml }, String::new)
+            } else {
+                std::io::stdout().lock().write_all(config_toml.as_bytes())?;
+                Ok(())
+            }
         }
         ConfigCommand::Show(args) => {
             let file = ConfigFile::load(data_dir)?;

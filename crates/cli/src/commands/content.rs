@@ -4,7 +4,7 @@
 //! one, poll it and draw its progress, so a command that stops (Ctrl-C) leaves
 //! the job running.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::print;
 use crate::args::{GetArgs, ShareArgs};
-use crate::client::Client;
+use crate::client::{Client, Refused};
 use crate::output;
 
 /// How often a running job is asked for its progress.
@@ -63,14 +63,28 @@ pub fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
     print(json, &blobs, || output::blobs_table(&blobs))
 }
 
-pub fn rm(client: &Client, id: &str) -> anyhow::Result<()> {
+pub fn rm(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
     let id = resolve_id(client, id)?;
     let removed: Removed = client.delete(&format!("/v1/blobs/{id}"))?;
     if !removed.removed {
-        bail!("nothing removed: {id} is not in this node's store");
+        return Err(Refused::not_found(format!(
+            "nothing removed: {id} is not in this node's store"
+        ))
+        .into());
     }
-    writeln!(std::io::stdout().lock(), "removed {id}")?;
-    Ok(())
+    print(
+        json,
+        &RmReply {
+            removed: id.clone(),
+        },
+        || format!("removed {id}\n"),
+    )
+}
+
+/// What `ferry rm --json` prints: the full id removed.
+#[derive(serde::Serialize)]
+struct RmReply {
+    removed: String,
 }
 
 /// Polls job `job` until it is done, drawing a progress bar on stderr when
@@ -85,6 +99,10 @@ fn follow_job(client: &Client, job: u64, show: bool) -> anyhow::Result<JobStatus
             JobState::Done => {
                 bar.bar.finish_and_clear();
                 return Ok(status);
+            }
+            JobState::Cancelled => {
+                bar.bar.finish_and_clear();
+                bail!("job {job} was cancelled (`ferry jobs cancel`)");
             }
             JobState::Failed => {
                 bar.bar.finish_and_clear();
@@ -214,9 +232,10 @@ fn resolve_id(client: &Client, text: &str) -> anyhow::Result<String> {
     let matches: Vec<&BlobEntry> = blobs.iter().filter(|b| b.id.starts_with(&prefix)).collect();
     match matches.as_slice() {
         [one] => Ok(one.id.clone()),
-        [] => bail!(
+        [] => Err(Refused::not_found(format!(
             "nothing in this node's store has an id starting with {prefix} (`ferry ls` lists what it holds)"
-        ),
+        ))
+        .into()),
         many => bail!(
             "{prefix} is ambiguous: {} ids in the store start with it; give more digits",
             many.len()

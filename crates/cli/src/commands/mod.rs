@@ -4,9 +4,13 @@ mod channel;
 mod config;
 mod content;
 mod dtn;
+mod jobs;
 mod node;
 mod shell;
 mod start;
+mod status;
+
+pub use status::StatusReport;
 
 use std::io::Write;
 
@@ -22,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Start(args) => start::start(data_dir.clone(), args, cli.verbose),
         Command::Id(args) => node::id(&client()?, args.json),
+        Command::Status(args) => status::status(&client()?, args.json),
+        Command::Jobs(args) => jobs::run(&client()?, args),
         Command::Peers(args) => node::peers(&client()?, args.json),
         Command::Connect(args) => node::connect(&client()?, &args.addr, args.output.json),
         Command::Find(args) => node::find(&client()?, &args.peer_id, args.output.json),
@@ -34,11 +40,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Share(args) => content::share(&client()?, args),
         Command::Get(args) => content::get(&client()?, args),
         Command::Ls(args) => content::ls(&client()?, args.json),
-        Command::Rm(args) => content::rm(&client()?, &args.id),
+        Command::Rm(args) => content::rm(&client()?, &args.id, args.output.json),
         Command::Dtn(command) => dtn::run(&client()?, command),
         Command::Config(command) => config::run(&data_dir, command),
-        Command::Completions(args) => shell::completions(args.shell),
-        Command::Man(args) => shell::man(args.dir.as_deref()),
+        Command::Completions(args) => shell::completions(args.shell, args.json),
+        Command::Man(args) => shell::man(args.dir.as_deref(), args.json),
     }
 }
 

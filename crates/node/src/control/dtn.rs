@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferry_core::PeerId;
@@ -14,9 +13,11 @@ use ferry_core::dtn::{BundleId, Eid, MAX_BUNDLE_BYTES, NodeId, Priority, unix_ms
 use ferry_store::untrusted::{self, UntrustedError};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use super::server::{ApiFailure, ApiState, absolute, bad_request, internal};
+use super::extract::ApiJson;
+use super::server::{ApiState, absolute, bad_request, internal};
 use super::types::*;
-use crate::dtn::{DEFAULT_LIFETIME_MS, Dtn, FILE_SERVICE, TEXT_SERVICE, folder};
+use crate::dtn::{DEFAULT_LIFETIME_MS, Dtn, DtnError, FILE_SERVICE, TEXT_SERVICE, folder};
+use crate::error::NodeError;
 
 /// What a file name must not carry raw inside an endpoint id: separators, spaces, the
 /// escape character itself (non-ASCII is always escaped).
@@ -45,8 +46,8 @@ pub(super) fn routes() -> Router<ApiState> {
 /// Runs store work off the async threads.
 async fn blocking<T: Send + 'static>(
     dtn: &Arc<Dtn>,
-    job: impl FnOnce(&Dtn) -> Result<T, ApiFailure> + Send + 'static,
-) -> Result<T, ApiFailure> {
+    job: impl FnOnce(&Dtn) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
     let dtn = dtn.clone();
     tokio::task::spawn_blocking(move || job(&dtn))
         .await
@@ -55,7 +56,7 @@ async fn blocking<T: Send + 'static>(
 
 /// A peer id names a ferry node's `service` endpoint; anything else must be an
 /// endpoint id.
-fn destination(text: &str, service: &str) -> Result<Eid, ApiFailure> {
+fn destination(text: &str, service: &str) -> Result<Eid, NodeError> {
     let text = text.trim();
     if let Ok(peer) = text.parse::<PeerId>() {
         return Eid::for_peer(&peer, service).map_err(bad_request);
@@ -69,8 +70,8 @@ fn destination(text: &str, service: &str) -> Result<Eid, ApiFailure> {
 
 async fn send(
     State(state): State<ApiState>,
-    Json(body): Json<DtnSendRequest>,
-) -> Result<Json<DtnSendReply>, ApiFailure> {
+    ApiJson(body): ApiJson<DtnSendRequest>,
+) -> Result<Json<DtnSendReply>, NodeError> {
     let priority: Priority = match &body.priority {
         Some(text) => text.parse().map_err(bad_request)?,
         None => Priority::Normal,
@@ -97,7 +98,10 @@ async fn send(
         let to = destination(&body.destination, &service)?;
         let meta = dtn
             .send(to.clone(), &service, payload, lifetime_ms, priority)
-            .map_err(|e| bad_request(format!("cannot send: {e}")))?;
+            .map_err(|e| match e {
+                DtnError::Store(e) => NodeError::store("cannot send", &e),
+                e => bad_request(format!("cannot send: {e}")),
+            })?;
         Ok(DtnSendReply {
             id: meta.id.to_string(),
             destination: to.to_string(),
@@ -109,13 +113,13 @@ async fn send(
     Ok(Json(reply))
 }
 
-fn file_payload(path: &Path) -> Result<(String, Vec<u8>), ApiFailure> {
+fn file_payload(path: &Path) -> Result<(String, Vec<u8>), NodeError> {
     let len = std::fs::metadata(path)
         .map_err(|e| bad_request(format!("cannot read {}: {e}", path.display())))?
         .len();
     let max = (MAX_BUNDLE_BYTES - BUNDLE_OVERHEAD) as u64;
     if len > max {
-        return Err(bad_request(format!(
+        return Err(NodeError::TooLarge(format!(
             "{} is {len} bytes, over the {max}-byte limit of one bundle; share it with `ferry share`, or carry it by folder with `ferry dtn export --content`",
             path.display()
         )));
@@ -133,15 +137,15 @@ fn file_payload(path: &Path) -> Result<(String, Vec<u8>), ApiFailure> {
     Ok((service, payload))
 }
 
-async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<InboxItem>>, ApiFailure> {
-    let items = blocking(&state.dtn, |dtn| dtn.inbox().map_err(internal)).await?;
+async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<InboxItem>>, NodeError> {
+    let items = blocking(&state.dtn, |dtn| Ok(dtn.inbox()?)).await?;
     Ok(Json(items))
 }
 
 async fn save(
     State(state): State<ApiState>,
-    Json(body): Json<DtnSaveRequest>,
-) -> Result<Json<DtnSaveReply>, ApiFailure> {
+    ApiJson(body): ApiJson<DtnSaveRequest>,
+) -> Result<Json<DtnSaveReply>, NodeError> {
     let id: BundleId = body
         .id
         .trim()
@@ -149,11 +153,10 @@ async fn save(
         .map_err(|e| bad_request(format!("{e}; ids are listed by `ferry dtn inbox`")))?;
     let path = absolute(&body.path, "output")?;
     let reply = blocking(&state.dtn, move |dtn| {
-        let (_, payload) = dtn.inbox_payload(&id).map_err(internal)?.ok_or_else(|| {
-            ApiFailure(
-                StatusCode::NOT_FOUND,
-                format!("no bundle {id} in the inbox; see `ferry dtn inbox`"),
-            )
+        let (_, payload) = dtn.inbox_payload(&id)?.ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "no bundle {id} in the inbox; see `ferry dtn inbox`"
+            ))
         })?;
         // A new temporary file renamed into place: no link at the name (or
         // beside it) is written through, and without --force an existing entry,
@@ -164,7 +167,7 @@ async fn save(
         untrusted::write_file(dir, name, &payload, body.force)
             .and_then(|()| untrusted::sync_dir(dir))
             .map_err(|e| match e {
-                UntrustedError::Exists(_) => bad_request(e),
+                UntrustedError::Exists(path) => NodeError::Exists(path),
                 e => bad_request(format!("cannot write {}: {e}", path.display())),
             })?;
         Ok(DtnSaveReply {
@@ -176,12 +179,12 @@ async fn save(
     Ok(Json(reply))
 }
 
-async fn status(State(state): State<ApiState>) -> Result<Json<DtnStatus>, ApiFailure> {
-    let status = blocking(&state.dtn, |dtn| dtn.status().map_err(internal)).await?;
+async fn status(State(state): State<ApiState>) -> Result<Json<DtnStatus>, NodeError> {
+    let status = blocking(&state.dtn, |dtn| Ok(dtn.status()?)).await?;
     Ok(Json(status))
 }
 
-fn content_id(text: &str) -> Result<ContentId, ApiFailure> {
+fn content_id(text: &str) -> Result<ContentId, NodeError> {
     let text = text.trim();
     text.parse::<Ticket>()
         .map(|t| t.id)
@@ -189,7 +192,7 @@ fn content_id(text: &str) -> Result<ContentId, ApiFailure> {
         .map_err(|_| bad_request(format!("{text:?} is neither a ticket nor a content id")))
 }
 
-fn node_id(text: &str) -> Result<NodeId, ApiFailure> {
+fn node_id(text: &str) -> Result<NodeId, NodeError> {
     let text = text.trim();
     if let Ok(peer) = text.parse::<PeerId>() {
         return Ok(NodeId::from_peer(&peer));
@@ -202,8 +205,8 @@ fn node_id(text: &str) -> Result<NodeId, ApiFailure> {
 
 async fn export(
     State(state): State<ApiState>,
-    Json(body): Json<DtnExportRequest>,
-) -> Result<Json<ExportReport>, ApiFailure> {
+    ApiJson(body): ApiJson<DtnExportRequest>,
+) -> Result<Json<ExportReport>, NodeError> {
     let dir = absolute(&body.dir, "export")?;
     let to = body
         .to
@@ -216,7 +219,7 @@ async fn export(
         .map(|c| content_id(c))
         .collect::<Result<Vec<_>, _>>()?;
     let report = blocking(&state.dtn, move |dtn| {
-        folder::export(dtn, &dir, &to, &content).map_err(bad_request)
+        folder::export(dtn, &dir, &to, &content).map_err(folder_failure)
     })
     .await?;
     Ok(Json(report))
@@ -224,12 +227,22 @@ async fn export(
 
 async fn import(
     State(state): State<ApiState>,
-    Json(body): Json<DtnImportRequest>,
-) -> Result<Json<ImportReport>, ApiFailure> {
+    ApiJson(body): ApiJson<DtnImportRequest>,
+) -> Result<Json<ImportReport>, NodeError> {
     let dir = absolute(&body.dir, "import")?;
     let report = blocking(&state.dtn, move |dtn| {
-        folder::import(dtn, &dir).map_err(bad_request)
+        folder::import(dtn, &dir).map_err(folder_failure)
     })
     .await?;
     Ok(Json(report))
+}
+
+/// A folder export or import failed: the store's own failures keep their class
+/// (a full disk), missing content is not found, the rest is the folder's fault.
+fn folder_failure(error: folder::FolderError) -> NodeError {
+    match error {
+        folder::FolderError::Store(e) => NodeError::store("the store failed", &e),
+        folder::FolderError::NoContent(_) => NodeError::NotFound(error.to_string()),
+        e => bad_request(e),
+    }
 }

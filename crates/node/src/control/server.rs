@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,10 +16,12 @@ use ferry_core::content::{ContentId, Ticket};
 use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::types::*;
 use crate::config::parse_multiaddr;
 use crate::dtn::{Dtn, safe_file_name};
-use crate::engine::{ChannelError, Command, GetPlan, blob_entry, message_view};
+use crate::engine::{Command, GetPlan, blob_entry, message_view};
+use crate::error::{ErrorKind, NodeError};
 use crate::jobs::Jobs;
 use crate::share;
 
@@ -52,7 +54,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/channels/{channel}/leave", post(leave))
         .route("/v1/share", post(share_path))
         .route("/v1/get", post(get_content))
+        .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{job}", get(job_status))
+        .route("/v1/jobs/{job}/cancel", post(cancel_job))
         .route("/v1/blobs", get(list_blobs))
         .route("/v1/blobs/{id}", axum::routing::delete(remove_blob))
         .route("/v1/find", post(find_peer))
@@ -63,21 +67,39 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// An error with the status it maps to and a text for a person.
-pub struct ApiFailure(pub(super) StatusCode, pub(super) String);
-
-impl IntoResponse for ApiFailure {
-    fn into_response(self) -> Response {
-        (self.0, Json(ApiError { error: self.1 })).into_response()
+/// The HTTP status of each kind of failure: the one place that decides it.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Exists | ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unreachable => StatusCode::BAD_GATEWAY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Storage => StatusCode::INSUFFICIENT_STORAGE,
     }
 }
 
-pub(super) fn bad_request(e: impl ToString) -> ApiFailure {
-    ApiFailure(StatusCode::BAD_REQUEST, e.to_string())
+impl IntoResponse for NodeError {
+    fn into_response(self) -> Response {
+        let kind = self.kind();
+        let body = ApiError {
+            kind,
+            error: self.to_string(),
+        };
+        (status_of(kind), Json(body)).into_response()
+    }
 }
 
-pub(super) fn internal(e: impl ToString) -> ApiFailure {
-    ApiFailure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+pub(super) fn bad_request(e: impl ToString) -> NodeError {
+    NodeError::Invalid(e.to_string())
+}
+
+pub(super) fn internal(e: impl ToString) -> NodeError {
+    NodeError::Internal(e.to_string())
 }
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
@@ -89,11 +111,7 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
     if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
         next.run(request).await
     } else {
-        ApiFailure(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong token: the CLI reads it from control.json in the node's data directory".into(),
-        )
-        .into_response()
+        NodeError::Unauthorized.into_response()
     }
 }
 
@@ -105,7 +123,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn ask<T>(
     state: &ApiState,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, ApiFailure> {
+) -> Result<T, NodeError> {
     ask_within(state, ENGINE_TIMEOUT, make).await
 }
 
@@ -113,25 +131,20 @@ async fn ask_within<T>(
     state: &ApiState,
     timeout: Duration,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
-) -> Result<T, ApiFailure> {
+) -> Result<T, NodeError> {
     let (tx, rx) = oneshot::channel();
     state
         .commands
         .send(make(tx))
         .await
-        .map_err(|_| internal("the node is shutting down"))?;
+        .map_err(|_| NodeError::ShuttingDown)?;
     tokio::time::timeout(timeout, rx)
         .await
-        .map_err(|_| {
-            ApiFailure(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the node did not answer in time".into(),
-            )
-        })?
-        .map_err(|_| internal("the node is shutting down"))
+        .map_err(|_| NodeError::Timeout)?
+        .map_err(|_| NodeError::ShuttingDown)
 }
 
-async fn id(State(state): State<ApiState>) -> Result<Json<IdInfo>, ApiFailure> {
+async fn id(State(state): State<ApiState>) -> Result<Json<IdInfo>, NodeError> {
     let mut info: IdInfo = ask(&state, Command::Id).await?;
     let store = state.store.clone();
     let health = tokio::task::spawn_blocking(move || store.storage_health())
@@ -141,23 +154,22 @@ async fn id(State(state): State<ApiState>) -> Result<Json<IdInfo>, ApiFailure> {
     Ok(Json(info))
 }
 
-async fn peers(State(state): State<ApiState>) -> Result<Json<Vec<PeerInfo>>, ApiFailure> {
+async fn peers(State(state): State<ApiState>) -> Result<Json<Vec<PeerInfo>>, NodeError> {
     Ok(Json(ask(&state, Command::Peers).await?))
 }
 
 async fn connect(
     State(state): State<ApiState>,
-    Json(body): Json<ConnectRequest>,
-) -> Result<Json<ConnectReply>, ApiFailure> {
+    ApiJson(body): ApiJson<ConnectRequest>,
+) -> Result<Json<ConnectReply>, NodeError> {
     let addr = parse_multiaddr(&body.addr).map_err(bad_request)?;
-    ask(&state, |reply| Command::Connect(addr, reply))
-        .await?
-        .map(Json)
-        .map_err(|e| ApiFailure(StatusCode::BAD_GATEWAY, e))
+    Ok(Json(
+        ask(&state, |reply| Command::Connect(addr, reply)).await??,
+    ))
 }
 
-async fn channels(State(state): State<ApiState>) -> Result<Json<Vec<ChannelInfo>>, ApiFailure> {
-    let channels = state.store.channels().map_err(internal)?;
+async fn channels(State(state): State<ApiState>) -> Result<Json<Vec<ChannelInfo>>, NodeError> {
+    let channels = state.store.channels()?;
     Ok(Json(
         channels
             .into_iter()
@@ -169,38 +181,35 @@ async fn channels(State(state): State<ApiState>) -> Result<Json<Vec<ChannelInfo>
     ))
 }
 
-fn channel_name(text: &str) -> Result<ChannelName, ApiFailure> {
+fn channel_name(text: &str) -> Result<ChannelName, NodeError> {
     text.parse().map_err(bad_request)
 }
 
 async fn post_message(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
-    Json(body): Json<PostRequest>,
-) -> Result<Json<MessageView>, ApiFailure> {
+    ApiPath(channel): ApiPath<String>,
+    ApiJson(body): ApiJson<PostRequest>,
+) -> Result<Json<MessageView>, NodeError> {
     let channel = channel_name(&channel)?;
-    ask(&state, |reply| Command::Post(channel, body.text, reply))
-        .await?
-        .map(Json)
-        .map_err(bad_request)
+    Ok(Json(
+        ask(&state, |reply| Command::Post(channel, body.text, reply)).await??,
+    ))
 }
 
 async fn read(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
-    Query(query): Query<ReadQuery>,
-) -> Result<Json<ReadReply>, ApiFailure> {
+    ApiPath(channel): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
+) -> Result<Json<ReadReply>, NodeError> {
     let channel = channel_name(&channel)?;
     let limit = query.limit.unwrap_or(500).clamp(1, MAX_READ_LIMIT);
     // Reading a channel joins it (unless the user left it), so its history
     // is fetched from peers.
-    ask(&state, |reply| Command::Join(channel.clone(), reply))
-        .await?
-        .map_err(channel_failure)?;
+    ask(&state, |reply| Command::Join(channel.clone(), reply)).await??;
     let mut new_messages = state.new_messages.clone();
     let next = *new_messages.borrow_and_update();
     let Some(after) = query.after else {
-        let messages = state.store.recent(&channel, limit).map_err(internal)?;
+        let messages = state.store.recent(&channel, limit)?;
         return Ok(Json(ReadReply {
             messages: messages.iter().map(message_view).collect(),
             next,
@@ -210,10 +219,7 @@ async fn read(
         + Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
     loop {
         let next = *new_messages.borrow_and_update();
-        let messages = state
-            .store
-            .after(&channel, after, limit)
-            .map_err(internal)?;
+        let messages = state.store.after(&channel, after, limit)?;
         if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
             let next = messages.last().map_or(next.max(after), |m| m.seq);
             return Ok(Json(ReadReply {
@@ -225,33 +231,24 @@ async fn read(
             .await
             .is_ok_and(|changed| changed.is_err())
         {
-            return Err(internal("the node is shutting down"));
+            return Err(NodeError::ShuttingDown);
         }
     }
 }
 
 async fn leave(
     State(state): State<ApiState>,
-    Path(channel): Path<String>,
-) -> Result<Json<LeaveReply>, ApiFailure> {
+    ApiPath(channel): ApiPath<String>,
+) -> Result<Json<LeaveReply>, NodeError> {
     let channel = channel_name(&channel)?;
-    let left = ask(&state, |reply| Command::Leave(channel.clone(), reply))
-        .await?
-        .map_err(channel_failure)?;
+    let left = ask(&state, |reply| Command::Leave(channel.clone(), reply)).await??;
     Ok(Json(LeaveReply {
         channel: channel.to_string(),
         left,
     }))
 }
 
-fn channel_failure(error: ChannelError) -> ApiFailure {
-    match error {
-        ChannelError::TooManyChannels(_) => ApiFailure(StatusCode::CONFLICT, error.to_string()),
-        ChannelError::Store(_) => internal(error),
-    }
-}
-
-pub(super) fn absolute(path: &str, what: &str) -> Result<PathBuf, ApiFailure> {
+pub(super) fn absolute(path: &str, what: &str) -> Result<PathBuf, NodeError> {
     let path = PathBuf::from(path);
     if path.is_absolute() {
         Ok(path)
@@ -265,8 +262,8 @@ pub(super) fn absolute(path: &str, what: &str) -> Result<PathBuf, ApiFailure> {
 
 async fn share_path(
     State(state): State<ApiState>,
-    Json(body): Json<ShareRequest>,
-) -> Result<Json<JobStarted>, ApiFailure> {
+    ApiJson(body): ApiJson<ShareRequest>,
+) -> Result<Json<JobStarted>, NodeError> {
     let path = absolute(&body.path, "shared")?;
     if !path.exists() {
         return Err(bad_request(format!("{} does not exist", path.display())));
@@ -306,7 +303,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
     .await;
     let ticket = match asked {
         Ok(ticket) => ticket,
-        Err(ApiFailure(_, e)) => return state.jobs.fail(job, e),
+        Err(e) => return state.jobs.fail(job, e.to_string()),
     };
     tracing::info!(id = %shared.id, name = %shared.name, "shared");
     let _ = state.commands.send(Command::Provide(shared.id)).await;
@@ -328,8 +325,8 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
 
 async fn get_content(
     State(state): State<ApiState>,
-    Json(body): Json<GetRequest>,
-) -> Result<Json<JobStarted>, ApiFailure> {
+    ApiJson(body): ApiJson<GetRequest>,
+) -> Result<Json<JobStarted>, NodeError> {
     let (root, kind, name, providers, provider_addrs) = match body.target.trim().parse::<Ticket>() {
         Ok(ticket) => (
             ticket.id,
@@ -364,10 +361,7 @@ async fn get_content(
         requested
     };
     if output.exists() && !body.force {
-        return Err(bad_request(format!(
-            "{} already exists; pass --force to overwrite it, or choose another path with -o",
-            output.display()
-        )));
+        return Err(NodeError::Exists(output));
     }
     let (job, new) =
         state
@@ -392,33 +386,52 @@ async fn get_content(
             provider_addrs,
         })
         .await
-        .map_err(|_| internal("the node is shutting down"))?;
+        .map_err(|_| NodeError::ShuttingDown)?;
     Ok(Json(JobStarted { job }))
 }
 
 async fn job_status(
     State(state): State<ApiState>,
-    Path(job): Path<u64>,
-) -> Result<Json<JobStatus>, ApiFailure> {
-    state.jobs.get(job).map(Json).ok_or_else(|| {
-        ApiFailure(
-            StatusCode::NOT_FOUND,
-            format!("no job {job} (jobs are forgotten when the node restarts)"),
-        )
-    })
+    ApiPath(job): ApiPath<u64>,
+) -> Result<Json<JobStatus>, NodeError> {
+    state.jobs.get(job).map(Json).ok_or_else(|| no_job(job))
 }
 
-async fn list_blobs(State(state): State<ApiState>) -> Result<Json<Vec<BlobEntry>>, ApiFailure> {
-    let blobs = state.store.blobs().map_err(internal)?;
+async fn list_jobs(State(state): State<ApiState>) -> Json<Vec<JobStatus>> {
+    Json(state.jobs.list())
+}
+
+async fn cancel_job(
+    State(state): State<ApiState>,
+    ApiPath(job): ApiPath<u64>,
+    ApiJson(body): ApiJson<CancelRequest>,
+) -> Result<Json<JobStatus>, NodeError> {
+    ask(&state, |reply| Command::Cancel {
+        job,
+        keep: body.keep,
+        reply,
+    })
+    .await??;
+    state.jobs.get(job).map(Json).ok_or_else(|| no_job(job))
+}
+
+fn no_job(job: u64) -> NodeError {
+    NodeError::NotFound(format!(
+        "no job {job} (jobs are forgotten when the node restarts)"
+    ))
+}
+
+async fn list_blobs(State(state): State<ApiState>) -> Result<Json<Vec<BlobEntry>>, NodeError> {
+    let blobs = state.store.blobs()?;
     Ok(Json(blobs.iter().map(blob_entry).collect()))
 }
 
 async fn remove_blob(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Json<Removed>, ApiFailure> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Removed>, NodeError> {
     let id: ContentId = id.parse().map_err(bad_request)?;
-    let removed = state.store.remove_blob(&id).map_err(internal)?;
+    let removed = state.store.remove_blob(&id)?;
     Ok(Json(Removed { removed }))
 }
 
@@ -428,20 +441,19 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(45);
 
 async fn find_peer(
     State(state): State<ApiState>,
-    Json(body): Json<FindRequest>,
-) -> Result<Json<FindReply>, ApiFailure> {
+    ApiJson(body): ApiJson<FindRequest>,
+) -> Result<Json<FindReply>, NodeError> {
     let peer: ferry_core::PeerId = body.peer_id.trim().parse().map_err(|_| {
         bad_request(format!(
             "{:?} is not a peer id (it looks like 12D3KooW..., as `ferry id` prints it)",
             body.peer_id
         ))
     })?;
-    ask_within(&state, FIND_TIMEOUT, |reply| Command::Find(peer, reply))
-        .await?
-        .map(Json)
-        .map_err(|e| ApiFailure(StatusCode::NOT_FOUND, e))
+    Ok(Json(
+        ask_within(&state, FIND_TIMEOUT, |reply| Command::Find(peer, reply)).await??,
+    ))
 }
 
-async fn nat(State(state): State<ApiState>) -> Result<Json<NatInfo>, ApiFailure> {
+async fn nat(State(state): State<ApiState>) -> Result<Json<NatInfo>, NodeError> {
     Ok(Json(ask(&state, Command::Nat).await?))
 }

@@ -14,7 +14,9 @@
 //! | `POST /v1/channels/{channel}/leave` | | [`LeaveReply`] |
 //! | `POST /v1/share` | [`ShareRequest`] | [`JobStarted`] |
 //! | `POST /v1/get` | [`GetRequest`] | [`JobStarted`] |
+//! | `GET /v1/jobs` | | `Vec<`[`JobStatus`]`>` |
 //! | `GET /v1/jobs/{job}` | | [`JobStatus`] |
+//! | `POST /v1/jobs/{job}/cancel` | [`CancelRequest`] | [`JobStatus`] |
 //! | `GET /v1/blobs` | | `Vec<`[`BlobEntry`]`>` |
 //! | `DELETE /v1/blobs/{id}` | | [`Removed`] |
 //! | `POST /v1/find` | [`FindRequest`] | [`FindReply`] |
@@ -26,13 +28,14 @@
 //! | `POST /v1/dtn/export` | [`DtnExportRequest`] | [`ExportReport`] |
 //! | `POST /v1/dtn/import` | [`DtnImportRequest`] | [`ImportReport`] |
 //!
-//! Every error is a non-2xx status with an [`ApiError`] body whose text is meant
-//! for a person.
+//! Every error is a non-2xx status with an [`ApiError`] body: a machine-readable
+//! [`ErrorKind`] and a text meant for a person. `docs/api.md` lists the statuses.
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::dtn::folder::{ExportReport, ImportReport};
 pub use crate::dtn::{DtnStatus, InboxItem};
+pub use crate::error::ErrorKind;
 
 /// Who this node is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,8 +161,12 @@ pub struct ReadReply {
     pub next: u64,
 }
 
+/// The body of every error answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
+    /// What class of failure it is, for programs.
+    pub kind: ErrorKind,
+    /// What went wrong, for a person.
     pub error: String,
 }
 
@@ -197,12 +204,22 @@ pub struct JobStarted {
     pub job: u64,
 }
 
+/// Stop a running download.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// Keep the partial data, so a later get of the same content resumes.
+    #[serde(default)]
+    pub keep: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Running,
     Done,
     Failed,
+    /// Stopped by `POST /v1/jobs/{job}/cancel`.
+    Cancelled,
 }
 
 /// A job's progress, and its result once done.

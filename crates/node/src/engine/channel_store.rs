@@ -21,6 +21,7 @@ use ferry_store::{ChannelWrite, Store, StoreError, StoredMessage};
 use tokio::sync::oneshot;
 
 use crate::control::types::MessageView;
+use crate::error::NodeError;
 
 /// The most writes in one batch (one transaction): large enough that a flood
 /// costs few fsyncs, small enough that one transaction stays short.
@@ -30,26 +31,15 @@ const MAX_BATCH: usize = 4_096;
 /// peers at once cannot grow memory without bound.
 const MAX_QUEUED_GOSSIP: usize = 20_000;
 
-/// Why a channel could not be joined, left or posted to.
-#[derive(Debug, thiserror::Error)]
-pub enum ChannelError {
-    #[error(
-        "this node is in {0} channels, the most it joins; leave one first with `ferry leave CHANNEL`"
-    )]
-    TooManyChannels(usize),
-    #[error("cannot store the change: {0}")]
-    Store(String),
-}
-
 /// A change waiting to be written.
 pub(crate) enum Pending {
     Join {
         channel: ChannelName,
-        reply: Option<oneshot::Sender<Result<(), ChannelError>>>,
+        reply: Option<oneshot::Sender<Result<(), NodeError>>>,
     },
     Leave {
         channel: ChannelName,
-        reply: oneshot::Sender<Result<bool, ChannelError>>,
+        reply: oneshot::Sender<Result<bool, NodeError>>,
     },
     /// A gossip message, not decoded yet; its verdict goes back to gossipsub.
     Gossip {
@@ -67,7 +57,7 @@ pub(crate) enum Pending {
     },
     Post {
         message: Box<Message>,
-        reply: oneshot::Sender<Result<MessageView, String>>,
+        reply: oneshot::Sender<Result<MessageView, NodeError>>,
     },
     /// Remove what retention no longer keeps from every channel.
     Prune,

@@ -17,9 +17,10 @@ use ferry_net::libp2p::request_response::{self, ResponseChannel};
 use ferry_store::{Store, StoreError};
 use tokio::sync::oneshot;
 
-use super::channel_store::{self, ChannelError, Done, Outcome, Pending};
+use super::channel_store::{self, Done, Outcome, Pending};
 use super::{Engine, Work};
 use crate::control::types::MessageView;
+use crate::error::NodeError;
 
 type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 
@@ -78,8 +79,8 @@ impl Engine {
         &mut self,
         channel: ChannelName,
         rejoin: bool,
-        reply: Option<oneshot::Sender<Result<(), ChannelError>>>,
-    ) -> Result<(), ChannelError> {
+        reply: Option<oneshot::Sender<Result<(), NodeError>>>,
+    ) -> Result<(), NodeError> {
         if self.joined.contains(&channel) || (self.left.contains(&channel) && !rejoin) {
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));
@@ -87,9 +88,9 @@ impl Engine {
             return Ok(());
         }
         if self.joined.len() >= MAX_JOINED_CHANNELS {
-            let error = ChannelError::TooManyChannels(MAX_JOINED_CHANNELS);
+            let error = NodeError::TooManyChannels(MAX_JOINED_CHANNELS);
             if let Some(reply) = reply {
-                let _ = reply.send(Err(ChannelError::TooManyChannels(MAX_JOINED_CHANNELS)));
+                let _ = reply.send(Err(NodeError::TooManyChannels(MAX_JOINED_CHANNELS)));
             }
             return Err(error);
         }
@@ -124,7 +125,7 @@ impl Engine {
     pub(super) fn leave(
         &mut self,
         channel: ChannelName,
-        reply: oneshot::Sender<Result<bool, ChannelError>>,
+        reply: oneshot::Sender<Result<bool, NodeError>>,
     ) {
         if !self.joined.remove(&channel) {
             let _ = reply.send(Ok(false));
@@ -143,10 +144,10 @@ impl Engine {
         &mut self,
         channel: ChannelName,
         text: &str,
-        reply: oneshot::Sender<Result<MessageView, String>>,
+        reply: oneshot::Sender<Result<MessageView, NodeError>>,
     ) {
         if let Err(e) = self.join(channel.clone(), true, None) {
-            let _ = reply.send(Err(e.to_string()));
+            let _ = reply.send(Err(e));
             return;
         }
         match Message::sign(
@@ -161,7 +162,7 @@ impl Engine {
                 reply,
             }),
             Err(e) => {
-                let _ = reply.send(Err(e.to_string()));
+                let _ = reply.send(Err(NodeError::Invalid(e.to_string())));
             }
         }
     }
@@ -370,15 +371,15 @@ impl Engine {
                 self.report_gossip(&id, &source, MessageAcceptance::Ignore)
             }
             Pending::Post { reply, .. } => {
-                let _ = reply.send(Err(format!("cannot store the message: {error}")));
+                let _ = reply.send(Err(NodeError::store("cannot store the message", error)));
             }
             Pending::Join {
                 reply: Some(reply), ..
             } => {
-                let _ = reply.send(Err(ChannelError::Store(error.to_string())));
+                let _ = reply.send(Err(NodeError::store("cannot store the change", error)));
             }
             Pending::Leave { reply, .. } => {
-                let _ = reply.send(Err(ChannelError::Store(error.to_string())));
+                let _ = reply.send(Err(NodeError::store("cannot store the change", error)));
             }
             Pending::Join { reply: None, .. } | Pending::History { .. } | Pending::Prune => {}
         }

@@ -15,12 +15,14 @@ use ferry_core::content::{
 };
 use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST, check_have};
 use ferry_net::libp2p::request_response::{self, OutboundRequestId};
+use tokio::sync::oneshot;
 
 use ferry_store::Store;
 use ferry_store::blobs::verify_size;
 
 use super::{Engine, Received, Work};
 use crate::control::types::{GetResult, JobState, ProviderProgress};
+use crate::error::NodeError;
 use crate::export;
 use crate::jobs::JobId;
 
@@ -458,6 +460,15 @@ impl Engine {
         probe: Option<u64>,
         result: Result<u64, Received>,
     ) {
+        if let Some(id) = self.late_probes.remove(&job) {
+            // The probe of a cancelled download began a partial after the
+            // cancel removed what there was: remove it too.
+            if probe.is_some() && result.is_ok() {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || remove_incomplete(&store, &[id]));
+            }
+            return;
+        }
         if let Err(Received::Local(e)) = &result {
             let e = format!("cannot store the download: {e}");
             return self.fail_download(job, e);
@@ -798,12 +809,86 @@ impl Engine {
         });
     }
 
+    /// Stops download `job`: no more requests go out and answers still on
+    /// their way are ignored. Unless `keep`, the blobs it left incomplete are
+    /// removed (on the blocking pool) before `reply` is answered; with `keep`
+    /// they stay, and a later `ferry get` of the same content resumes from
+    /// them. Blobs it completed (files of a collection) stay: they are whole
+    /// content, listed by `ferry ls`.
+    pub(super) fn cancel_download(
+        &mut self,
+        job: JobId,
+        keep: bool,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    ) {
+        let Some(download) = self.downloads.remove(&job) else {
+            let error = match self.jobs.get(job) {
+                None => NodeError::NotFound(format!(
+                    "no job {job} (jobs are forgotten when the node restarts)"
+                )),
+                Some(status) => NodeError::Invalid(format!(
+                    "job {job} is not a running download: it is a {} job, {}",
+                    status.kind,
+                    format!("{:?}", status.state).to_lowercase()
+                )),
+            };
+            let _ = reply.send(Err(error));
+            return;
+        };
+        // A probe answered and being verified (asked, but no longer awaited)
+        // may begin a partial after the removal below: its result is awaited.
+        let probe_asked = self
+            .blob_requests
+            .values()
+            .any(|a| a.job == job && matches!(a.what, AskedFor::Probe { .. }));
+        if let Some(blob) = download.blob.as_ref()
+            && blob.probing.is_some()
+            && !probe_asked
+            && !keep
+        {
+            self.late_probes.insert(job, blob.id);
+        }
+        self.blob_requests.retain(|_, asked| asked.job != job);
+        tracing::info!(job, id = %download.plan.root, keep, "download cancelled");
+        self.jobs.update(job, |s| {
+            s.state = JobState::Cancelled;
+            s.phase = if keep {
+                "cancelled, partial data kept"
+            } else {
+                "cancelled"
+            }
+            .into();
+        });
+        if keep {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let mut touched: Vec<ContentId> = download.blob.iter().map(|b| b.id).collect();
+        touched.extend(download.queue.iter().copied());
+        touched.push(download.plan.root);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = reply.send(remove_incomplete(&store, &touched));
+        });
+    }
+
     fn fail_download(&mut self, job: JobId, error: JobError) {
         if self.downloads.remove(&job).is_some() {
             tracing::warn!(job, "download failed: {error}");
             self.jobs.fail(job, error);
         }
     }
+}
+
+/// Removes those of `ids` that are stored incomplete (*blocking*).
+fn remove_incomplete(store: &Store, ids: &[ContentId]) -> Result<(), NodeError> {
+    for id in ids {
+        let partial = store.blob(id)?.is_some_and(|info| !info.complete);
+        if partial {
+            store.remove_blob(id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Why a failed request means the peer broke the protocol (an answer that

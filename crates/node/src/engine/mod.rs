@@ -38,9 +38,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::clock::Clock;
 use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use crate::dtn::Dtn;
+use crate::error::NodeError;
 use crate::jobs::{JobId, Jobs};
 
-pub use channel_store::ChannelError;
 pub use download::GetPlan;
 pub use views::{blob_entry, message_view};
 
@@ -53,17 +53,17 @@ const REPROVIDE_TICKS: u64 = 30 * 60 * 2;
 pub enum Command {
     Id(oneshot::Sender<IdInfo>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
-    Connect(Multiaddr, oneshot::Sender<Result<ConnectReply, String>>),
+    Connect(Multiaddr, oneshot::Sender<Result<ConnectReply, NodeError>>),
     Post(
         ChannelName,
         String,
-        oneshot::Sender<Result<MessageView, String>>,
+        oneshot::Sender<Result<MessageView, NodeError>>,
     ),
     /// Join a channel (a read: a channel the user left stays left); the answer
     /// comes once it is on disk.
-    Join(ChannelName, oneshot::Sender<Result<(), ChannelError>>),
+    Join(ChannelName, oneshot::Sender<Result<(), NodeError>>),
     /// Leave a channel; answers whether the node was in it.
-    Leave(ChannelName, oneshot::Sender<Result<bool, ChannelError>>),
+    Leave(ChannelName, oneshot::Sender<Result<bool, NodeError>>),
     /// Download: the job is already registered; a ticket's provider and
     /// addresses come along so they can be dialled.
     Get {
@@ -71,8 +71,15 @@ pub enum Command {
         plan: GetPlan,
         provider_addrs: Vec<Multiaddr>,
     },
+    /// Stop a running download; its partial data is removed unless `keep`.
+    /// The answer comes once that is done.
+    Cancel {
+        job: JobId,
+        keep: bool,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
     /// Find a peer by id (the DHT if needed) and connect to it.
-    Find(PeerId, oneshot::Sender<Result<FindReply, String>>),
+    Find(PeerId, oneshot::Sender<Result<FindReply, NodeError>>),
     Nat(oneshot::Sender<NatInfo>),
     /// Announce shared content in the DHT.
     Provide(ContentId),
@@ -135,7 +142,7 @@ pub struct Engine {
     listen_addrs: BTreeSet<Multiaddr>,
     data_dir: String,
     /// `ferry connect` calls waiting for their dial to end.
-    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, String>>>,
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, NodeError>>>,
     /// History requests in flight, and the channel each is about.
     pending_history: HashMap<OutboundRequestId, ChannelName>,
     /// History requests that failed, to send again soon.
@@ -152,6 +159,9 @@ pub struct Engine {
     serving: serve::Serving,
     downloads: HashMap<JobId, download::Download>,
     blob_requests: HashMap<OutboundRequestId, download::Asked>,
+    /// Downloads cancelled (without keep) while their size probe was being
+    /// verified, and the blob it may still create a partial of.
+    late_probes: HashMap<JobId, ContentId>,
     reach: reach::Reach,
     bootstrap: Vec<Multiaddr>,
     dtn: Arc<Dtn>,
@@ -213,6 +223,7 @@ impl Engine {
             serving: serve::Serving::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
+            late_probes: HashMap::new(),
             dtn_links: dtn::Links::new(parts.dtn_peer_rate),
             dtn: parts.dtn,
         };
@@ -288,6 +299,7 @@ impl Engine {
                 }
                 self.start_download(job, plan);
             }
+            Command::Cancel { job, keep, reply } => self.cancel_download(job, keep, reply),
             Command::Find(peer, reply) => self.find(peer, reply),
             Command::Nat(reply) => {
                 let _ = reply.send(self.nat_info());
@@ -445,7 +457,7 @@ impl Engine {
                 error,
             } => {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(format!("could not connect: {error}")));
+                    let _ = reply.send(Err(NodeError::Unreachable(error.to_string())));
                 } else {
                     tracing::debug!(?peer_id, "dial failed: {error}");
                 }
@@ -474,11 +486,15 @@ impl Engine {
         }
     }
 
-    fn connect(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<ConnectReply, String>>) {
+    fn connect(
+        &mut self,
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<ConnectReply, NodeError>>,
+    ) {
         if let Some(Protocol::P2p(peer)) = addr.iter().last()
             && peer == self.local_peer()
         {
-            let _ = reply.send(Err("that address is this node itself".into()));
+            let _ = reply.send(Err(NodeError::SelfAddress));
             return;
         }
         let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::from(addr);
@@ -488,7 +504,7 @@ impl Engine {
                 self.pending_dials.insert(id, reply);
             }
             Err(e) => {
-                let _ = reply.send(Err(format!("could not dial: {e}")));
+                let _ = reply.send(Err(NodeError::Unreachable(e.to_string())));
             }
         }
     }

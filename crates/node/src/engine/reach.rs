@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::Engine;
 use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
+use crate::error::NodeError;
 use crate::jobs::JobId;
 
 /// How long a find waits for a connection after its lookup ended.
@@ -83,7 +84,7 @@ fn dht_addrs(kad: &mut kad::Behaviour<kad::store::MemoryStore>, peer: &PeerId) -
 }
 
 /// A `ferry find` waiting: when it started, and where its answer goes.
-type FindCall = (Instant, oneshot::Sender<Result<FindReply, String>>);
+type FindCall = (Instant, oneshot::Sender<Result<FindReply, NodeError>>);
 
 #[derive(Default)]
 struct Reservation {
@@ -388,9 +389,13 @@ impl Engine {
         }
     }
 
-    pub(super) fn find(&mut self, peer: PeerId, reply: oneshot::Sender<Result<FindReply, String>>) {
+    pub(super) fn find(
+        &mut self,
+        peer: PeerId,
+        reply: oneshot::Sender<Result<FindReply, NodeError>>,
+    ) {
         if peer == self.local_peer() {
-            let _ = reply.send(Err("that is this node's own id".into()));
+            let _ = reply.send(Err(NodeError::SelfId));
             return;
         }
         self.reach
@@ -481,7 +486,9 @@ impl Engine {
                         if let Err(e) = self.swarm.dial(opts) {
                             self.fail_finds(
                                 target,
-                                format!("found {target} but cannot dial it: {e}"),
+                                NodeError::Unreachable(format!(
+                                    "found {target} but cannot dial it: {e}"
+                                )),
                             );
                         }
                     }
@@ -527,12 +534,12 @@ impl Engine {
             self.reach.find_deadlines.remove(&peer);
             self.fail_finds(
                 peer,
-                format!("{peer} was not found in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)"),
+                NodeError::NotFound(format!("{peer} was not found in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)")),
             );
         }
     }
 
-    fn fail_finds(&mut self, peer: PeerId, error: String) {
+    fn fail_finds(&mut self, peer: PeerId, error: NodeError) {
         for (_, reply) in self.reach.finding.remove(&peer).unwrap_or_default() {
             let _ = reply.send(Err(error.clone()));
         }
