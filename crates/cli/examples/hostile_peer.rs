@@ -59,6 +59,8 @@ mod dtn;
 mod gossip;
 #[path = "hostile/streams.rs"]
 mod streams;
+#[path = "hostile/swarm.rs"]
+mod swarm;
 
 enum Lie {
     /// Every group answer has one byte flipped.
