@@ -59,12 +59,12 @@ use std::time::{Duration, Instant};
 use ferry_node::control::types::{
     FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo, ShareResult,
 };
+use ferry_testkit::wait::wait_until;
 use lab::{Host, Iface, Lab, Segment};
 use serde::de::DeserializeOwned;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const MIB: usize = 1024 * 1024;
-const POLL: Duration = Duration::from_millis(250);
 
 /// The public segment and the fixed addresses on it.
 const PUBLIC_NET: &str = "10.80.0.0/24";
@@ -112,23 +112,6 @@ const HOSTILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
-}
-
-/// Calls `f` every [`POLL`] until it returns `Ok`, or `limit` has passed; then
-/// panics with `what` and the last `Err` (what was seen instead).
-#[track_caller]
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        let round = Instant::now();
-        match f() {
-            Ok(value) => return value,
-            Err(seen) if start.elapsed() >= limit => {
-                panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => thread::sleep(POLL.saturating_sub(round.elapsed())),
-        }
-    }
 }
 
 /// Checks that do not stop a test: each failure is printed when it happens, and
@@ -257,7 +240,7 @@ impl Node {
             .stdout(log.try_clone().expect("clone the log"))
             .stderr(log);
         self.child = Some(command.spawn().expect("spawn ferry start"));
-        wait_for(&format!("{} to answer", self.name), START_TIMEOUT, || {
+        wait_until(&format!("{} to answer", self.name), START_TIMEOUT, || {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "{} exited during start-up ({status}); log:\n{}",
@@ -692,7 +675,7 @@ impl World {
         self.h1.stop();
         self.h2.stop();
         let t = Instant::now();
-        wait_for("b to see h1 and h2 gone", GONE_TIMEOUT, || {
+        wait_until("b to see h1 and h2 gone", GONE_TIMEOUT, || {
             let nat = self.b.nat()?;
             let left: Vec<&str> = nat
                 .peers
@@ -714,7 +697,7 @@ impl World {
 
     /// Waits until `node` holds a reservation on b with a relayed address.
     fn wait_reserved(&self, node: &Node) -> String {
-        wait_for(
+        wait_until(
             &format!("{} to hold a relay reservation on b", node.name),
             RESERVATION_TIMEOUT,
             || {
@@ -731,7 +714,7 @@ impl World {
     /// Waits until `node` answers DHT queries (AutoNAT found it reachable).
     /// `also` runs on every round (and may panic).
     fn wait_dht_server(&self, node: &Node, mut also: impl FnMut()) -> NatInfo {
-        let nat = wait_for(
+        let nat = wait_until(
             &format!("{} to become a DHT server", node.name),
             DHT_SERVER_TIMEOUT,
             || {
@@ -766,7 +749,7 @@ impl World {
         let args = ["find", &self.h2_id, "--json"];
         let first = Instant::now();
         let mut attempts = 0;
-        let (reply, took) = wait_for("h1 to find h2 by its peer id", FIND_TIMEOUT, || {
+        let (reply, took) = wait_until("h1 to find h2 by its peer id", FIND_TIMEOUT, || {
             attempts += 1;
             let t = Instant::now();
             let text = self.h1.cli(&args).inspect_err(|e| {
@@ -803,7 +786,7 @@ impl World {
             .cli(&["post", "general", text])
             .unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
-        wait_for("the chat message to reach h2", CHAT_TIMEOUT, || {
+        wait_until("the chat message to reach h2", CHAT_TIMEOUT, || {
             let messages = self.h2.read("general")?;
             if messages
                 .iter()
@@ -930,7 +913,7 @@ impl World {
     /// Waits until at least two peers report `node`'s UDP address, which is
     /// what its mapping is judged from; returns its NAT info.
     fn nat_with_observers(&self, node: &Node) -> NatInfo {
-        wait_for(
+        wait_until(
             &format!("two peers to report {}'s UDP address", node.name),
             OBSERVERS_TIMEOUT,
             || {
@@ -1071,7 +1054,7 @@ fn cone_nats_find_by_id_hole_punch_chat_and_get_direct() {
     let found = w.find_h2();
 
     let t = Instant::now();
-    let (connection, remote) = wait_for(
+    let (connection, remote) = wait_until(
         "h1's `ferry nat` to show h2 hole-punched or direct",
         HOLE_PUNCH_TIMEOUT,
         || {
@@ -1298,7 +1281,7 @@ fn relay_reservation_limit_holds() {
         ..Setup::default()
     });
 
-    wait_for(
+    wait_until(
         "b to grant one reservation and refuse another",
         REFUSAL_TIMEOUT,
         || {
@@ -1315,7 +1298,7 @@ fn relay_reservation_limit_holds() {
         secs(w.started.elapsed())
     );
     w.start_late(Late::C);
-    wait_for("b to refuse c a reservation", REFUSAL_TIMEOUT, || {
+    wait_until("b to refuse c a reservation", REFUSAL_TIMEOUT, || {
         let (_, refused) = w.b_reservations();
         if refused.iter().any(|r| r == "c") {
             Ok(())
@@ -1675,7 +1658,7 @@ fn get_by_bare_id_through_the_dht() {
     let shared = Instant::now();
     w.start_late(Late::H1);
     // b identified to h1 (so h1's DHT knows b): b reports h1's address.
-    wait_for("b to identify itself to h1", COMMAND_TIMEOUT, || {
+    wait_until("b to identify itself to h1", COMMAND_TIMEOUT, || {
         let nat = w.h1.nat()?;
         if nat.observed.iter().any(|o| o.by_peer == w.b_id) {
             Ok(())
@@ -1769,7 +1752,7 @@ fn lan_path_preferred_over_the_relay() {
     println!("reservation: h2 as {relayed2}");
     let found = w.find_h2();
     let t = Instant::now();
-    let (h1_view, h2_view) = wait_for("h1 and h2 to show each other as lan", LAN_TIMEOUT, || {
+    let (h1_view, h2_view) = wait_until("h1 and h2 to show each other as lan", LAN_TIMEOUT, || {
         let h1_view = w.h1.path_to(&w.h2_id)?;
         let h2_view = w.h2.path_to(&w.h1_id)?;
         if h1_view.connection == "lan" && h2_view.connection == "lan" {
