@@ -62,6 +62,12 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+step "cargo deny check (advisories, licences, crates built twice: deny.toml)"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+    cargo install cargo-deny --locked
+fi
+cargo deny --locked check
+
 step "cargo build"
 cargo build --locked --workspace --all-targets
 

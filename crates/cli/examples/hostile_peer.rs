@@ -63,6 +63,8 @@ mod gossip;
 mod stall;
 #[path = "hostile/streams.rs"]
 mod streams;
+#[path = "hostile/swarm.rs"]
+mod swarm;
 
 enum Lie {
     /// Every group answer has one byte flipped.

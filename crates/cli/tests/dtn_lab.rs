@@ -34,38 +34,19 @@ use ferry_node::control::types::{
     DtnSendReply, DtnStatus, ExportReport, GetResult, ImportReport, InboxItem, PeerInfo,
     ShareResult,
 };
+use ferry_testkit::wait::wait_timed;
 use lab::node::{FERRY, Node};
 use lab::{Host, Lab};
 use serde::de::DeserializeOwned;
 
 const MIB: usize = 1024 * 1024;
+/// How often waits check: fine enough for the times the tests print.
 const POLL: Duration = Duration::from_millis(100);
 /// Deadlines, so that a hung test fails instead of hanging; generous for a debug
 /// build on a busy two-core machine. Nothing is judged on speed.
 const START_LIMIT: Duration = Duration::from_secs(30);
 const MEET_LIMIT: Duration = Duration::from_secs(60);
 const TRANSFER_LIMIT: Duration = Duration::from_secs(120);
-
-/// Calls `f` every `POLL` until it returns `Ok`, and returns that and the time it
-/// took; panics with the last `Err` (what was seen instead) after `limit`.
-#[track_caller]
-fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> Result<T, String>,
-) -> (T, Duration) {
-    let start = Instant::now();
-    loop {
-        let round = Instant::now();
-        match f() {
-            Ok(value) => return (value, start.elapsed()),
-            Err(seen) if start.elapsed() >= limit => {
-                panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => std::thread::sleep(POLL.saturating_sub(round.elapsed())),
-        }
-    }
-}
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -229,9 +210,10 @@ fn set_link(host: &Host, iface: &str, up: bool) {
 
 /// Waits until `a` and `b` list each other as connected; returns the time it took.
 fn wait_met(a: &Node, b: &Node) -> Duration {
-    let (_, took) = wait_for(
+    let (_, took) = wait_timed(
         &format!("{} and {} to connect", a.name, b.name),
         MEET_LIMIT,
+        POLL,
         || {
             if a.connected_to(&b.peer_id) && b.connected_to(&a.peer_id) {
                 Ok(())
@@ -245,9 +227,10 @@ fn wait_met(a: &Node, b: &Node) -> Duration {
 
 /// Waits until `node` holds every bundle in `ids` (it may hold more).
 fn wait_holds(node: &Node, ids: &BTreeSet<String>, limit: Duration) -> Duration {
-    wait_for(
+    wait_timed(
         &format!("{} to hold {} bundles", node.name, ids.len()),
         limit,
+        POLL,
         || {
             let held = node.held()?;
             let missing = ids.difference(&held).count();
@@ -263,18 +246,23 @@ fn wait_holds(node: &Node, ids: &BTreeSet<String>, limit: Duration) -> Duration 
 
 /// Waits until `node` holds no bundle at all.
 fn wait_holds_none(node: &Node, limit: Duration) -> Duration {
-    wait_for(&format!("{} to hold no bundles", node.name), limit, || {
-        let status = node.status()?;
-        if status.bundles.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} bundles held, {} acks known",
-                status.bundles.len(),
-                status.acks
-            ))
-        }
-    })
+    wait_timed(
+        &format!("{} to hold no bundles", node.name),
+        limit,
+        POLL,
+        || {
+            let status = node.status()?;
+            if status.bundles.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} bundles held, {} acks known",
+                    status.bundles.len(),
+                    status.acks
+                ))
+            }
+        },
+    )
     .1
 }
 
@@ -312,13 +300,14 @@ fn wait_inbox(node: &Node, carrier: &Node, ids: &BTreeSet<String>, limit: Durati
         .filter(|i| !ids.contains(&i.id))
         .count() as u64;
     let mut met = None;
-    let (inbox, done) = wait_for(
+    let (inbox, done) = wait_timed(
         &format!(
             "{} to have {} more bundles in its inbox",
             node.name,
             ids.len()
         ),
         limit,
+        POLL,
         || {
             if met.is_none() && node.connected_to(&carrier.peer_id) {
                 met = Some(start.elapsed());
@@ -520,13 +509,18 @@ fn dtn_lab_data_mule() {
     // The bus drives back: the town's acknowledgement reaches the village. The
     // trip is long enough for the village to notice the bus is gone (its pings
     // go unanswered), so they meet afresh by discovery.
-    wait_for("the village to notice the bus is gone", MEET_LIMIT, || {
-        if village.connected_to(&bus.peer_id) {
-            Err("still listed as connected".into())
-        } else {
-            Ok(())
-        }
-    });
+    wait_timed(
+        "the village to notice the bus is gone",
+        MEET_LIMIT,
+        POLL,
+        || {
+            if village.connected_to(&bus.peer_id) {
+                Err("still listed as connected".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
     eprintln!(
         "the village noticed the bus gone {} after the cut",
         secs(cut.elapsed())
@@ -738,9 +732,10 @@ fn dtn_lab_bus_killed() {
     let batch_set: BTreeSet<String> = batch.iter().cloned().collect();
     w.link(BUS_TO_VILLAGE, true);
     let linked = Instant::now();
-    let (before_kill, _) = wait_for(
+    let (before_kill, _) = wait_timed(
         "the bus to be part-way through the batch",
         TRANSFER_LIMIT,
+        POLL,
         || {
             let held = w.nodes[1].held()?;
             let got = held.intersection(&batch_set).count();

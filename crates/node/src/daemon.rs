@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferry_net::beacon::BeaconSocket;
 use ferry_net::{NetConfig, build_swarm};
 use ferry_store::{DataDir, Store, identity};
-use rand::RngCore;
+use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigFile, Layer, Settings};

@@ -13,7 +13,7 @@
 //! used on floats, all exactly rounded by IEEE 754, so runs are identical on every
 //! platform.
 
-use rand::Rng;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SimRng;

@@ -6,7 +6,7 @@
 //! same run on every platform and every run.
 
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
 
 /// The generator type used everywhere in the simulator.
 pub type SimRng = ChaCha8Rng;
@@ -29,7 +29,7 @@ pub fn stream(seed: u64, which: Stream) -> SimRng {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::RngCore;
+    use rand::Rng;
 
     fn first(seed: u64, which: Stream) -> [u64; 4] {
         let mut r = stream(seed, which);

@@ -1,6 +1,6 @@
 //! Traffic: which bundles are created, where, when, how large, for how long.
 
-use rand::Rng;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SimRng;

@@ -14,6 +14,8 @@
 
 pub mod blobs;
 pub mod bundles;
+#[cfg(test)]
+mod crash_child;
 mod data_dir;
 mod db;
 mod error;

@@ -17,16 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::swarm::{RawEvent, raw_swarm};
 use anyhow::bail;
 use ferry_core::content::{ContentKind, Ticket, group_count};
 use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_REQUEST_BYTES, PROTOCOL};
-use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec, Message};
-use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use ferry_net::libp2p::{
-    Multiaddr, StreamProtocol, SwarmBuilder, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
-};
+use ferry_net::libp2p::swarm::SwarmEvent;
+use ferry_net::libp2p::{Multiaddr, StreamProtocol, multiaddr::Protocol};
 use ferry_store::{DataDir, Store, identity};
 
 pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
@@ -36,43 +34,19 @@ pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Resu
     }
 }
 
-#[derive(NetworkBehaviour)]
-#[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
-struct Raw {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    blob: request_response::Behaviour<RawCodec>,
-}
-
 async fn serve_bad_bitfield(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let dir = DataDir::lock(data_dir)?;
     let keypair = identity::load_or_create(&dir)?;
     let store = Store::open(&dir)?;
     let info = store.import_file(file, false, None, &mut |_| {})?;
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| Raw {
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::new(ping::Config::new()),
-            blob: request_response::Behaviour::with_codec(
-                RawCodec,
-                [(
-                    StreamProtocol::new(PROTOCOL),
-                    request_response::ProtocolSupport::Inbound,
-                )],
-                request_response::Config::default(),
-            ),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = raw_swarm(
+        keypair,
+        PROTOCOL,
+        RawCodec,
+        request_response::ProtocolSupport::Inbound,
+        request_response::Config::default(),
+        Duration::from_secs(60),
+    )?;
     swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
     let peer_id = *swarm.local_peer_id();
     let addr: Multiaddr = loop {
@@ -97,7 +71,7 @@ async fn serve_bad_bitfield(data_dir: &Path, file: &Path) -> anyhow::Result<()> 
         })
     );
     loop {
-        let SwarmEvent::Behaviour(RawEvent::Blob(request_response::Event::Message {
+        let SwarmEvent::Behaviour(RawEvent::Proto(request_response::Event::Message {
             message: Message::Request {
                 request, channel, ..
             },
@@ -118,7 +92,7 @@ async fn serve_bad_bitfield(data_dir: &Path, file: &Path) -> anyhow::Result<()> 
             }
             _ => postcard::to_stdvec(&BlobResponse::NotFound)?,
         };
-        let _ = swarm.behaviour_mut().blob.send_response(channel, body);
+        let _ = swarm.behaviour_mut().proto.send_response(channel, body);
     }
 }
 

@@ -28,6 +28,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::swarm::{Raw, RawEvent, raw_swarm};
 use anyhow::{Context, bail};
 use ferry_core::dtn::wire::{
     DtnRequest, DtnResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, Receipt,
@@ -36,14 +37,10 @@ use ferry_core::dtn::{
     Bundle, CreationTimestamp, Eid, MAX_BUNDLE_BYTES, NewBundle, Priority, Summary,
     dtn_ms_from_unix_ms,
 };
-use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec, Message, OutboundRequestId};
-use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use ferry_net::libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, multiaddr::Protocol, noise,
-    ping, tcp, yamux,
-};
+use ferry_net::libp2p::swarm::SwarmEvent;
+use ferry_net::libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, multiaddr::Protocol};
 use ferry_store::{DataDir, identity};
 use report::{FloodReport, Report, Sent};
 
@@ -98,7 +95,7 @@ enum Outcome {
 
 /// One connection to the node under test, with the hostile codec.
 struct Contact {
-    swarm: Swarm<Raw>,
+    swarm: Swarm<Raw<FrameCodec>>,
     /// This peer's key, for the forgery modes' signatures.
     keypair: ferry_net::libp2p::identity::Keypair,
     target: PeerId,
@@ -118,30 +115,16 @@ impl Contact {
         };
         let dir = DataDir::lock(data_dir)?;
         let keypair = identity::load_or_create(&dir)?;
-        let swarm = SwarmBuilder::with_existing_identity(keypair.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )?
-            .with_quic()
-            .with_behaviour(|key| Raw {
-                identify: identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::new(ping::Config::new()),
-                dtn: request_response::Behaviour::with_codec(
-                    FrameCodec,
-                    [(StreamProtocol::new(PROTOCOL), support)],
-                    request_response::Config::default()
-                        .with_request_timeout(STEP_TIMEOUT)
-                        .with_max_concurrent_streams(4 * FLOOD_WINDOW),
-                ),
-            })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let swarm = raw_swarm(
+            keypair.clone(),
+            PROTOCOL,
+            FrameCodec,
+            support,
+            request_response::Config::default()
+                .with_request_timeout(STEP_TIMEOUT)
+                .with_max_concurrent_streams(4 * FLOOD_WINDOW),
+            Duration::from_secs(60),
+        )?;
         let mut contact = Self {
             swarm,
             keypair,
@@ -181,7 +164,7 @@ impl Contact {
     fn send(&mut self, frame: Vec<u8>) -> OutboundRequestId {
         self.swarm
             .behaviour_mut()
-            .dtn
+            .proto
             .send_request(&self.target, Frame(frame))
     }
 
@@ -193,7 +176,7 @@ impl Contact {
                 .await
                 .context("timed out waiting for the node to answer")?;
             match event {
-                SwarmEvent::Behaviour(RawEvent::Dtn(request_response::Event::Message {
+                SwarmEvent::Behaviour(RawEvent::Proto(request_response::Event::Message {
                     message:
                         Message::Response {
                             request_id,
@@ -201,7 +184,7 @@ impl Contact {
                         },
                     ..
                 })) => return Ok((request_id, Outcome::Answered(response))),
-                SwarmEvent::Behaviour(RawEvent::Dtn(
+                SwarmEvent::Behaviour(RawEvent::Proto(
                     request_response::Event::OutboundFailure {
                         request_id, error, ..
                     },
@@ -248,9 +231,9 @@ impl Contact {
 
     /// Everything but our own requests' outcomes: the node's requests are
     /// answered as an empty node would, and a hang-up is noted.
-    fn handle(&mut self, event: SwarmEvent<RawEvent>) {
+    fn handle(&mut self, event: SwarmEvent<RawEvent<FrameCodec>>) {
         match event {
-            SwarmEvent::Behaviour(RawEvent::Dtn(request_response::Event::Message {
+            SwarmEvent::Behaviour(RawEvent::Proto(request_response::Event::Message {
                 message:
                     Message::Request {
                         request, channel, ..
@@ -265,7 +248,7 @@ impl Contact {
                 let _ = self
                     .swarm
                     .behaviour_mut()
-                    .dtn
+                    .proto
                     .send_response(channel, answer);
             }
             SwarmEvent::ConnectionClosed {
@@ -506,14 +489,6 @@ async fn flood(
         flood: Some(report),
         ..contact.report()
     })
-}
-
-#[derive(NetworkBehaviour)]
-#[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
-struct Raw {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    dtn: request_response::Behaviour<FrameCodec>,
 }
 
 /// An outgoing request is the exact bytes to write, length prefix included, so

@@ -22,17 +22,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::swarm::{Raw, RawEvent, raw_swarm};
 use anyhow::{Context, bail};
 use ferry_core::dtn::wire::{MAX_REQUEST_BYTES, PROTOCOL};
-use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec};
+use ferry_net::libp2p::swarm::SwarmEvent;
 use ferry_net::libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use ferry_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use ferry_net::libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, multiaddr::Protocol, noise,
-    ping, tcp, yamux,
-};
+use ferry_net::libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, multiaddr::Protocol};
 use ferry_store::{DataDir, identity};
 
 /// How long no byte may move before the attack counts as settled.
@@ -56,16 +53,6 @@ struct HoldReport {
     streams_failed: usize,
     /// Still connected to the node after everything.
     still_connected: bool,
-}
-
-/// A peer a node keeps connected (it identifies itself and answers pings),
-/// with the holding codec.
-#[derive(NetworkBehaviour)]
-#[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
-struct Hold {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    dtn: request_response::Behaviour<HoldCodec>,
 }
 
 /// What `streams-connections` prints.
@@ -109,14 +96,14 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
         }
     }
     for _ in 0..streams {
-        swarm.behaviour_mut().dtn.send_request(&target_peer, ());
+        swarm.behaviour_mut().proto.send_request(&target_peer, ());
     }
     let mut last = (0, Instant::now());
     loop {
         let tick = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
             event = swarm.select_next_some() => {
-                if let SwarmEvent::Behaviour(HoldEvent::Dtn(
+                if let SwarmEvent::Behaviour(RawEvent::Proto(
                     request_response::Event::OutboundFailure { .. },
                 )) = event
                 {
@@ -150,41 +137,29 @@ pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result
 
 /// A swarm that identifies itself, answers pings and speaks `/ferry/dtn/1`
 /// with the holding codec, up to `streams` requests at once.
-fn hold_swarm(data_dir: &Path, codec: HoldCodec, streams: usize) -> anyhow::Result<Swarm<Hold>> {
+fn hold_swarm(
+    data_dir: &Path,
+    codec: HoldCodec,
+    streams: usize,
+) -> anyhow::Result<Swarm<Raw<HoldCodec>>> {
     let dir = DataDir::lock(data_dir)?;
     let keypair = identity::load_or_create(&dir)?;
-    let swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| Hold {
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::new(ping::Config::new()),
-            dtn: request_response::Behaviour::with_codec(
-                codec,
-                [(
-                    StreamProtocol::new(PROTOCOL),
-                    request_response::ProtocolSupport::Outbound,
-                )],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(3600))
-                    .with_max_concurrent_streams(streams + 1),
-            ),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let swarm = raw_swarm(
+        keypair,
+        PROTOCOL,
+        codec,
+        request_response::ProtocolSupport::Outbound,
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(3600))
+            .with_max_concurrent_streams(streams + 1),
+        Duration::from_secs(3600),
+    )?;
     Ok(swarm)
 }
 
 /// Dials the node `count` times at once and reports what stays open.
 async fn connections(
-    swarm: &mut Swarm<Hold>,
+    swarm: &mut Swarm<Raw<HoldCodec>>,
     target: Multiaddr,
     target_peer: PeerId,
     count: usize,

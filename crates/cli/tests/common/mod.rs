@@ -28,7 +28,6 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a message or a connection may take to spread between nodes.
 pub const SPREAD_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// What one CLI run produced.
 #[derive(Debug)]
@@ -111,25 +110,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     })
 }
 
-/// Polls `check` until it returns `Ok`, and returns that. `Err` says what was
-/// seen instead, which the panic at the deadline reports.
-#[track_caller]
-pub fn wait_until<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() > deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => thread::sleep(POLL_EVERY),
-        }
-    }
-}
+pub use ferry_testkit::wait::wait_until;
 
 /// `len` bytes that look random, the same for the same `seed` (BLAKE3's
 /// extendable output), so nothing has to be stored to compare against.

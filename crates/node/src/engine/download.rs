@@ -164,6 +164,24 @@ enum AskedFor {
     },
 }
 
+impl AskedFor {
+    /// The request that asks for this about blob `id`.
+    fn request(&self, id: ContentId) -> BlobRequest {
+        match *self {
+            AskedFor::Have => BlobRequest::Have { id },
+            AskedFor::Probe { size } => {
+                let last = group_count(size);
+                BlobRequest::Groups {
+                    id,
+                    first: last.saturating_sub(1),
+                    last,
+                }
+            }
+            AskedFor::Groups { first, last } => BlobRequest::Groups { id, first, last },
+        }
+    }
+}
+
 /// A failure that ends a job, with a text for a person.
 type JobError = String;
 
@@ -287,7 +305,16 @@ impl Engine {
                     }
                     None => {
                         tracing::debug!(peer = %asked.peer, "blob request failed: {error}");
-                        self.on_unanswered(asked, Failure::Timeout);
+                        // Its connection closed, but the peer is still connected
+                        // over another (a hole punch replacing the relayed one):
+                        // the peer did nothing wrong, so ask again there.
+                        let closed =
+                            matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                        if closed && self.swarm.is_connected(&asked.peer) {
+                            self.ask_again_of(asked);
+                        } else {
+                            self.on_unanswered(asked, Failure::Timeout);
+                        }
                     }
                 }
             }
@@ -322,6 +349,20 @@ impl Engine {
             }
             (what, _) => self.on_unanswered(Asked { what, ..asked }, Failure::Unavailable),
         }
+    }
+
+    /// Sends a request again, the same, to the same peer.
+    fn ask_again_of(&mut self, asked: Asked) {
+        let Some(id) = self
+            .downloads
+            .get(&asked.job)
+            .and_then(|d| d.blob.as_ref())
+            .map(|b| b.id)
+        else {
+            return;
+        };
+        let request = asked.what.request(id);
+        self.ask_blob(asked.job, asked.peer, request, asked.what);
     }
 
     /// A request that got no usable answer.
@@ -403,18 +444,9 @@ impl Engine {
             return self.check_stalled(job);
         };
         blob.probing = Some(peer);
-        let id = blob.id;
-        let last = group_count(size);
-        self.ask_blob(
-            job,
-            peer,
-            BlobRequest::Groups {
-                id,
-                first: last.saturating_sub(1),
-                last,
-            },
-            AskedFor::Probe { size },
-        );
+        let what = AskedFor::Probe { size };
+        let request = what.request(blob.id);
+        self.ask_blob(job, peer, request, what);
     }
 
     /// Verifies and stores groups off the engine task; the outcome comes back

@@ -4,15 +4,14 @@
 //! process), and is recovered when the download is opened again, if it verifies.
 
 use std::os::unix::fs::FileExt;
-use std::process::{Command, Stdio};
 
 use bao_tree::io::outboard::PostOrderOutboard;
 use bao_tree::io::sync::OutboardMut;
 use ferry_core::content::GROUP_BYTES;
 
 use super::*;
+use crate::crash_child;
 
-const CHILD_ENV: &str = "FERRY_STORE_CRASH_CHILD";
 const SIZE: usize = (2 << 20) + 77;
 
 fn seeder(root: &Path) -> (Store, DataDir, ContentId) {
@@ -24,16 +23,11 @@ fn seeder(root: &Path) -> (Store, DataDir, ContentId) {
     (store, dir, id)
 }
 
-/// Run only as the child of the tests below: groups 0..40 are committed with
-/// `flush_blob`, 60..100 are written but not committed (one call, so no batch
-/// comes due), then the process aborts.
-#[test]
-fn crash_child() {
-    let Some(root) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
-    let root = PathBuf::from(root);
-    let (seeder, _s, id) = seeder(&root);
+/// The child's part: groups 0..40 are committed with `flush_blob`, 60..100
+/// are written but not committed (one call, so no batch comes due); then the
+/// process aborts, the stores still open.
+fn write_then_crash(root: &Path) -> ! {
+    let (seeder, _s, id) = seeder(root);
     let (leecher, _l) = open(&root.join("leecher"));
     leecher
         .begin_partial(&id, SIZE as u64, BlobKind::Blob, None)
@@ -44,20 +38,13 @@ fn crash_child() {
     std::process::abort();
 }
 
-/// Runs [`crash_child`] on `root`.
-fn crash_a_child(root: &Path) {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "blobs::tests::crash::crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, root)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child must have aborted");
+/// A fresh directory where a child process ran [`write_then_crash`]. Called
+/// first by each test: in the child process, it does the child's part.
+fn crashed() -> tempfile::TempDir {
+    crash_child::child(write_then_crash);
+    let tmp = tempfile::tempdir().unwrap();
+    crash_child::crash(tmp.path(), &[]);
+    tmp
 }
 
 /// The bitfield committed in the database, whatever is in memory.
@@ -99,8 +86,7 @@ fn check_and_finish(root: &Path, seeder: &Store, leecher: &Store, id: &ContentId
 
 #[test]
 fn a_crash_mid_download_keeps_only_groups_that_are_on_disk() {
-    let tmp = tempfile::tempdir().unwrap();
-    crash_a_child(tmp.path());
+    let tmp = crashed();
 
     let (seeder, _s, id) = seeder(tmp.path());
     let (leecher, _l) = open(&tmp.path().join("leecher"));
@@ -112,8 +98,7 @@ fn a_crash_mid_download_keeps_only_groups_that_are_on_disk() {
 
 #[test]
 fn groups_written_but_not_committed_before_a_crash_are_recovered_on_resume() {
-    let tmp = tempfile::tempdir().unwrap();
-    crash_a_child(tmp.path());
+    let tmp = crashed();
     let (seeder, _s, id) = seeder(tmp.path());
     let (leecher, _l) = open(&tmp.path().join("leecher"));
     assert_eq!(
@@ -144,8 +129,7 @@ fn groups_written_but_not_committed_before_a_crash_are_recovered_on_resume() {
 
 #[test]
 fn a_first_write_after_a_crash_also_recovers() {
-    let tmp = tempfile::tempdir().unwrap();
-    crash_a_child(tmp.path());
+    let tmp = crashed();
     let (seeder, _s, id) = seeder(tmp.path());
     let (leecher, _l) = open(&tmp.path().join("leecher"));
 
@@ -161,8 +145,7 @@ fn a_first_write_after_a_crash_also_recovers() {
 
 #[test]
 fn written_groups_damaged_on_disk_after_a_crash_are_not_recovered() {
-    let tmp = tempfile::tempdir().unwrap();
-    crash_a_child(tmp.path());
+    let tmp = crashed();
     let (seeder, _s, id) = seeder(tmp.path());
     let (leecher, _l) = open(&tmp.path().join("leecher"));
     let data = std::fs::OpenOptions::new()
@@ -189,8 +172,7 @@ fn written_groups_damaged_on_disk_after_a_crash_are_not_recovered() {
 
 #[test]
 fn groups_under_damaged_hash_pairs_are_not_recovered() {
-    let tmp = tempfile::tempdir().unwrap();
-    crash_a_child(tmp.path());
+    let tmp = crashed();
     let (seeder, _s, id) = seeder(tmp.path());
     let (leecher, _l) = open(&tmp.path().join("leecher"));
     // Garbage in every hash pair under the node covering groups 64..72; the

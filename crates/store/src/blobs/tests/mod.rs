@@ -1,6 +1,7 @@
 mod crash;
 mod import;
 mod lifecycle;
+mod recovery;
 mod speed;
 mod transfer;
 

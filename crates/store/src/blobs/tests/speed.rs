@@ -1,8 +1,9 @@
-//! Throughput, not a timed test: run with
-//! `cargo test --release -p ferry-store -- --ignored --nocapture speed`.
+//! Throughput, not a timed test: `bench/store-speed.sh` runs these
+//! (`cargo test --release -p ferry-store -- --ignored --nocapture speed`).
 
 use std::time::Instant;
 
+use super::recovery::written_not_committed;
 use super::*;
 
 const MIB: f64 = (1 << 20) as f64;
@@ -104,43 +105,14 @@ fn speed_of_hashing_serving_and_receiving_256_mib() {
 #[test]
 #[ignore = "a measurement; run in release mode"]
 fn speed_of_recovering_64_mib_written_but_not_committed() {
-    let size = (64 << 20) + (32 << 10) + 100;
     let tmp = tempfile::tempdir().unwrap();
-    let (seeder, _s) = open(&tmp.path().join("seeder"));
-    let (leecher, _l) = open(&tmp.path().join("leecher"));
-    let id = seeder
-        .import_bytes(&bytes(size, 3), BlobKind::Blob, None)
-        .unwrap()
-        .id;
-    leecher
-        .begin_partial(&id, size as u64, BlobKind::Blob, None)
-        .unwrap();
-    // The last group first and committed, then 64 MiB less a group in one call:
-    // less than FLUSH_BYTES, so nothing of it is committed.
-    let groups = group_count(size as u64);
-    transfer(&seeder, &leecher, &id, &[(groups - 1, groups)]);
-    leecher.flush_blob(&id).unwrap();
-    transfer(&seeder, &leecher, &id, &[(0, MAX_ENCODE_GROUPS - 1)]);
-    assert_eq!(committed_count(&leecher, &id), 1);
-    // A crash: the download state is lost without a commit.
-    leecher.blobs.receiving_map().remove(&id);
-
+    let u = written_not_committed(tmp.path());
     let start = Instant::now();
-    let info = leecher
-        .begin_partial(&id, size as u64, BlobKind::Blob, None)
+    u.leecher
+        .begin_partial(&u.id, u.size as u64, BlobKind::Blob, None)
         .unwrap();
     println!(
         "begin_partial recovering 64 MiB:         {}",
-        rate(size, start)
+        rate(u.size, start)
     );
-    assert_eq!(info.verified_groups, MAX_ENCODE_GROUPS);
-    assert_eq!(committed_count(&leecher, &id), MAX_ENCODE_GROUPS);
-}
-
-fn committed_count(store: &Store, id: &ContentId) -> u64 {
-    let txn = store.read().unwrap();
-    let size = store.blob(id).unwrap().unwrap().size;
-    read_bitfield(&txn.open_table(BITFIELDS).unwrap(), id, size)
-        .unwrap()
-        .count()
 }

@@ -4,13 +4,13 @@
 //! there, whole, and nothing half-written is visible.
 
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::*;
+use crate::crash_child;
 
-const CHILD_ENV: &str = "FERRY_STORE_BUNDLE_CRASH_CHILD";
 const DELAY_ENV: &str = "FERRY_STORE_BUNDLE_CRASH_DELAY_MS";
 const ACKED: &str = "acked";
 
@@ -26,13 +26,10 @@ fn spec(n: u64) -> Spec {
     )
 }
 
-/// Run only as the child of the test below.
-#[test]
-fn bundle_crash_child() {
-    let Some(root) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
-    let root = PathBuf::from(root);
+/// The child's part: stores bundles until it aborts, `DELAY_ENV` ms after it
+/// started and once it has acknowledged at least one more bundle (so every
+/// crash tests something however slow the machine).
+fn store_until_crash(root: &Path) -> ! {
     let delay: u64 = std::env::var(DELAY_ENV).unwrap().parse().unwrap();
     let (store, _dir) = open(&root.join("node"));
     let mut acked = fs::OpenOptions::new()
@@ -40,8 +37,13 @@ fn bundle_crash_child() {
         .append(true)
         .open(root.join(ACKED))
         .unwrap();
+    let progressed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&progressed);
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(delay));
+        while !seen.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::process::abort();
     });
     // Resume after what an earlier child stored.
@@ -67,33 +69,19 @@ fn bundle_crash_child() {
         }
         // "The sender is told it arrived": only now.
         writeln!(acked, "{n}").unwrap();
+        progressed.store(true, Ordering::Release);
     }
-}
-
-fn crash_a_child(root: &Path, delay_ms: u64) {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "bundles::tests::crash::bundle_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, root)
-        .env(DELAY_ENV, delay_ms.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child must have aborted");
+    unreachable!("the loop stores bundles until the process aborts")
 }
 
 #[test]
 fn a_crash_at_any_moment_loses_no_acknowledged_bundle() {
+    crash_child::child(store_until_crash);
     let tmp = tempfile::tempdir().unwrap();
     let mut before = 0;
     // Several crashes into the same store, each at another moment.
     for delay_ms in [150, 40, 400, 95, 250] {
-        crash_a_child(tmp.path(), delay_ms);
+        crash_child::crash(tmp.path(), &[(DELAY_ENV, delay_ms.to_string())]);
         let acked: Vec<u64> = fs::read_to_string(tmp.path().join(ACKED))
             .unwrap()
             .lines()
