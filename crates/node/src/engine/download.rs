@@ -7,27 +7,31 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use ferry_core::PeerId;
 use ferry_core::content::{
     Bitfield, ContentId, ContentKind, Failure, Fetch, FetchConfig, Manifest, group_bytes,
     group_count,
 };
 use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST, check_have};
+use ferry_core::{Millis, PeerId};
+use ferry_net::libp2p::kad;
 use ferry_net::libp2p::request_response::{self, OutboundRequestId};
 
 use ferry_store::Store;
 use ferry_store::blobs::verify_size;
 
-use super::{Engine, Received, Work};
+use super::hooks::{Hooks, millis};
+use super::reach::ProvidersFound;
+use super::{Received, Shared, Work};
 use crate::control::types::{GetResult, JobState, ProviderProgress};
 use crate::export;
 use crate::jobs::JobId;
 
 /// How long a download that lost every provider keeps asking them again.
-const STALL_GRACE_MS: u64 = 30_000;
+const STALL_GRACE: Duration = Duration::from_secs(30);
 /// How often it asks.
-const STALL_RETRY_MS: u64 = 2_000;
+const STALL_RETRY: Duration = Duration::from_secs(2);
 
 /// Providers from the DHT asked about one blob, at most. Anyone can publish
 /// a provider record, and every one costs a dial and a request; a blob
@@ -143,8 +147,26 @@ struct BlobFetch {
     dht_asked: usize,
 }
 
+/// Downloads in progress, the blob requests they have out, and their DHT
+/// provider lookups.
+#[derive(Default)]
+pub(super) struct Downloads {
+    downloads: HashMap<JobId, Download>,
+    blob_requests: HashMap<OutboundRequestId, Asked>,
+    /// DHT provider lookups, and the download each is for.
+    provider_lookups: HashMap<kad::QueryId, JobId>,
+}
+
+/// Stalled downloads ask again every few seconds and give up after a while
+/// with no provider ([`STALL_RETRY`], [`STALL_GRACE`]).
+impl Hooks for Downloads {
+    fn on_tick(&mut self, cx: &mut Shared, now: Millis) {
+        self.retry_stalled_downloads(cx, now);
+    }
+}
+
 /// What an outstanding blob request was for.
-pub(super) struct Asked {
+struct Asked {
     job: JobId,
     peer: PeerId,
     what: AskedFor,
@@ -165,14 +187,14 @@ enum AskedFor {
 /// A failure that ends a job, with a text for a person.
 type JobError = String;
 
-impl Engine {
-    pub(super) fn start_download(&mut self, job: JobId, plan: GetPlan) {
+impl Downloads {
+    pub(super) fn start(&mut self, cx: &mut Shared, job: JobId, plan: GetPlan) {
         for peer in &plan.providers {
-            if let Some(entry) = self.peers.get(peer) {
+            if let Some(entry) = cx.peers.get(peer) {
                 let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::peer_id(*peer)
                     .addresses(entry.addrs.clone())
                     .build();
-                let _ = self.swarm.dial(opts);
+                let _ = cx.swarm.dial(opts);
             }
         }
         let download = Download {
@@ -187,26 +209,26 @@ impl Engine {
             stalled: None,
         };
         self.downloads.insert(job, download);
-        self.next_blob(job);
+        self.next_blob(cx, job);
     }
 
     /// Starts the next queued blob, or writes the result out when none is left.
-    fn next_blob(&mut self, job: JobId) {
+    fn next_blob(&mut self, cx: &mut Shared, job: JobId) {
         loop {
             let Some(download) = self.downloads.get_mut(&job) else {
                 return;
             };
             let Some(id) = download.queue.pop_front() else {
-                return self.export(job);
+                return self.export(cx, job);
             };
-            match self.store.blob(&id) {
+            match cx.store.blob(&id) {
                 Ok(Some(info)) if info.complete => {
                     download.finished_bytes += info.size;
                     if id == download.plan.root {
                         download.plan.kind.get_or_insert(info.kind);
                     }
-                    if let Err(e) = self.blob_done(job, id) {
-                        return self.fail_download(job, e);
+                    if let Err(e) = self.blob_done(cx, job, id) {
+                        return self.fail_download(cx, job, e);
                     }
                     continue;
                 }
@@ -214,13 +236,13 @@ impl Engine {
                     // Reopening a partial also recovers groups written but
                     // not yet recorded when the node last stopped.
                     let fetch = partial.and_then(|info| {
-                        self.store
+                        cx.store
                             .begin_partial(&id, info.size, info.kind, info.name.clone())
                             .ok()?;
-                        let have = self.store.bitfield(&id).ok().flatten()?;
+                        let have = cx.store.bitfield(&id).ok().flatten()?;
                         Fetch::new(info.size, Some(have), fetch_config(info.size)).ok()
                     });
-                    let mut candidates: HashSet<PeerId> = self.peers.connected_peers().collect();
+                    let mut candidates: HashSet<PeerId> = cx.peers.connected_peers().collect();
                     candidates.extend(download.plan.providers.iter().copied());
                     candidates.retain(|p| !download.dropped.contains(p));
                     download.blob = Some(BlobFetch {
@@ -233,41 +255,52 @@ impl Engine {
                         dht_asked: 0,
                     });
                     for peer in candidates {
-                        self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+                        self.ask_blob(cx, job, peer, BlobRequest::Have { id }, AskedFor::Have);
                     }
-                    if self.look_up_providers(job, id)
+                    if self.look_up_providers(cx, job, id)
                         && let Some(blob) =
                             self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut())
                     {
                         blob.dht_lookup = true;
                     }
-                    self.check_stalled(job);
+                    self.check_stalled(cx, job);
                     return;
                 }
-                Err(e) => return self.fail_download(job, format!("cannot read the store: {e}")),
+                Err(e) => {
+                    return self.fail_download(cx, job, format!("cannot read the store: {e}"));
+                }
             }
         }
     }
 
-    fn ask_blob(&mut self, job: JobId, peer: PeerId, request: BlobRequest, what: AskedFor) {
-        let id = self.swarm.behaviour_mut().blob.send_request(&peer, request);
+    fn ask_blob(
+        &mut self,
+        cx: &mut Shared,
+        job: JobId,
+        peer: PeerId,
+        request: BlobRequest,
+        what: AskedFor,
+    ) {
+        let id = cx.swarm.behaviour_mut().blob.send_request(&peer, request);
         self.blob_requests.insert(id, Asked { job, peer, what });
     }
 
+    /// Answers to this node's blob requests (the engine gives requests to
+    /// serving).
     pub(super) fn on_blob_event(
         &mut self,
+        cx: &mut Shared,
         event: request_response::Event<BlobRequest, BlobResponse>,
     ) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => self.serve(peer, request, channel),
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => self.on_blob_response(request_id, response),
-            },
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => self.on_blob_response(cx, request_id, response),
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
@@ -280,50 +313,58 @@ impl Engine {
                     // verification: the provider is dropped.
                     Some(why) => {
                         let (job, peer) = (asked.job, asked.peer);
-                        self.on_unanswered(asked, Failure::Corrupt);
-                        self.drop_provider(job, peer, &format!("its answer is malformed: {why}"));
+                        self.on_unanswered(cx, asked, Failure::Corrupt);
+                        self.drop_provider(
+                            cx,
+                            job,
+                            peer,
+                            &format!("its answer is malformed: {why}"),
+                        );
                     }
                     None => {
                         tracing::debug!(peer = %asked.peer, "blob request failed: {error}");
-                        self.on_unanswered(asked, Failure::Timeout);
+                        self.on_unanswered(cx, asked, Failure::Timeout);
                     }
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, "blob answer failed: {error}");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+            // Requests, and failures to answer them, are serving's.
+            _ => {}
         }
     }
 
-    fn on_blob_response(&mut self, request_id: OutboundRequestId, response: BlobResponse) {
+    fn on_blob_response(
+        &mut self,
+        cx: &mut Shared,
+        request_id: OutboundRequestId,
+        response: BlobResponse,
+    ) {
         let Some(asked) = self.blob_requests.remove(&request_id) else {
             return;
         };
         match (asked.what, response) {
             (AskedFor::Have, BlobResponse::Have { size, kind, groups }) => {
-                self.on_have(asked.job, asked.peer, size, kind, groups)
+                self.on_have(cx, asked.job, asked.peer, size, kind, groups)
             }
             (AskedFor::Probe { size }, BlobResponse::Groups { encoded }) => {
                 let last = group_count(size);
                 self.verify(
+                    cx,
                     asked.job,
                     asked.peer,
-                    last.saturating_sub(1),
-                    last,
+                    (last.saturating_sub(1), last),
                     encoded,
                     Some(size),
                 );
             }
             (AskedFor::Groups { first, last }, BlobResponse::Groups { encoded }) => {
-                self.verify(asked.job, asked.peer, first, last, encoded, None)
+                self.verify(cx, asked.job, asked.peer, (first, last), encoded, None)
             }
-            (what, _) => self.on_unanswered(Asked { what, ..asked }, Failure::Unavailable),
+            (what, _) => self.on_unanswered(cx, Asked { what, ..asked }, Failure::Unavailable),
         }
     }
 
     /// A request that got no usable answer.
-    fn on_unanswered(&mut self, asked: Asked, failure: Failure) {
+    fn on_unanswered(&mut self, cx: &mut Shared, asked: Asked, failure: Failure) {
         let job = asked.job;
         let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) else {
             return;
@@ -335,20 +376,21 @@ impl Engine {
             AskedFor::Probe { .. } => {
                 blob.claims.remove(&asked.peer);
                 blob.probing = None;
-                self.probe_next(job);
+                self.probe_next(cx, job);
             }
             AskedFor::Groups { first, last } => {
                 if let Some(fetch) = blob.fetch.as_mut() {
                     fetch.failed(&asked.peer, first, last, 0, failure);
                 }
-                self.pump(job);
+                self.pump(cx, job);
             }
         }
-        self.check_stalled(job);
+        self.check_stalled(cx, job);
     }
 
     fn on_have(
         &mut self,
+        cx: &mut Shared,
         job: JobId,
         peer: PeerId,
         size: u64,
@@ -370,22 +412,24 @@ impl Engine {
         };
         blob.asking.remove(&peer);
         if let Err(e) = check_have(size, groups.as_ref(), MAX_FETCH_BYTES) {
-            return self.drop_provider(job, peer, &e.to_string());
+            return self.drop_provider(cx, job, peer, &e.to_string());
         }
         blob.claims.insert(peer, (size, groups.clone()));
         match blob.fetch.as_mut() {
             Some(fetch) if fetch.size() == size => {
                 fetch.add_provider(peer, groups);
-                self.pump(job);
+                self.pump(cx, job);
             }
-            Some(_) => self.drop_provider(job, peer, "it claims another size than the proven one"),
-            None => self.probe_next(job),
+            Some(_) => {
+                self.drop_provider(cx, job, peer, "it claims another size than the proven one")
+            }
+            None => self.probe_next(cx, job),
         }
     }
 
     /// Asks the next provider with an unchecked size claim for the blob's last
     /// group: its verification proves the size (BLAKE3's tree depends on it).
-    fn probe_next(&mut self, job: JobId) {
+    fn probe_next(&mut self, cx: &mut Shared, job: JobId) {
         let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) else {
             return;
         };
@@ -398,12 +442,13 @@ impl Engine {
             .iter()
             .find(|(_, (size, groups))| groups.as_ref().is_none_or(|g| g.get(last_group(*size))));
         let Some((&peer, &(size, _))) = candidate else {
-            return self.check_stalled(job);
+            return self.check_stalled(cx, job);
         };
         blob.probing = Some(peer);
         let id = blob.id;
         let last = group_count(size);
         self.ask_blob(
+            cx,
             job,
             peer,
             BlobRequest::Groups {
@@ -419,10 +464,10 @@ impl Engine {
     /// as `Work::Verified`.
     fn verify(
         &mut self,
+        cx: &mut Shared,
         job: JobId,
         peer: PeerId,
-        first: u64,
-        last: u64,
+        (first, last): (u64, u64),
         encoded: Vec<u8>,
         probe: Option<u64>,
     ) {
@@ -435,8 +480,8 @@ impl Engine {
             return;
         };
         let (kind, name) = self.downloads[&job].label(&id);
-        let store = self.store.clone();
-        let work = self.work.clone();
+        let store = cx.store.clone();
+        let work = cx.work.clone();
         tokio::task::spawn_blocking(move || {
             let result = receive(&store, (id, kind, name), (first, last), &encoded, probe);
             let _ = work.send(Work::Verified {
@@ -452,6 +497,7 @@ impl Engine {
 
     pub(super) fn on_verified(
         &mut self,
+        cx: &mut Shared,
         job: JobId,
         peer: PeerId,
         (first, last): (u64, u64),
@@ -460,7 +506,7 @@ impl Engine {
     ) {
         if let Err(Received::Local(e)) = &result {
             let e = format!("cannot store the download: {e}");
-            return self.fail_download(job, e);
+            return self.fail_download(cx, job, e);
         }
         let result = result.map_err(|e| match e {
             Received::BadData(verified, why) => (verified, why),
@@ -476,11 +522,11 @@ impl Engine {
         match (result, probe) {
             (Ok(_), Some(size)) => {
                 blob.probing = None;
-                let have = self.store.bitfield(&id).ok().flatten();
+                let have = cx.store.bitfield(&id).ok().flatten();
                 // The size was checked against MAX_FETCH_BYTES before the probe.
                 let mut fetch = match Fetch::new(size, have, fetch_config(size)) {
                     Ok(fetch) => fetch,
-                    Err(e) => return self.fail_download(job, format!("cannot fetch it: {e}")),
+                    Err(e) => return self.fail_download(cx, job, format!("cannot fetch it: {e}")),
                 };
                 for (p, (claimed, groups)) in &blob.claims {
                     if *claimed == size {
@@ -504,28 +550,30 @@ impl Engine {
                 blob.probing = None;
                 blob.claims.remove(&peer);
                 self.drop_provider(
+                    cx,
                     job,
                     peer,
                     &format!("sent data that fails verification: {why}"),
                 );
-                self.probe_next(job);
+                self.probe_next(cx, job);
             }
             (Err((verified, why)), None) => {
                 if let Some(fetch) = blob.fetch.as_mut() {
                     fetch.failed(&peer, first, last, verified, Failure::Corrupt);
                 }
                 self.drop_provider(
+                    cx,
                     job,
                     peer,
                     &format!("sent data that fails verification: {why}"),
                 );
             }
         }
-        self.pump(job);
+        self.pump(cx, job);
     }
 
     /// A provider sent bad data: it is dropped from this job and disconnected.
-    fn drop_provider(&mut self, job: JobId, peer: PeerId, why: &str) {
+    fn drop_provider(&mut self, cx: &mut Shared, job: JobId, peer: PeerId, why: &str) {
         tracing::warn!(%peer, "dropping provider: {why}");
         if let Some(download) = self.downloads.get_mut(&job) {
             download.dropped.insert(peer);
@@ -533,13 +581,13 @@ impl Engine {
                 fetch.remove_provider(&peer);
             }
         }
-        let _ = self.swarm.disconnect_peer_id(peer);
-        self.check_stalled(job);
+        let _ = cx.swarm.disconnect_peer_id(peer);
+        self.check_stalled(cx, job);
     }
 
     /// Sends what the scheduler wants sent, reports progress, and moves on
     /// when the blob is complete.
-    fn pump(&mut self, job: JobId) {
+    fn pump(&mut self, cx: &mut Shared, job: JobId) {
         let Some(download) = self.downloads.get_mut(&job) else {
             return;
         };
@@ -556,27 +604,58 @@ impl Engine {
                 *download.sent_by.entry(stats.peer).or_default() += stats.verified_bytes;
             }
             download.blob = None;
-            if let Err(e) = self.blob_done(job, id) {
-                return self.fail_download(job, e);
+            if let Err(e) = self.blob_done(cx, job, id) {
+                return self.fail_download(cx, job, e);
             }
-            return self.next_blob(job);
+            return self.next_blob(cx, job);
         }
         let requests = fetch.poll_requests();
         for (peer, first, last) in requests {
             self.ask_blob(
+                cx,
                 job,
                 peer,
                 BlobRequest::Groups { id, first, last },
                 AskedFor::Groups { first, last },
             );
         }
-        self.report_progress(job);
-        self.check_stalled(job);
+        self.report_progress(cx, job);
+        self.check_stalled(cx, job);
+    }
+
+    /// Asks the DHT who provides `id`, for download `job`.
+    fn look_up_providers(&mut self, cx: &mut Shared, job: JobId, id: ContentId) -> bool {
+        if cx.swarm.behaviour_mut().kad.kbuckets().next().is_none() {
+            return false;
+        }
+        let query = cx
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_providers(kad::RecordKey::new(id.as_bytes()));
+        self.provider_lookups.insert(query, job);
+        true
+    }
+
+    /// The DHT answered a provider lookup (if it is one of ours).
+    pub(super) fn on_providers(&mut self, cx: &mut Shared, found: ProvidersFound) {
+        match found.providers {
+            Some(providers) => {
+                if let Some(&job) = self.provider_lookups.get(&found.query) {
+                    self.add_providers(cx, job, providers);
+                }
+            }
+            None => {
+                if let Some(job) = self.provider_lookups.remove(&found.query) {
+                    self.providers_lookup_done(cx, job);
+                }
+            }
+        }
     }
 
     /// The DHT named providers of the blob being fetched: ask them too.
-    pub(super) fn add_providers(&mut self, job: JobId, providers: Vec<PeerId>) {
-        let local = self.local_peer();
+    fn add_providers(&mut self, cx: &mut Shared, job: JobId, providers: Vec<PeerId>) {
+        let local = cx.local_peer();
         let Some(download) = self.downloads.get_mut(&job) else {
             return;
         };
@@ -599,20 +678,20 @@ impl Engine {
         blob.asking.extend(new.iter().copied());
         for peer in new {
             tracing::info!(%peer, %id, "provider found in the DHT");
-            self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+            self.ask_blob(cx, job, peer, BlobRequest::Have { id }, AskedFor::Have);
         }
     }
 
-    pub(super) fn providers_lookup_done(&mut self, job: JobId) {
+    fn providers_lookup_done(&mut self, cx: &mut Shared, job: JobId) {
         if let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) {
             blob.dht_lookup = false;
         }
-        self.check_stalled(job);
+        self.check_stalled(cx, job);
     }
 
     /// A blob of the job is complete. A collection's manifest is read (as the
     /// hostile input it is) and its files are queued.
-    fn blob_done(&mut self, job: JobId, id: ContentId) -> Result<(), JobError> {
+    fn blob_done(&mut self, cx: &mut Shared, job: JobId, id: ContentId) -> Result<(), JobError> {
         let download = self.downloads.get_mut(&job).ok_or("job gone")?;
         if id != download.plan.root || download.plan.kind != Some(ContentKind::Collection) {
             if id == download.plan.root {
@@ -620,7 +699,7 @@ impl Engine {
             }
             return Ok(());
         }
-        let bytes = self
+        let bytes = cx
             .store
             .read_blob(&id, ferry_core::content::MAX_MANIFEST_BYTES as u64)
             .map_err(|e| format!("cannot read the collection's manifest: {e}"))?;
@@ -636,7 +715,7 @@ impl Engine {
         Ok(())
     }
 
-    fn check_stalled(&mut self, job: JobId) {
+    fn check_stalled(&mut self, cx: &mut Shared, job: JobId) {
         let Some(blob) = self.downloads.get(&job).and_then(|d| d.blob.as_ref()) else {
             return;
         };
@@ -645,12 +724,12 @@ impl Engine {
             // A resumed download has its scheduler before any provider
             // answered: it is stalled only once every peer asked has answered.
             Some(fetch) if blob.asking.is_empty() && !blob.dht_lookup && fetch.is_stalled() => {
-                let now = self.clock.mono_ms();
+                let now = cx.clock.mono_ms();
                 let download = self.downloads.get_mut(&job).expect("checked above");
                 if download.stalled.is_none() {
                     download.stalled = Some((now, now));
                     tracing::info!(job, %id, "every provider lost; asking them again");
-                    self.ask_again(job);
+                    self.ask_again(cx, job);
                 }
             }
             Some(_) => {}
@@ -659,7 +738,7 @@ impl Engine {
                 && blob.claims.is_empty()
                 && !blob.dht_lookup =>
             {
-                self.fail_download(
+                self.fail_download(cx,
                     job,
                     format!(
                         "no reachable peer has {id} (or every one that did sent bad data); connect to a peer that shares it (ferry connect), or get it with a ticket"
@@ -672,8 +751,8 @@ impl Engine {
 
     /// Asks every provider the download has known (but those that sent bad
     /// data), and every connected peer, what they have, dialling as needed.
-    fn ask_again(&mut self, job: JobId) {
-        let connected: Vec<PeerId> = self.peers.connected_peers().collect();
+    fn ask_again(&mut self, cx: &mut Shared, job: JobId) {
+        let connected: Vec<PeerId> = cx.peers.connected_peers().collect();
         let Some(download) = self.downloads.get_mut(&job) else {
             return;
         };
@@ -687,41 +766,41 @@ impl Engine {
         peers.retain(|p| !download.dropped.contains(p) && !blob.asking.contains(p));
         blob.asking.extend(peers.iter().copied());
         for peer in peers {
-            if !self.swarm.is_connected(&peer) {
-                let _ = self.swarm.dial(peer);
+            if !cx.swarm.is_connected(&peer) {
+                let _ = cx.swarm.dial(peer);
             }
-            self.ask_blob(job, peer, BlobRequest::Have { id }, AskedFor::Have);
+            self.ask_blob(cx, job, peer, BlobRequest::Have { id }, AskedFor::Have);
         }
     }
 
     /// Called every tick: stalled downloads ask again every few seconds, and
     /// give up after a while with no provider.
-    pub(super) fn retry_stalled_downloads(&mut self, now: u64) {
+    fn retry_stalled_downloads(&mut self, cx: &mut Shared, now: u64) {
         let stalled: Vec<(JobId, u64, u64)> = self
             .downloads
             .iter()
             .filter_map(|(job, d)| d.stalled.map(|(since, last)| (*job, since, last)))
             .collect();
         for (job, since, last) in stalled {
-            if now.saturating_sub(since) > STALL_GRACE_MS {
+            if now.saturating_sub(since) > millis(STALL_GRACE) {
                 let id = self.downloads[&job].plan.root;
-                self.fail_download(
+                self.fail_download(cx,
                     job,
                     format!(
                         "lost every provider of {id} for {} s; run `ferry get` again to resume once a peer that has it is reachable",
-                        STALL_GRACE_MS / 1000
+                        STALL_GRACE.as_secs()
                     ),
                 );
-            } else if now.saturating_sub(last) >= STALL_RETRY_MS {
+            } else if now.saturating_sub(last) >= millis(STALL_RETRY) {
                 if let Some(d) = self.downloads.get_mut(&job) {
                     d.stalled = Some((since, now));
                 }
-                self.ask_again(job);
+                self.ask_again(cx, job);
             }
         }
     }
 
-    fn report_progress(&self, job: JobId) {
+    fn report_progress(&self, cx: &Shared, job: JobId) {
         let Some(download) = self.downloads.get(&job) else {
             return;
         };
@@ -735,7 +814,7 @@ impl Engine {
             let fetch = download.blob.as_ref()?.fetch.as_ref()?;
             (download.plan.kind == Some(ContentKind::Blob)).then(|| fetch.size())
         });
-        self.jobs.update(job, |s| {
+        cx.jobs.update(job, |s| {
             s.phase = "fetching".into();
             s.done_bytes = download.finished_bytes + current;
             s.total_bytes = total;
@@ -743,14 +822,14 @@ impl Engine {
         });
     }
 
-    fn export(&mut self, job: JobId) {
+    fn export(&mut self, cx: &mut Shared, job: JobId) {
         let Some(download) = self.downloads.get(&job) else {
             return;
         };
-        self.report_progress(job);
-        self.jobs.update(job, |s| s.phase = "writing".into());
-        let store = self.store.clone();
-        let work = self.work.clone();
+        self.report_progress(cx, job);
+        cx.jobs.update(job, |s| s.phase = "writing".into());
+        let store = cx.store.clone();
+        let work = cx.work.clone();
         let root = download.plan.root;
         let output = download.plan.output.clone();
         let force = download.plan.force;
@@ -766,12 +845,12 @@ impl Engine {
         });
     }
 
-    pub(super) fn on_exported(&mut self, job: JobId, result: Result<(), String>) {
+    pub(super) fn on_exported(&mut self, cx: &mut Shared, job: JobId, result: Result<(), String>) {
         let Some(download) = self.downloads.remove(&job) else {
             return;
         };
         if let Err(e) = result {
-            return self.jobs.fail(job, e);
+            return cx.jobs.fail(job, e);
         }
         let fetched_bytes = download.fetched_bytes();
         let providers = download.providers();
@@ -781,7 +860,7 @@ impl Engine {
         };
         let kind = download.plan.kind.unwrap_or(ContentKind::Blob);
         tracing::info!(id = %download.plan.root, output = %download.plan.output.display(), fetched_bytes, "download complete");
-        self.jobs.update(job, |s| {
+        cx.jobs.update(job, |s| {
             s.state = JobState::Done;
             s.phase = "done".into();
             s.done_bytes = size;
@@ -798,10 +877,10 @@ impl Engine {
         });
     }
 
-    fn fail_download(&mut self, job: JobId, error: JobError) {
+    fn fail_download(&mut self, cx: &mut Shared, job: JobId, error: JobError) {
         if self.downloads.remove(&job).is_some() {
             tracing::warn!(job, "download failed: {error}");
-            self.jobs.fail(job, error);
+            cx.jobs.fail(job, error);
         }
     }
 }
