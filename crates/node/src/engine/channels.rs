@@ -20,8 +20,8 @@ use ferry_net::libp2p::request_response::{self, OutboundRequestId, ResponseChann
 use ferry_store::{Store, StoreError};
 use tokio::sync::{oneshot, watch};
 
-use super::channel_store::{self, ChannelError, Done, Outcome, Pending};
-use super::hooks::{Every, Hooks};
+use super::channel_store::{self, ChannelError, Done, Draft, Outcome, Pending};
+use super::hooks::{Every, Hooks, Stored};
 use super::{Shared, Work};
 use crate::control::types::MessageView;
 
@@ -80,8 +80,8 @@ pub(super) struct Channels {
 }
 
 impl Hooks for Channels {
-    fn on_start(&mut self, cx: &mut Shared) {
-        self.rejoin_channels(cx);
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
+        self.rejoin_channels(cx, stored);
     }
 
     fn on_connected(&mut self, cx: &mut Shared, peer: PeerId) {
@@ -123,15 +123,15 @@ impl Channels {
 
     /// Subscribes to the channels the store lists as joined, at start (at most
     /// [`MAX_JOINED_CHANNELS`]), and queues a retention pass.
-    pub(super) fn rejoin_channels(&mut self, cx: &mut Shared) {
-        match cx.store.left_channels() {
-            Ok(left) => self.left.extend(left),
+    fn rejoin_channels(&mut self, cx: &mut Shared, stored: &Stored) {
+        match &stored.left_channels {
+            Ok(left) => self.left.extend(left.iter().cloned()),
             Err(e) => tracing::error!("cannot list the channels left: {e}"),
         }
-        match cx.store.channels() {
+        match &stored.channels {
             Ok(channels) => {
                 for (channel, _) in channels {
-                    if let Err(e) = self.join(cx, channel, true, None) {
+                    if let Err(e) = self.join(cx, channel.clone(), true, None) {
                         tracing::warn!("not rejoining every stored channel: {e}");
                         break;
                     }
@@ -232,18 +232,20 @@ impl Channels {
             let _ = reply.send(Err(e.to_string()));
             return;
         }
-        match Message::sign(&cx.keypair, channel, &cx.name, cx.clock.unix_ms(), text) {
-            Ok(message) => self.queue_channel_write(
-                cx,
-                Pending::Post {
-                    message: Box::new(message),
-                    reply,
-                },
-            ),
-            Err(e) => {
-                let _ = reply.send(Err(e.to_string()));
-            }
-        }
+        let draft = Draft {
+            keypair: cx.keypair.clone(),
+            channel,
+            author_name: cx.name.clone(),
+            timestamp_ms: cx.clock.unix_ms(),
+            text: text.to_owned(),
+        };
+        self.queue_channel_write(
+            cx,
+            Pending::Post {
+                draft: Box::new(draft),
+                reply,
+            },
+        );
     }
 
     fn publish(&mut self, cx: &mut Shared, message: &Message) {
@@ -429,11 +431,17 @@ impl Channels {
                     },
                     Outcome::History(result),
                 ) => self.on_history_stored(cx, peer, &channel, more, result),
-                (Pending::Post { message, reply }, Outcome::Post(seq)) => {
-                    self.publish(cx, &message);
-                    let view = channel_store::posted_view(*message, seq.unwrap_or_default(), now);
-                    let _ = reply.send(Ok(view));
-                }
+                (Pending::Post { reply, .. }, Outcome::Post(signed)) => match signed {
+                    Ok((message, seq)) => {
+                        self.publish(cx, &message);
+                        let view =
+                            channel_store::posted_view(*message, seq.unwrap_or_default(), now);
+                        let _ = reply.send(Ok(view));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
                 (
                     Pending::Join {
                         reply: Some(reply), ..

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ferry_core::beacon::{self, BeaconInfo};
+use ferry_core::beacon::{self, Beacon, BeaconError, BeaconInfo};
 use ferry_core::peers::{BeaconVerdict, Source};
 use ferry_core::ratelimit::KeyedLimiter;
 use ferry_core::{Millis, Multiaddr, PeerId};
@@ -15,8 +15,8 @@ use ferry_net::libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use ferry_net::libp2p::{identify, mdns, ping};
 use ferry_store::RememberedPeer;
 
-use super::Shared;
-use super::hooks::{Every, Hooks};
+use super::hooks::{Every, Hooks, Stored};
+use super::{Shared, Work};
 
 /// A beacon is sent this often: often enough that a new node is found within
 /// about a second, rarely enough to be no load.
@@ -30,6 +30,23 @@ struct Beacons {
     limiter: KeyedLimiter<IpAddr>,
     /// Rejected datagrams, logged in summary so a flood cannot flood the log.
     rejected: u64,
+    /// Datagrams whose signature is being checked on the blocking pool.
+    checking: usize,
+}
+
+/// Beacons checked on the blocking pool at once, at most; past it a datagram
+/// is dropped. Senders are limited per address, but a flood from many
+/// (spoofed) addresses must not queue signature checks without end; an honest
+/// LAN sends a few a second.
+const MAX_BEACONS_CHECKING: usize = 64;
+
+/// Discovery's work, finished on the blocking pool.
+pub(crate) enum Done {
+    /// A beacon datagram from `from`, decoded and checked.
+    Beacon {
+        from: SocketAddr,
+        result: Result<Beacon, BeaconError>,
+    },
 }
 
 impl Beacons {
@@ -38,6 +55,7 @@ impl Beacons {
             socket,
             limiter: KeyedLimiter::new(10, 4.0, 1024),
             rejected: 0,
+            checking: 0,
         }
     }
 }
@@ -50,8 +68,8 @@ pub(super) struct Discovery {
 }
 
 impl Hooks for Discovery {
-    fn on_start(&mut self, cx: &mut Shared) {
-        self.redial_remembered(cx);
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
+        self.redial_remembered(cx, stored);
     }
 
     /// Unconnected peers are dialled again (the peer table spaces the
@@ -100,7 +118,40 @@ impl Discovery {
             beacons.rejected += 1;
             return;
         }
-        let beacon = match beacon::decode(&datagram) {
+        if beacons.checking >= MAX_BEACONS_CHECKING {
+            beacons.rejected += 1;
+            return;
+        }
+        // The signature is checked on the blocking pool, as every hash is.
+        beacons.checking += 1;
+        cx.blocking(move |_| {
+            Work::Discovery(Done::Beacon {
+                from,
+                result: beacon::decode(&datagram),
+            })
+        });
+    }
+
+    /// Work of discovery finished on the blocking pool.
+    pub(super) fn on_done(&mut self, cx: &mut Shared, done: Done) {
+        match done {
+            Done::Beacon { from, result } => self.on_beacon_checked(cx, from, result),
+        }
+    }
+
+    /// A beacon's datagram decoded and its signature checked, or not.
+    fn on_beacon_checked(
+        &mut self,
+        cx: &mut Shared,
+        from: SocketAddr,
+        result: Result<Beacon, BeaconError>,
+    ) {
+        let now = cx.clock.mono_ms();
+        let Some(beacons) = self.beacon.as_mut() else {
+            return;
+        };
+        beacons.checking = beacons.checking.saturating_sub(1);
+        let beacon = match result {
             Ok(b) => b,
             Err(e) => {
                 beacons.rejected += 1;
@@ -198,11 +249,14 @@ impl Discovery {
                 .collect(),
             last_connected_ms: cx.clock.unix_ms(),
         };
-        if let Err(e) = cx.store.remember_peer(&remembered)
-            && !e.is_storage_failure()
-        {
-            tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
-        }
+        let store = cx.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.remember_peer(&remembered)
+                && !e.is_storage_failure()
+            {
+                tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
+            }
+        });
     }
 
     pub(super) fn on_ping(&mut self, cx: &mut Shared, event: ping::Event, now: Millis) {
@@ -224,9 +278,9 @@ impl Discovery {
 
     /// Peers from an earlier run: dialled once at start, forgotten like any
     /// other peer if they do not answer.
-    pub(super) fn redial_remembered(&mut self, cx: &mut Shared) {
+    fn redial_remembered(&mut self, cx: &mut Shared, stored: &Stored) {
         let now = cx.clock.mono_ms();
-        let remembered = match cx.store.remembered_peers() {
+        let remembered = match &stored.remembered {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("cannot read remembered peers: {e}");
@@ -235,9 +289,9 @@ impl Discovery {
         };
         for peer in remembered {
             cx.peers
-                .discovered(peer.peer, Source::Remembered, peer.addrs, now);
-            if let Some(name) = peer.name {
-                cx.peers.named(peer.peer, name);
+                .discovered(peer.peer, Source::Remembered, peer.addrs.clone(), now);
+            if let Some(name) = &peer.name {
+                cx.peers.named(peer.peer, name.clone());
             }
             self.maybe_dial(cx, peer.peer, now);
         }

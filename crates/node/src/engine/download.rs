@@ -23,7 +23,7 @@ use ferry_store::blobs::verify_size;
 
 use super::hooks::{Hooks, millis};
 use super::reach::ProvidersFound;
-use super::{Received, Shared, Work};
+use super::{Shared, Work};
 use crate::control::types::{GetResult, JobState, ProviderProgress};
 use crate::export;
 use crate::jobs::JobId;
@@ -108,6 +108,12 @@ impl Download {
             .collect()
     }
 
+    /// Whether `id`, just complete, is the manifest of the collection this
+    /// download fetches, to be read before its files.
+    fn needs_manifest(&self, id: &ContentId) -> bool {
+        *id == self.plan.root && self.plan.kind == Some(ContentKind::Collection)
+    }
+
     fn fetched_bytes(&self) -> u64 {
         self.providers().iter().map(|p| p.bytes).sum()
     }
@@ -184,6 +190,60 @@ enum AskedFor {
     },
 }
 
+/// Why received groups were not (all) stored.
+pub(crate) enum Received {
+    /// The peer's data failed verification after this many good groups.
+    BadData(u64, String),
+    /// This node could not store it (a full disk): not the peer's fault.
+    Local(String),
+}
+
+/// A blob of a download as the store holds it.
+pub(crate) enum Opened {
+    /// Complete: its size and kind, and when it is the collection being
+    /// fetched, its manifest (and the manifest's size).
+    Complete {
+        size: u64,
+        kind: ContentKind,
+        manifest: Option<Result<(Manifest, u64), String>>,
+    },
+    /// Not complete: a partial's size and the groups it holds, if there is
+    /// one to resume.
+    Partial(Option<(u64, Bitfield)>),
+}
+
+/// Store work for downloads, finished on the blocking pool.
+pub(crate) enum Done {
+    /// The next blob of `job` opened.
+    Opened {
+        job: JobId,
+        id: ContentId,
+        result: Result<Opened, String>,
+    },
+    /// Groups `[first, last)` from `peer` verified and stored, or why not.
+    Verified {
+        job: JobId,
+        peer: PeerId,
+        groups: (u64, u64),
+        /// The size this verification proves, when it is a size probe.
+        probe: Option<u64>,
+        /// Stored; after a size probe, with the groups the store holds (a
+        /// resumed partial's).
+        result: Result<Option<Bitfield>, Received>,
+    },
+    /// The manifest of the collection `job` fetches, read once complete.
+    Manifest {
+        job: JobId,
+        id: ContentId,
+        result: Result<(Manifest, u64), String>,
+    },
+    /// The result written out to its output path.
+    Exported {
+        job: JobId,
+        result: Result<(), String>,
+    },
+}
+
 /// A failure that ends a job, with a text for a person.
 type JobError = String;
 
@@ -212,64 +272,98 @@ impl Downloads {
         self.next_blob(cx, job);
     }
 
-    /// Starts the next queued blob, or writes the result out when none is left.
+    /// Opens the next queued blob (on the blocking pool), or writes the
+    /// result out when none is left.
     fn next_blob(&mut self, cx: &mut Shared, job: JobId) {
-        loop {
-            let Some(download) = self.downloads.get_mut(&job) else {
-                return;
-            };
-            let Some(id) = download.queue.pop_front() else {
-                return self.export(cx, job);
-            };
-            match cx.store.blob(&id) {
-                Ok(Some(info)) if info.complete => {
-                    download.finished_bytes += info.size;
-                    if id == download.plan.root {
-                        download.plan.kind.get_or_insert(info.kind);
-                    }
-                    if let Err(e) = self.blob_done(cx, job, id) {
-                        return self.fail_download(cx, job, e);
-                    }
-                    continue;
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let Some(id) = download.queue.pop_front() else {
+            return self.export(cx, job);
+        };
+        let root = (id == download.plan.root).then_some(download.plan.kind);
+        cx.blocking(move |store| {
+            Work::Download(Done::Opened {
+                job,
+                id,
+                result: open(store, &id, root),
+            })
+        });
+    }
+
+    /// The next blob, as the store holds it: a complete one is done (and the
+    /// next is opened); a partial or absent one is fetched.
+    fn on_opened(
+        &mut self,
+        cx: &mut Shared,
+        job: JobId,
+        id: ContentId,
+        result: Result<Opened, String>,
+    ) {
+        let Some(download) = self.downloads.get_mut(&job) else {
+            return;
+        };
+        let partial = match result {
+            Err(e) => return self.fail_download(cx, job, format!("cannot read the store: {e}")),
+            Ok(Opened::Complete {
+                size,
+                kind,
+                manifest,
+            }) => {
+                download.finished_bytes += size;
+                if id == download.plan.root {
+                    download.plan.kind.get_or_insert(kind);
                 }
-                Ok(partial) => {
-                    // Reopening a partial also recovers groups written but
-                    // not yet recorded when the node last stopped.
-                    let fetch = partial.and_then(|info| {
-                        cx.store
-                            .begin_partial(&id, info.size, info.kind, info.name.clone())
-                            .ok()?;
-                        let have = cx.store.bitfield(&id).ok().flatten()?;
-                        Fetch::new(info.size, Some(have), fetch_config(info.size)).ok()
-                    });
-                    let mut candidates: HashSet<PeerId> = cx.peers.connected_peers().collect();
-                    candidates.extend(download.plan.providers.iter().copied());
-                    candidates.retain(|p| !download.dropped.contains(p));
-                    download.blob = Some(BlobFetch {
-                        id,
-                        asking: candidates.clone(),
-                        claims: HashMap::new(),
-                        fetch,
-                        probing: None,
-                        dht_lookup: false,
-                        dht_asked: 0,
-                    });
-                    for peer in candidates {
-                        self.ask_blob(cx, job, peer, BlobRequest::Have { id }, AskedFor::Have);
-                    }
-                    if self.look_up_providers(cx, job, id)
-                        && let Some(blob) =
-                            self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut())
-                    {
-                        blob.dht_lookup = true;
-                    }
-                    self.check_stalled(cx, job);
-                    return;
+                if let Err(e) = self.blob_done(job, id, manifest) {
+                    return self.fail_download(cx, job, e);
                 }
-                Err(e) => {
-                    return self.fail_download(cx, job, format!("cannot read the store: {e}"));
-                }
+                return self.next_blob(cx, job);
             }
+            Ok(Opened::Partial(partial)) => partial,
+        };
+        let fetch =
+            partial.and_then(|(size, have)| Fetch::new(size, Some(have), fetch_config(size)).ok());
+        let mut candidates: HashSet<PeerId> = cx.peers.connected_peers().collect();
+        candidates.extend(download.plan.providers.iter().copied());
+        candidates.retain(|p| !download.dropped.contains(p));
+        download.blob = Some(BlobFetch {
+            id,
+            asking: candidates.clone(),
+            claims: HashMap::new(),
+            fetch,
+            probing: None,
+            dht_lookup: false,
+            dht_asked: 0,
+        });
+        for peer in candidates {
+            self.ask_blob(cx, job, peer, BlobRequest::Have { id }, AskedFor::Have);
+        }
+        if self.look_up_providers(cx, job, id)
+            && let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut())
+        {
+            blob.dht_lookup = true;
+        }
+        self.check_stalled(cx, job);
+    }
+
+    /// Work of downloads finished on the blocking pool.
+    pub(super) fn on_done(&mut self, cx: &mut Shared, done: Done) {
+        match done {
+            Done::Opened { job, id, result } => self.on_opened(cx, job, id, result),
+            Done::Verified {
+                job,
+                peer,
+                groups,
+                probe,
+                result,
+            } => self.on_verified(cx, job, peer, groups, probe, result),
+            Done::Manifest { job, id, result } => {
+                if let Err(e) = self.blob_done(job, id, Some(result)) {
+                    return self.fail_download(cx, job, e);
+                }
+                self.next_blob(cx, job);
+            }
+            Done::Exported { job, result } => self.on_exported(cx, job, result),
         }
     }
 
@@ -480,29 +574,25 @@ impl Downloads {
             return;
         };
         let (kind, name) = self.downloads[&job].label(&id);
-        let store = cx.store.clone();
-        let work = cx.work.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = receive(&store, (id, kind, name), (first, last), &encoded, probe);
-            let _ = work.send(Work::Verified {
+        cx.blocking(move |store| {
+            Work::Download(Done::Verified {
+                result: receive(store, (id, kind, name), (first, last), &encoded, probe),
                 job,
                 peer,
-                first,
-                last,
+                groups: (first, last),
                 probe,
-                result,
-            });
+            })
         });
     }
 
-    pub(super) fn on_verified(
+    fn on_verified(
         &mut self,
         cx: &mut Shared,
         job: JobId,
         peer: PeerId,
         (first, last): (u64, u64),
         probe: Option<u64>,
-        result: Result<u64, Received>,
+        result: Result<Option<Bitfield>, Received>,
     ) {
         if let Err(Received::Local(e)) = &result {
             let e = format!("cannot store the download: {e}");
@@ -518,11 +608,9 @@ impl Downloads {
         let Some(blob) = download.blob.as_mut() else {
             return;
         };
-        let id = blob.id;
         match (result, probe) {
-            (Ok(_), Some(size)) => {
+            (Ok(have), Some(size)) => {
                 blob.probing = None;
-                let have = cx.store.bitfield(&id).ok().flatten();
                 // The size was checked against MAX_FETCH_BYTES before the probe.
                 let mut fetch = match Fetch::new(size, have, fetch_config(size)) {
                     Ok(fetch) => fetch,
@@ -604,7 +692,17 @@ impl Downloads {
                 *download.sent_by.entry(stats.peer).or_default() += stats.verified_bytes;
             }
             download.blob = None;
-            if let Err(e) = self.blob_done(cx, job, id) {
+            if download.needs_manifest(&id) {
+                cx.blocking(move |store| {
+                    Work::Download(Done::Manifest {
+                        job,
+                        id,
+                        result: read_manifest(store, &id),
+                    })
+                });
+                return;
+            }
+            if let Err(e) = self.blob_done(job, id, None) {
                 return self.fail_download(cx, job, e);
             }
             return self.next_blob(cx, job);
@@ -691,26 +789,28 @@ impl Downloads {
 
     /// A blob of the job is complete. A collection's manifest is read (as the
     /// hostile input it is) and its files are queued.
-    fn blob_done(&mut self, cx: &mut Shared, job: JobId, id: ContentId) -> Result<(), JobError> {
+    fn blob_done(
+        &mut self,
+        job: JobId,
+        id: ContentId,
+        manifest: Option<Result<(Manifest, u64), String>>,
+    ) -> Result<(), JobError> {
         let download = self.downloads.get_mut(&job).ok_or("job gone")?;
-        if id != download.plan.root || download.plan.kind != Some(ContentKind::Collection) {
+        if !download.needs_manifest(&id) {
             if id == download.plan.root {
                 download.total_bytes = Some(download.finished_bytes);
             }
             return Ok(());
         }
-        let bytes = cx
-            .store
-            .read_blob(&id, ferry_core::content::MAX_MANIFEST_BYTES as u64)
-            .map_err(|e| format!("cannot read the collection's manifest: {e}"))?;
-        let manifest = Manifest::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
+        let (manifest, manifest_bytes) =
+            manifest.ok_or("the collection's manifest was not read")??;
         let mut seen = HashSet::new();
         for (_, _, file_id, _) in manifest.files() {
             if seen.insert(file_id) {
                 download.queue.push_back(file_id);
             }
         }
-        download.total_bytes = Some(manifest.total_size().saturating_add(bytes.len() as u64));
+        download.total_bytes = Some(manifest.total_size().saturating_add(manifest_bytes));
         download.manifest = Some(manifest);
         Ok(())
     }
@@ -828,24 +928,22 @@ impl Downloads {
         };
         self.report_progress(cx, job);
         cx.jobs.update(job, |s| s.phase = "writing".into());
-        let store = cx.store.clone();
-        let work = cx.work.clone();
         let root = download.plan.root;
         let output = download.plan.output.clone();
         let force = download.plan.force;
         let manifest = download.manifest.clone();
-        tokio::task::spawn_blocking(move || {
+        cx.blocking(move |store| {
             let result = match &manifest {
-                Some(manifest) => export::collection(&store, manifest, &output, force),
+                Some(manifest) => export::collection(store, manifest, &output, force),
                 None => store
                     .move_blob_out(&root, &output, force)
                     .map_err(|e| e.to_string()),
             };
-            let _ = work.send(Work::Exported { job, result });
+            Work::Download(Done::Exported { job, result })
         });
     }
 
-    pub(super) fn on_exported(&mut self, cx: &mut Shared, job: JobId, result: Result<(), String>) {
+    fn on_exported(&mut self, cx: &mut Shared, job: JobId, result: Result<(), String>) {
         let Some(download) = self.downloads.remove(&job) else {
             return;
         };
@@ -897,17 +995,18 @@ fn malformed(error: &request_response::OutboundFailure) -> Option<&std::io::Erro
     }
 }
 
-/// Checks and stores groups a peer sent. A size probe is checked before any
-/// file is created for it, so a lying peer costs nothing on disk. A failure
-/// that is the peer's fault is `Err(Some(..))`; a local one (a full disk) is
-/// `Err(None)`.
+/// Checks and stores groups a peer sent (*blocking*). A size probe is
+/// checked before any file is created for it, so a lying peer costs nothing
+/// on disk; once stored, the groups the store holds come back with it (a
+/// resumed download's). A failure that is the peer's fault is
+/// `Received::BadData`; a local one (a full disk) is `Received::Local`.
 fn receive(
     store: &Store,
     (id, kind, name): (ContentId, ContentKind, Option<String>),
     (first, last): (u64, u64),
     encoded: &[u8],
     probe: Option<u64>,
-) -> Result<u64, Received> {
+) -> Result<Option<Bitfield>, Received> {
     if let Some(size) = probe {
         verify_size(&id, size, encoded).map_err(|e| Received::BadData(0, e.to_string()))?;
         store
@@ -922,5 +1021,50 @@ fn receive(
             } else {
                 Received::Local(e.to_string())
             }
-        })
+        })?;
+    Ok(match probe {
+        Some(_) => store.bitfield(&id).ok().flatten(),
+        None => None,
+    })
+}
+
+/// A blob of a download as the store holds it (*blocking*). Reopening a
+/// partial also recovers groups written but not yet recorded when the node
+/// last stopped. `root` is the download's kind when `id` is its root: a
+/// complete collection's manifest is read then too.
+fn open(
+    store: &Store,
+    id: &ContentId,
+    root: Option<Option<ContentKind>>,
+) -> Result<Opened, String> {
+    match store.blob(id).map_err(|e| e.to_string())? {
+        Some(info) if info.complete => {
+            let collection =
+                root.is_some_and(|kind| kind.unwrap_or(info.kind) == ContentKind::Collection);
+            Ok(Opened::Complete {
+                size: info.size,
+                kind: info.kind,
+                manifest: collection.then(|| read_manifest(store, id)),
+            })
+        }
+        Some(info) => {
+            let partial = store
+                .begin_partial(id, info.size, info.kind, info.name.clone())
+                .ok()
+                .and_then(|_| store.bitfield(id).ok().flatten())
+                .map(|have| (info.size, have));
+            Ok(Opened::Partial(partial))
+        }
+        None => Ok(Opened::Partial(None)),
+    }
+}
+
+/// A collection's manifest and its size in bytes, read and checked as the
+/// hostile input it is (*blocking*).
+fn read_manifest(store: &Store, id: &ContentId) -> Result<(Manifest, u64), String> {
+    let bytes = store
+        .read_blob(id, ferry_core::content::MAX_MANIFEST_BYTES as u64)
+        .map_err(|e| format!("cannot read the collection's manifest: {e}"))?;
+    let manifest = Manifest::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
+    Ok((manifest, bytes.len() as u64))
 }

@@ -14,17 +14,19 @@
 
 use std::time::Duration;
 
+use ferry_core::channel::ChannelName;
 use ferry_core::{Millis, PeerId};
 use ferry_net::libp2p::core::ConnectedPoint;
 use ferry_net::libp2p::swarm::ConnectionId;
+use ferry_store::{BlobInfo, RememberedPeer, Store, StoreError};
 
 use super::Shared;
 
 /// What the engine tells every protocol. Each hook has an empty default, so a
 /// protocol implements only those it needs.
 pub(crate) trait Hooks {
-    /// Once, before the engine's loop starts.
-    fn on_start(&mut self, _cx: &mut Shared) {}
+    /// Once, before the engine's loop starts, with what the store held.
+    fn on_start(&mut self, _cx: &mut Shared, _stored: &Stored) {}
 
     /// A connection to `peer` opened (one of possibly several).
     fn on_connection_opened(
@@ -50,6 +52,32 @@ pub(crate) trait Hooks {
     /// protocol's periodic work is an [`Every`] checked here, never a count
     /// of ticks.
     fn on_tick(&mut self, _cx: &mut Shared, _now: Millis) {}
+}
+
+/// What the store held when the node started, for the protocols' `on_start`.
+/// It is read on the blocking pool while the engine waits (commands queue
+/// meanwhile), so the engine task reads no disk even at start.
+pub(crate) struct Stored {
+    /// Channels the user left.
+    pub(super) left_channels: Result<Vec<ChannelName>, StoreError>,
+    /// Channels with messages or joined, with their message counts.
+    pub(super) channels: Result<Vec<(ChannelName, u64)>, StoreError>,
+    /// Peers of an earlier run, to dial again.
+    pub(super) remembered: Result<Vec<RememberedPeer>, StoreError>,
+    /// The content held, to announce in the DHT.
+    pub(super) blobs: Result<Vec<BlobInfo>, StoreError>,
+}
+
+impl Stored {
+    /// Reads it (*blocking*).
+    pub(super) fn read(store: &Store) -> Self {
+        Self {
+            left_channels: store.left_channels(),
+            channels: store.channels(),
+            remembered: store.remembered_peers(),
+            blobs: store.blobs(),
+        }
+    }
 }
 
 /// A periodic timer checked against the monotonic clock: due once per

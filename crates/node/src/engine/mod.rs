@@ -51,7 +51,7 @@ use crate::clock::Clock;
 use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use crate::dtn::Dtn;
 use crate::jobs::{JobId, Jobs};
-use hooks::Hooks;
+use hooks::{Hooks, Stored};
 
 pub use channel_store::ChannelError;
 pub use download::GetPlan;
@@ -97,14 +97,6 @@ pub enum Command {
     },
 }
 
-/// Why received groups were not (all) stored.
-pub(crate) enum Received {
-    /// The peer's data failed verification after this many good groups.
-    BadData(u64, String),
-    /// This node could not store it (a full disk): not the peer's fault.
-    Local(String),
-}
-
 /// Work finished off the engine task (on the blocking pool), coming back.
 pub(crate) enum Work {
     Served {
@@ -112,20 +104,8 @@ pub(crate) enum Work {
         reply: ResponseChannel<BlobResponse>,
         response: BlobResponse,
     },
-    Verified {
-        job: JobId,
-        peer: PeerId,
-        first: u64,
-        last: u64,
-        /// The size this verification proves, when it is a size probe.
-        probe: Option<u64>,
-        /// Newly verified groups, or why the data was not stored.
-        result: Result<u64, Received>,
-    },
-    Exported {
-        job: JobId,
-        result: Result<(), String>,
-    },
+    Discovery(discovery::Done),
+    Download(download::Done),
     Dtn(dtn::Done),
     Channels(channel_store::Done),
 }
@@ -236,7 +216,11 @@ impl Engine {
         mut work_done: mpsc::UnboundedReceiver<Work>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        self.on_start();
+        let store = self.cx.store.clone();
+        match tokio::task::spawn_blocking(move || Stored::read(&store)).await {
+            Ok(stored) => self.on_start(&stored),
+            Err(e) => tracing::error!("cannot read the store at start: {e}"),
+        }
         let mut dtn_changed = self.dtn.subscribe();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -272,10 +256,10 @@ impl Engine {
         )
     }
 
-    fn on_start(&mut self) {
+    fn on_start(&mut self, stored: &Stored) {
         let (cx, protocols) = self.protocols();
         for protocol in protocols {
-            protocol.on_start(cx);
+            protocol.on_start(cx, stored);
         }
     }
 
@@ -387,17 +371,8 @@ impl Engine {
             } => {
                 self.serving.served(&mut self.cx, peer, reply, response);
             }
-            Work::Verified {
-                job,
-                peer,
-                first,
-                last,
-                probe,
-                result,
-            } => self
-                .downloads
-                .on_verified(&mut self.cx, job, peer, (first, last), probe, result),
-            Work::Exported { job, result } => self.downloads.on_exported(&mut self.cx, job, result),
+            Work::Discovery(done) => self.discovery.on_done(&mut self.cx, done),
+            Work::Download(done) => self.downloads.on_done(&mut self.cx, done),
             Work::Dtn(done) => self.dtn.on_done(&mut self.cx, done),
             Work::Channels(done) => self.channels.on_done(&mut self.cx, done),
         }

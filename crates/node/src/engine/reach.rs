@@ -21,7 +21,7 @@ use ferry_net::libp2p::{autonat, dcutr, identify, kad, relay};
 use tokio::sync::oneshot;
 
 use super::Shared;
-use super::hooks::{Every, Hooks};
+use super::hooks::{Every, Hooks, Stored};
 use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
 
 /// How long a find waits for a connection after its lookup ended.
@@ -85,9 +85,9 @@ pub(super) struct Reach {
 }
 
 impl Hooks for Reach {
-    fn on_start(&mut self, cx: &mut Shared) {
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
         self.dial_bootstrap(cx);
-        self.provide_stored(cx);
+        self.provide_stored(stored);
     }
 
     fn on_connection_opened(
@@ -586,11 +586,11 @@ impl Reach {
 
     /// Adds everything the store holds complete to what this node announces;
     /// the announcements go out once the DHT has a peer.
-    pub(super) fn provide_stored(&mut self, cx: &mut Shared) {
-        match cx.store.blobs() {
+    fn provide_stored(&mut self, stored: &Stored) {
+        match &stored.blobs {
             Ok(blobs) => self.provided.extend(
                 blobs
-                    .into_iter()
+                    .iter()
                     .filter(|b| b.complete && !b.stale)
                     .map(|b| b.id),
             ),
