@@ -1,8 +1,10 @@
 //! `ferry get`: finding providers, proving the size, fetching chunk groups
 //! from several providers at once, and writing the result out.
 //!
-//! Which groups to ask of whom is the core's `Fetch` scheduler; this module
-//! only turns its decisions into requests and the answers into its inputs.
+//! Whom to believe and which groups to ask of whom are the core's decisions
+//! (`ferry_core::sources::Sources`: claims, the proof of size, dropped
+//! providers; `ferry_core::content::Fetch`: the multi-source scheduler); this
+//! module only turns them into requests and the answers into their inputs.
 //! Every answer is verified by the store before anything is marked done.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -13,7 +15,8 @@ use ferry_core::content::{
     Bitfield, ContentId, ContentKind, Failure, Fetch, FetchConfig, Manifest, group_bytes,
     group_count,
 };
-use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST, check_have};
+use ferry_core::sources::Sources;
+use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_GROUPS_PER_REQUEST};
 use ferry_core::{Millis, PeerId};
 use ferry_net::libp2p::kad;
 use ferry_net::libp2p::request_response::{self, OutboundRequestId};
@@ -37,11 +40,6 @@ const STALL_RETRY: Duration = Duration::from_secs(2);
 /// a provider record, and every one costs a dial and a request; a blob
 /// worth fetching has its real providers among the first few dozen.
 const MAX_DHT_PROVIDERS: usize = 64;
-
-/// The largest blob a download accepts (1 TiB, within the store's
-/// `MAX_BLOB_BYTES`): a provider's claimed size sizes the download's
-/// bookkeeping, so it is bounded before it is proven.
-const MAX_FETCH_BYTES: u64 = 1 << 40;
 
 /// Requests of about a 32nd of the blob, between 256 KiB and the protocol's
 /// 4 MiB: large requests cost least per byte, small ones spread a small blob
@@ -85,6 +83,21 @@ pub(super) struct Download {
 }
 
 impl Download {
+    /// A download of `plan`, its root queued.
+    fn new(plan: GetPlan) -> Self {
+        Self {
+            queue: VecDeque::from([plan.root]),
+            plan,
+            blob: None,
+            manifest: None,
+            finished_bytes: 0,
+            total_bytes: None,
+            sent_by: HashMap::new(),
+            dropped: HashSet::new(),
+            stalled: None,
+        }
+    }
+
     /// Every provider that sent data or was dropped, with the verified bytes
     /// it was first to deliver (so the figures add up to what was fetched).
     fn providers(&self) -> Vec<ProviderProgress> {
@@ -93,7 +106,7 @@ impl Download {
         for (peer, sent) in &self.sent_by {
             *bytes.entry(*peer).or_default() += sent;
         }
-        if let Some(fetch) = self.blob.as_ref().and_then(|b| b.fetch.as_ref()) {
+        if let Some(fetch) = self.blob.as_ref().and_then(|b| b.sources.fetch()) {
             for stats in fetch.providers() {
                 *bytes.entry(stats.peer).or_default() += stats.verified_bytes;
             }
@@ -141,12 +154,9 @@ struct BlobFetch {
     id: ContentId,
     /// Peers asked what they have, not yet answered.
     asking: HashSet<PeerId>,
-    /// What peers said they have: size and groups (`None` = all).
-    claims: HashMap<PeerId, (u64, Option<Bitfield>)>,
-    /// Set once a provider has proven the size (or a resumed partial knew it).
-    fetch: Option<Fetch>,
-    /// The peer whose claimed size is being checked.
-    probing: Option<PeerId>,
+    /// What providers said they have, the proof of the size, and the
+    /// scheduler once it is proven (the core's decisions).
+    sources: Sources,
     /// A DHT provider lookup is under way.
     dht_lookup: bool,
     /// Providers the DHT named that were asked (at most `MAX_DHT_PROVIDERS`).
@@ -257,18 +267,7 @@ impl Downloads {
                 let _ = cx.swarm.dial(opts);
             }
         }
-        let download = Download {
-            queue: VecDeque::from([plan.root]),
-            plan,
-            blob: None,
-            manifest: None,
-            finished_bytes: 0,
-            total_bytes: None,
-            sent_by: HashMap::new(),
-            dropped: HashSet::new(),
-            stalled: None,
-        };
-        self.downloads.insert(job, download);
+        self.downloads.insert(job, Download::new(plan));
         self.next_blob(cx, job);
     }
 
@@ -329,9 +328,7 @@ impl Downloads {
         download.blob = Some(BlobFetch {
             id,
             asking: candidates.clone(),
-            claims: HashMap::new(),
-            fetch,
-            probing: None,
+            sources: Sources::new(fetch),
             dht_lookup: false,
             dht_asked: 0,
         });
@@ -468,12 +465,11 @@ impl Downloads {
                 blob.asking.remove(&asked.peer);
             }
             AskedFor::Probe { .. } => {
-                blob.claims.remove(&asked.peer);
-                blob.probing = None;
+                blob.sources.probe_failed(&asked.peer);
                 self.probe_next(cx, job);
             }
             AskedFor::Groups { first, last } => {
-                if let Some(fetch) = blob.fetch.as_mut() {
+                if let Some(fetch) = blob.sources.fetch_mut() {
                     fetch.failed(&asked.peer, first, last, 0, failure);
                 }
                 self.pump(cx, job);
@@ -505,19 +501,10 @@ impl Downloads {
             return;
         };
         blob.asking.remove(&peer);
-        if let Err(e) = check_have(size, groups.as_ref(), MAX_FETCH_BYTES) {
-            return self.drop_provider(cx, job, peer, &e.to_string());
-        }
-        blob.claims.insert(peer, (size, groups.clone()));
-        match blob.fetch.as_mut() {
-            Some(fetch) if fetch.size() == size => {
-                fetch.add_provider(peer, groups);
-                self.pump(cx, job);
-            }
-            Some(_) => {
-                self.drop_provider(cx, job, peer, "it claims another size than the proven one")
-            }
-            None => self.probe_next(cx, job),
+        match blob.sources.on_have(peer, size, groups) {
+            Err(why) => self.drop_provider(cx, job, peer, &why.to_string()),
+            Ok(()) if blob.sources.fetch().is_some() => self.pump(cx, job),
+            Ok(()) => self.probe_next(cx, job),
         }
     }
 
@@ -527,30 +514,23 @@ impl Downloads {
         let Some(blob) = self.downloads.get_mut(&job).and_then(|d| d.blob.as_mut()) else {
             return;
         };
-        if blob.fetch.is_some() || blob.probing.is_some() {
+        if blob.sources.fetch().is_some() {
             return;
         }
-        let last_group = |size: u64| group_count(size).saturating_sub(1);
-        let candidate = blob
-            .claims
-            .iter()
-            .find(|(_, (size, groups))| groups.as_ref().is_none_or(|g| g.get(last_group(*size))));
-        let Some((&peer, &(size, _))) = candidate else {
+        let Some(probe) = blob.sources.next_probe() else {
             return self.check_stalled(cx, job);
         };
-        blob.probing = Some(peer);
         let id = blob.id;
-        let last = group_count(size);
         self.ask_blob(
             cx,
             job,
-            peer,
+            probe.peer,
             BlobRequest::Groups {
                 id,
-                first: last.saturating_sub(1),
-                last,
+                first: probe.first,
+                last: probe.last,
             },
-            AskedFor::Probe { size },
+            AskedFor::Probe { size: probe.size },
         );
     }
 
@@ -610,33 +590,24 @@ impl Downloads {
         };
         match (result, probe) {
             (Ok(have), Some(size)) => {
-                blob.probing = None;
                 // The size was checked against MAX_FETCH_BYTES before the probe.
-                let mut fetch = match Fetch::new(size, have, fetch_config(size)) {
-                    Ok(fetch) => fetch,
-                    Err(e) => return self.fail_download(cx, job, format!("cannot fetch it: {e}")),
-                };
-                for (p, (claimed, groups)) in &blob.claims {
-                    if *claimed == size {
-                        fetch.add_provider(*p, groups.clone());
-                    }
+                if let Err(e) = blob.sources.probe_verified(size, have, fetch_config(size)) {
+                    return self.fail_download(cx, job, format!("cannot fetch it: {e}"));
                 }
-                blob.fetch = Some(fetch);
                 // The proof of size is the one group fetched outside the
                 // scheduler, so it is counted here.
                 let (start, end) = group_bytes(first, last, size);
                 *download.sent_by.entry(peer).or_default() += end - start;
             }
             (Ok(_), None) => {
-                if let Some(fetch) = blob.fetch.as_mut() {
+                if let Some(fetch) = blob.sources.fetch_mut() {
                     fetch.completed(&peer, first, last);
                 }
                 download.stalled = None;
             }
             (Err((_, why)), Some(_)) => {
                 // The size was a lie (or the data was): ask another provider.
-                blob.probing = None;
-                blob.claims.remove(&peer);
+                blob.sources.probe_failed(&peer);
                 self.drop_provider(
                     cx,
                     job,
@@ -646,7 +617,7 @@ impl Downloads {
                 self.probe_next(cx, job);
             }
             (Err((verified, why)), None) => {
-                if let Some(fetch) = blob.fetch.as_mut() {
+                if let Some(fetch) = blob.sources.fetch_mut() {
                     fetch.failed(&peer, first, last, verified, Failure::Corrupt);
                 }
                 self.drop_provider(
@@ -665,8 +636,8 @@ impl Downloads {
         tracing::warn!(%peer, "dropping provider: {why}");
         if let Some(download) = self.downloads.get_mut(&job) {
             download.dropped.insert(peer);
-            if let Some(fetch) = download.blob.as_mut().and_then(|b| b.fetch.as_mut()) {
-                fetch.remove_provider(&peer);
+            if let Some(blob) = download.blob.as_mut() {
+                blob.sources.remove(&peer);
             }
         }
         let _ = cx.swarm.disconnect_peer_id(peer);
@@ -683,7 +654,7 @@ impl Downloads {
             return;
         };
         let id = blob.id;
-        let Some(fetch) = blob.fetch.as_mut() else {
+        let Some(fetch) = blob.sources.fetch_mut() else {
             return;
         };
         if fetch.is_complete() {
@@ -767,7 +738,7 @@ impl Downloads {
             .filter(|p| {
                 *p != local
                     && !download.dropped.contains(p)
-                    && !blob.claims.contains_key(p)
+                    && !blob.sources.has_claim(p)
                     && !blob.asking.contains(p)
             })
             .take(room)
@@ -820,7 +791,7 @@ impl Downloads {
             return;
         };
         let id = blob.id;
-        match &blob.fetch {
+        match blob.sources.fetch() {
             // A resumed download has its scheduler before any provider
             // answered: it is stalled only once every peer asked has answered.
             Some(fetch) if blob.asking.is_empty() && !blob.dht_lookup && fetch.is_stalled() => {
@@ -833,11 +804,7 @@ impl Downloads {
                 }
             }
             Some(_) => {}
-            None if blob.asking.is_empty()
-                && blob.probing.is_none()
-                && blob.claims.is_empty()
-                && !blob.dht_lookup =>
-            {
+            None if blob.asking.is_empty() && blob.sources.is_exhausted() && !blob.dht_lookup => {
                 self.fail_download(cx,
                     job,
                     format!(
@@ -860,7 +827,7 @@ impl Downloads {
             return;
         };
         let id = blob.id;
-        let mut peers: HashSet<PeerId> = blob.claims.keys().copied().collect();
+        let mut peers: HashSet<PeerId> = blob.sources.claimants().collect();
         peers.extend(download.plan.providers.iter().copied());
         peers.extend(connected);
         peers.retain(|p| !download.dropped.contains(p) && !blob.asking.contains(p));
@@ -907,11 +874,11 @@ impl Downloads {
         let current = download
             .blob
             .as_ref()
-            .and_then(|b| b.fetch.as_ref())
+            .and_then(|b| b.sources.fetch())
             .map_or(0, |f| f.verified_bytes());
         let providers = download.providers();
         let total = download.total_bytes.or_else(|| {
-            let fetch = download.blob.as_ref()?.fetch.as_ref()?;
+            let fetch = download.blob.as_ref()?.sources.fetch()?;
             (download.plan.kind == Some(ContentKind::Blob)).then(|| fetch.size())
         });
         cx.jobs.update(job, |s| {
@@ -1067,4 +1034,101 @@ fn read_manifest(store: &Store, id: &ContentId) -> Result<(Manifest, u64), Strin
         .map_err(|e| format!("cannot read the collection's manifest: {e}"))?;
     let manifest = Manifest::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
     Ok((manifest, bytes.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::content::{FetchConfig, GROUP_BYTES};
+
+    use super::*;
+
+    fn peer() -> PeerId {
+        ferry_core::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    fn plan(kind: Option<ContentKind>) -> GetPlan {
+        GetPlan {
+            root: ContentId::of(b"root"),
+            kind,
+            name: Some("notes".into()),
+            output: PathBuf::from("out"),
+            force: false,
+            providers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn providers_count_each_verified_byte_once_and_list_the_dropped() {
+        let mut download = Download::new(plan(Some(ContentKind::Blob)));
+        let (earlier, dropped, current) = (peer(), peer(), peer());
+        // A blob finished before, and a provider dropped for bad data.
+        download.sent_by.insert(earlier, 100);
+        download.dropped.insert(dropped);
+        // The blob being fetched: one group verified from `current`.
+        let size = 4 * GROUP_BYTES;
+        let config = FetchConfig {
+            request_groups: 1,
+            ..FetchConfig::default()
+        };
+        let mut sources = Sources::new(Some(Fetch::new(size, None, config).unwrap()));
+        sources.on_have(current, size, None).unwrap();
+        let fetch = sources.fetch_mut().unwrap();
+        let (_, first, last) = fetch.poll_requests()[0];
+        fetch.completed(&current, first, last);
+        download.blob = Some(BlobFetch {
+            id: download.plan.root,
+            asking: HashSet::new(),
+            sources,
+            dht_lookup: false,
+            dht_asked: 0,
+        });
+        let providers = download.providers();
+        let bytes = |p: &PeerId| {
+            let p = providers
+                .iter()
+                .find(|progress| progress.peer_id == p.to_string())
+                .unwrap();
+            (p.bytes, p.dropped)
+        };
+        assert_eq!(providers.len(), 3);
+        assert_eq!(bytes(&earlier), (100, false));
+        assert_eq!(bytes(&dropped), (0, true));
+        assert_eq!(bytes(&current), (GROUP_BYTES, false));
+        assert_eq!(download.fetched_bytes(), 100 + GROUP_BYTES);
+    }
+
+    #[test]
+    fn only_a_collection_root_has_a_manifest_to_read() {
+        let collection = Download::new(plan(Some(ContentKind::Collection)));
+        let root = collection.plan.root;
+        assert!(collection.needs_manifest(&root));
+        assert!(!collection.needs_manifest(&ContentId::of(b"a file")));
+        // A bare id's kind is unknown until a provider or the store says.
+        let unknown = Download::new(plan(None));
+        assert!(!unknown.needs_manifest(&root));
+        let blob = Download::new(plan(Some(ContentKind::Blob)));
+        assert!(!blob.needs_manifest(&root));
+    }
+
+    #[test]
+    fn the_root_is_listed_as_the_ticket_names_it() {
+        let download = Download::new(plan(None));
+        assert_eq!(
+            download.label(&download.plan.root),
+            (ContentKind::Blob, Some("notes".into()))
+        );
+        assert_eq!(
+            download.label(&ContentId::of(b"not in any manifest")),
+            (ContentKind::Blob, None)
+        );
+    }
+
+    #[test]
+    fn requests_are_a_32nd_of_the_blob_within_bounds() {
+        assert_eq!(fetch_config(GROUP_BYTES).request_groups, 16);
+        assert_eq!(fetch_config(64 * 32 * GROUP_BYTES).request_groups, 64);
+        assert_eq!(fetch_config(1 << 40).request_groups, MAX_GROUPS_PER_REQUEST);
+    }
 }
