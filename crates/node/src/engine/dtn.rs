@@ -67,9 +67,7 @@ pub(super) struct Links {
     limiter: KeyedLimiter<PeerId>,
     rate: PeerRate,
     summary_limiter: KeyedLimiter<PeerId>,
-    strikes: HashMap<PeerId, u32>,
-    /// Peers struck out, and when to disconnect them (monotonic ms).
-    hang_up: HashMap<PeerId, u64>,
+    strikes: Strikes,
     flood_logged: LogLimiter<PeerId>,
     /// Refusals of a peer's bundles for want of room, logged once in a while.
     refusal_logged: LogLimiter<PeerId>,
@@ -87,8 +85,7 @@ impl Links {
             limiter: KeyedLimiter::new(rate.burst, f64::from(rate.per_second), LOGGED_PEERS),
             rate,
             summary_limiter: KeyedLimiter::new(SUMMARY_BURST, SUMMARIES_PER_SECOND, 4096),
-            strikes: HashMap::new(),
-            hang_up: HashMap::new(),
+            strikes: Strikes::default(),
             flood_logged: LogLimiter::new(FLOOD_LOG_MS, LOGGED_PEERS),
             refusal_logged: LogLimiter::new(FLOOD_LOG_MS, LOGGED_PEERS),
             summaries: Every::after(SUMMARY_INTERVAL, now),
@@ -116,14 +113,7 @@ impl Hooks for Links {
     /// stale hear of the changes; every contact is planned again now and then;
     /// the agent's upkeep runs on the blocking pool.
     fn on_tick(&mut self, cx: &mut Shared, now: Millis) {
-        let due: Vec<PeerId> = self
-            .hang_up
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in due {
-            self.hang_up.remove(&peer);
+        for peer in self.strikes.hang_ups_due(now) {
             let _ = cx.swarm.disconnect_peer_id(peer);
         }
         if self.summaries.due(now) {
@@ -191,6 +181,60 @@ pub(crate) enum Done {
         result: Result<Option<Vec<u8>>, String>,
     },
     Answered(PeerId),
+}
+
+/// How many more bundles may go to a peer with `in_flight` unanswered and
+/// `queued` planned: the window's room, at most what is queued.
+fn window_room(in_flight: usize, queued: usize) -> usize {
+    WINDOW.saturating_sub(in_flight).min(queued)
+}
+
+/// Malformed bundles counted per peer, and the peers struck out, to be
+/// disconnected once the answer saying why has gone out.
+#[derive(Default)]
+struct Strikes {
+    counts: HashMap<PeerId, u32>,
+    /// Peers struck out, and when to disconnect them (monotonic ms).
+    hang_up: HashMap<PeerId, Millis>,
+}
+
+impl Strikes {
+    /// A malformed bundle from `peer` at `now`; whether it strikes the peer
+    /// out ([`MAX_STRIKES`]), which schedules its hang-up
+    /// [`HANG_UP_DELAY_MS`] later (not at once: the answer being sent now
+    /// would be lost).
+    fn strike(&mut self, peer: PeerId, now: Millis) -> bool {
+        let count = self.counts.entry(peer).or_insert(0);
+        *count += 1;
+        if *count < MAX_STRIKES {
+            return false;
+        }
+        self.counts.remove(&peer);
+        self.hang_up
+            .entry(peer)
+            .or_insert(now.saturating_add(HANG_UP_DELAY_MS));
+        true
+    }
+
+    /// Whether `peer` is struck out and waiting to be hung up on: its bundles
+    /// are refused unread.
+    fn is_struck_out(&self, peer: &PeerId) -> bool {
+        self.hang_up.contains_key(peer)
+    }
+
+    /// The peers to disconnect at `now`, forgotten here.
+    fn hang_ups_due(&mut self, now: Millis) -> Vec<PeerId> {
+        let due: Vec<PeerId> = self
+            .hang_up
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &due {
+            self.hang_up.remove(peer);
+        }
+        due
+    }
 }
 
 fn node(peer: &PeerId) -> NodeId {
@@ -334,7 +378,7 @@ impl Links {
                 let _ = cx.swarm.behaviour_mut().dtn.send_response(channel, ours);
                 self.take_summary(cx, peer, summary);
             }
-            DtnRequest::Bundle { .. } if self.hang_up.contains_key(&peer) => {
+            DtnRequest::Bundle { .. } if self.strikes.is_struck_out(&peer) => {
                 let refused = Receipt::Refused(format!(
                     "{MAX_STRIKES} malformed bundles from you; disconnecting"
                 ));
@@ -444,15 +488,9 @@ impl Links {
     /// Logs a refused bundle; a peer that keeps sending malformed ones is dropped.
     fn refused_bundle(&mut self, cx: &mut Shared, peer: PeerId, rejection: Rejection) -> Receipt {
         if rejection.peer_fault {
-            let strikes = self.strikes.entry(peer).or_insert(0);
-            *strikes += 1;
             tracing::warn!(%peer, "malformed bundle from peer refused: {}", rejection.reason);
-            if *strikes >= MAX_STRIKES {
+            if self.strikes.strike(peer, cx.clock.mono_ms()) {
                 tracing::warn!(%peer, "disconnecting peer: {MAX_STRIKES} malformed bundles");
-                self.strikes.remove(&peer);
-                // Not at once: the answer being sent now would be lost.
-                let at = cx.clock.mono_ms() + HANG_UP_DELAY_MS;
-                self.hang_up.entry(peer).or_insert(at);
             }
         } else {
             let now = cx.clock.mono_ms();
@@ -507,7 +545,7 @@ impl Links {
         if replan || link.queue.is_empty() {
             link.queue.extend(self.dtn.plan(&node(&peer)));
         }
-        let room = WINDOW.saturating_sub(link.in_flight).min(link.queue.len());
+        let room = window_room(link.in_flight, link.queue.len());
         let batch: Vec<Forward> = link.queue.drain(..room).collect();
         link.in_flight += batch.len();
         for forward in batch {
@@ -526,5 +564,47 @@ impl Links {
         for peer in peers {
             self.pump_bundles(cx, peer, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        ferry_core::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    #[test]
+    fn a_peer_is_struck_out_at_the_third_malformed_bundle_and_hung_up_later() {
+        let mut strikes = Strikes::default();
+        let (bad, other) = (peer(), peer());
+        assert!(!strikes.strike(bad, 1_000));
+        assert!(!strikes.strike(other, 1_000));
+        assert!(!strikes.strike(bad, 1_100));
+        assert!(!strikes.is_struck_out(&bad));
+        assert!(strikes.strike(bad, 1_200));
+        assert!(strikes.is_struck_out(&bad));
+        assert!(!strikes.is_struck_out(&other));
+        // The answer saying why goes out first.
+        assert!(
+            strikes
+                .hang_ups_due(1_200 + HANG_UP_DELAY_MS - 1)
+                .is_empty()
+        );
+        assert_eq!(strikes.hang_ups_due(1_200 + HANG_UP_DELAY_MS), vec![bad]);
+        assert!(!strikes.is_struck_out(&bad));
+        assert!(strikes.hang_ups_due(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn the_window_holds_at_most_eight_unanswered_bundles() {
+        assert_eq!(window_room(0, 20), WINDOW);
+        assert_eq!(window_room(5, 20), 3);
+        assert_eq!(window_room(0, 2), 2);
+        assert_eq!(window_room(WINDOW, 20), 0);
+        assert_eq!(window_room(WINDOW + 1, 20), 0);
     }
 }
