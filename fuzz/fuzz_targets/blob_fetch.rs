@@ -1,7 +1,7 @@
 //! `/ferry/blob/1` answers from providers, decoded as the node's codec decodes
 //! them (postcard, after the frame's size check), driving the download
-//! bookkeeping of `ferry get` (the checks in the node's engine/download.rs,
-//! mirrored here step for step) and the multi-source scheduler
+//! bookkeeping of `ferry get` (the node's own `ferry_core::sources::Sources`,
+//! called as engine/download.rs calls it) and the multi-source scheduler
 //! `ferry_core::content::Fetch`.
 //!
 //! Script: the scheduler's configuration (three bytes), the resumed bitfield
@@ -22,16 +22,12 @@
 //! has every group.
 #![no_main]
 
-use std::collections::BTreeMap;
-
 use ferry_core::PeerId;
-use ferry_core::content::{Bitfield, Failure, Fetch, FetchConfig, group_count};
-use ferry_core::transfer::{BlobResponse, MAX_RESPONSE_BYTES, check_have};
+use ferry_core::content::{Bitfield, Failure, FetchConfig, group_count};
+use ferry_core::sources::Sources;
+use ferry_core::transfer::{BlobResponse, MAX_RESPONSE_BYTES};
 use ferry_fuzz::{PEERS, Script, peer};
 use libfuzzer_sys::fuzz_target;
-
-/// The largest blob the node agrees to fetch (engine/download.rs).
-const MAX_FETCH_BYTES: u64 = 1 << 40;
 
 /// What the node reads from a response frame. Until the pending check
 /// `bitfield-unchecked` is on, a `Have` whose bitfield the checked decoder
@@ -47,47 +43,35 @@ fn decode(bytes: &[u8]) -> Option<BlobResponse> {
 struct Download {
     config: FetchConfig,
     resume: Option<Bitfield>,
-    /// Size claims, as the node keeps them: (size, groups held).
-    claims: BTreeMap<PeerId, (u64, Option<Bitfield>)>,
+    /// The node's own bookkeeping: claims, the size probe, the fetch.
+    sources: Sources,
+    /// The probe out, as the node remembers it: (peer, size).
     probing: Option<(PeerId, u64)>,
-    fetch: Option<Fetch>,
     /// Requests sent and not answered: (peer, first, last).
     outstanding: Vec<(PeerId, u64, u64)>,
 }
 
 impl Download {
     fn drop_provider(&mut self, peer: PeerId) {
-        if let Some(fetch) = self.fetch.as_mut() {
-            fetch.remove_provider(&peer);
-        }
+        self.sources.remove(&peer);
     }
 
     /// `on_have` in the node.
     fn on_have(&mut self, peer: PeerId, size: u64, groups: Option<Bitfield>) {
-        if check_have(size, groups.as_ref(), MAX_FETCH_BYTES).is_err() {
-            return self.drop_provider(peer);
-        }
-        self.claims.insert(peer, (size, groups.clone()));
-        match self.fetch.as_mut() {
-            Some(fetch) if fetch.size() == size => fetch.add_provider(peer, groups),
-            Some(_) => self.drop_provider(peer),
-            None => self.probe_next(),
+        match self.sources.on_have(peer, size, groups) {
+            Err(_) => self.drop_provider(peer),
+            Ok(()) if self.sources.fetch().is_some() => {}
+            Ok(()) => self.probe_next(),
         }
     }
 
-    /// `probe_next` in the node: the first claim whose bitfield holds the
-    /// last group is asked for it.
+    /// `probe_next` in the node: the probe asks for the last group of the
+    /// size claimed.
     fn probe_next(&mut self) {
-        if self.fetch.is_some() || self.probing.is_some() {
-            return;
-        }
-        let last_group = |size: u64| group_count(size) - 1;
-        let candidate = self
-            .claims
-            .iter()
-            .find(|(_, (size, groups))| groups.as_ref().is_none_or(|g| g.get(last_group(*size))));
-        if let Some((&peer, &(size, _))) = candidate {
-            self.probing = Some((peer, size));
+        if let Some(probe) = self.sources.next_probe() {
+            assert_eq!(probe.last, group_count(probe.size));
+            assert_eq!(probe.first + 1, probe.last);
+            self.probing = Some((probe.peer, probe.size));
         }
     }
 
@@ -97,19 +81,13 @@ impl Download {
             return;
         };
         if !verified {
-            self.claims.remove(&peer);
+            self.sources.probe_failed(&peer);
             self.drop_provider(peer);
             return self.probe_next();
         }
-        let Ok(mut fetch) = Fetch::new(size, self.resume.clone(), self.config) else {
-            return;
-        };
-        for (p, (claimed, groups)) in &self.claims {
-            if *claimed == size {
-                fetch.add_provider(*p, groups.clone());
-            }
-        }
-        self.fetch = Some(fetch);
+        let _ = self
+            .sources
+            .probe_verified(size, self.resume.clone(), self.config);
     }
 
     fn take_oldest(&mut self, peer: PeerId) -> Option<(u64, u64)> {
@@ -120,7 +98,7 @@ impl Download {
 
     /// `pump` in the node, with the checks.
     fn pump(&mut self) {
-        let Some(fetch) = self.fetch.as_mut() else {
+        let Some(fetch) = self.sources.fetch_mut() else {
             return;
         };
         let groups = group_count(fetch.size());
@@ -157,9 +135,8 @@ fuzz_target!(|data: &[u8]| {
     let mut download = Download {
         config,
         resume,
-        claims: BTreeMap::new(),
+        sources: Sources::new(None),
         probing: None,
-        fetch: None,
         outstanding: Vec::new(),
     };
     let mut steps = 0;
@@ -180,7 +157,7 @@ fuzz_target!(|data: &[u8]| {
                 let Some((first, last)) = download.take_oldest(from) else {
                     continue;
                 };
-                let Some(fetch) = download.fetch.as_mut() else {
+                let Some(fetch) = download.sources.fetch_mut() else {
                     continue;
                 };
                 match answer {
@@ -198,7 +175,7 @@ fuzz_target!(|data: &[u8]| {
             2 => {
                 let from = peer(s.u8());
                 if let (Some((first, last)), Some(fetch)) =
-                    (download.take_oldest(from), download.fetch.as_mut())
+                    (download.take_oldest(from), download.sources.fetch_mut())
                 {
                     fetch.failed(&from, first, last, 0, Failure::Timeout);
                 }

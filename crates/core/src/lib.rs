@@ -13,6 +13,7 @@ pub mod history;
 pub mod peers;
 pub mod ratelimit;
 pub mod retry;
+pub mod sources;
 pub mod sync;
 pub mod transfer;
 

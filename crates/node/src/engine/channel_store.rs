@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use ferry_core::channel::{ChannelName, Message, MessageError, MessageId};
 use ferry_core::history::latest_accepted;
 use ferry_core::sync::SyncResponse;
-use ferry_core::{Millis, PeerId};
+use ferry_core::{Keypair, Millis, PeerId};
 use ferry_net::libp2p::gossipsub::{self, MessageAcceptance};
 use ferry_net::libp2p::request_response::ResponseChannel;
 use ferry_store::{ChannelWrite, Store, StoreError, StoredMessage};
@@ -55,12 +55,34 @@ pub(crate) enum Pending {
         wires: Vec<Vec<u8>>,
         more: bool,
     },
+    /// A post, signed when written: signing hashes the message.
     Post {
-        message: Box<Message>,
+        draft: Box<Draft>,
         reply: oneshot::Sender<Result<MessageView, NodeError>>,
     },
     /// Remove what retention no longer keeps from every channel.
     Prune,
+}
+
+/// A message to sign and post.
+pub(crate) struct Draft {
+    pub(crate) keypair: Keypair,
+    pub(crate) channel: ChannelName,
+    pub(crate) author_name: String,
+    pub(crate) timestamp_ms: Millis,
+    pub(crate) text: String,
+}
+
+impl Draft {
+    fn sign(&self) -> Result<Message, MessageError> {
+        Message::sign(
+            &self.keypair,
+            self.channel.clone(),
+            &self.author_name,
+            self.timestamp_ms,
+            &self.text,
+        )
+    }
 }
 
 /// What became of one pending change.
@@ -70,8 +92,9 @@ pub(crate) enum Outcome {
     /// A history batch: how many of its messages were new, or why the peer
     /// sent something no honest node sends.
     History(Result<usize, String>),
-    /// A post: its seq, or `None` if the identical message was stored already.
-    Post(Option<u64>),
+    /// A post: the signed message and its seq (`None` if the identical
+    /// message was stored already), or why it could not be signed.
+    Post(Result<(Box<Message>, Option<u64>), String>),
     /// A join, leave or prune was written.
     Written,
 }
@@ -147,6 +170,8 @@ pub(super) fn write_batch(store: &Store, batch: Vec<Pending>, now_ms: Millis) ->
     // For each pending change: the range of `writes` it made, or its outcome
     // decided before writing (a message refused on decoding).
     let mut plans: Vec<Result<std::ops::Range<usize>, Outcome>> = Vec::with_capacity(batch.len());
+    // The posts signed, in the order of the batch.
+    let mut signed: VecDeque<Box<Message>> = VecDeque::new();
     let mut prune = false;
     for pending in &batch {
         let start = writes.len();
@@ -178,10 +203,15 @@ pub(super) fn write_batch(store: &Store, batch: Vec<Pending>, now_ms: Millis) ->
                 }
                 Err(why) => Err(Outcome::History(Err(why))),
             },
-            Pending::Post { message, .. } => {
-                writes.push(ChannelWrite::Insert(message.clone()));
-                Ok(())
-            }
+            Pending::Post { draft, .. } => match draft.sign() {
+                Ok(message) => {
+                    let message = Box::new(message);
+                    writes.push(ChannelWrite::Insert(message.clone()));
+                    signed.push_back(message);
+                    Ok(())
+                }
+                Err(e) => Err(Outcome::Post(Err(e.to_string()))),
+            },
             Pending::Prune => {
                 prune = true;
                 Ok(())
@@ -204,7 +234,7 @@ pub(super) fn write_batch(store: &Store, batch: Vec<Pending>, now_ms: Millis) ->
             .zip(plans)
             .map(|(pending, plan)| match plan {
                 Err(decided) => decided,
-                Ok(range) => outcome(pending, &results[range]),
+                Ok(range) => outcome(pending, &results[range], &mut signed),
             })
             .collect()
     });
@@ -215,14 +245,21 @@ pub(super) fn write_batch(store: &Store, batch: Vec<Pending>, now_ms: Millis) ->
     }
 }
 
-fn outcome(pending: &Pending, results: &[Option<u64>]) -> Outcome {
+fn outcome(
+    pending: &Pending,
+    results: &[Option<u64>],
+    signed: &mut VecDeque<Box<Message>>,
+) -> Outcome {
     let new = results.iter().flatten().count();
     match pending {
         Pending::Gossip { .. } if new > 0 => Outcome::Gossip(MessageAcceptance::Accept),
         // Stored already (or too old to keep): nothing to forward.
         Pending::Gossip { .. } => Outcome::Gossip(MessageAcceptance::Ignore),
         Pending::History { .. } => Outcome::History(Ok(new)),
-        Pending::Post { .. } => Outcome::Post(results.first().copied().flatten()),
+        Pending::Post { .. } => match signed.pop_front() {
+            Some(message) => Outcome::Post(Ok((message, results.first().copied().flatten()))),
+            None => Outcome::Post(Err("the post was not signed".into())),
+        },
         Pending::Join { .. } | Pending::Leave { .. } | Pending::Prune => Outcome::Written,
     }
 }

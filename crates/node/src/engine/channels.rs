@@ -6,19 +6,23 @@
 //! topic makes it join nothing. Disk work runs on the blocking pool (see
 //! [`super::channel_store`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
-use ferry_core::PeerId;
 use ferry_core::channel::{ChannelName, Message};
 use ferry_core::history::{self, MAX_RESPONSE_BYTES};
+use ferry_core::ratelimit::KeyedLimiter;
+use ferry_core::retry::Retries;
 use ferry_core::sync::{MAX_HAVE_IDS, SyncRequest, SyncResponse};
+use ferry_core::{Millis, PeerId};
 use ferry_net::libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use ferry_net::libp2p::request_response::{self, ResponseChannel};
+use ferry_net::libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use ferry_store::{Store, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use super::channel_store::{self, Done, Outcome, Pending};
-use super::{Engine, Work};
+use super::channel_store::{self, Done, Draft, Outcome, Pending};
+use super::hooks::{Every, Hooks, Stored};
+use super::{Shared, Work};
 use crate::control::types::MessageView;
 use crate::error::NodeError;
 
@@ -32,30 +36,103 @@ pub const MAX_JOINED_CHANNELS: usize = 256;
 /// a second. A busy chat relayed by one neighbour stays far below; past it,
 /// the peer's messages are ignored (neither stored nor forwarded) before they
 /// are even decoded, so a flood costs little more than receiving it.
-pub(super) const GOSSIP_BURST: u32 = 500;
-pub(super) const GOSSIP_PER_SECOND: f64 = 100.0;
+const GOSSIP_BURST: u32 = 500;
+const GOSSIP_PER_SECOND: f64 = 100.0;
 /// Peers whose gossip rate is tracked at once (the least recently seen is
 /// forgotten past it).
-pub(super) const GOSSIP_RATE_PEERS: usize = 4096;
+const GOSSIP_RATE_PEERS: usize = 4096;
 /// Failed history requests waiting to be retried at once (peers times joined
 /// channels; past it a failure waits for the periodic exchange).
-pub(super) const MAX_HISTORY_RETRIES: usize = 4096;
-/// Retention runs over every channel this often (in engine ticks: an hour), so
-/// a quiet channel's messages age out too.
-pub(super) const PRUNE_TICKS: u64 = 60 * 60 * 2;
+const MAX_HISTORY_RETRIES: usize = 4096;
+/// Retention runs over every channel this often, so a quiet channel's
+/// messages age out too.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// History is exchanged with one connected peer (in turn) this often, so a
+/// message that gossip lost (a peer joined just as it was posted) still
+/// arrives.
+const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(30);
+/// History requests one peer may make: a burst of 20, then 2 a second.
+const SYNC_BURST: u32 = 20;
+const SYNC_PER_SECOND: f64 = 2.0;
+/// Peers whose sync request rate is tracked at once.
+const SYNC_RATE_PEERS: usize = 4096;
 
-impl Engine {
+/// The channels' state: which are joined and left, the writes waiting for the
+/// disk, history requests in flight and to retry, and the rate limits.
+pub(super) struct Channels {
+    joined: BTreeSet<ChannelName>,
+    /// Channels the user left, which a read does not join again.
+    left: BTreeSet<ChannelName>,
+    /// Channel changes waiting for the disk.
+    channel_writes: channel_store::Writes,
+    /// What each peer may make this node store through gossip.
+    gossip_limiter: KeyedLimiter<PeerId>,
+    /// History requests in flight, and the channel each is about.
+    pending_history: HashMap<OutboundRequestId, ChannelName>,
+    /// History requests that failed, to send again soon.
+    history_retries: Retries<(PeerId, ChannelName)>,
+    sync_limiter: KeyedLimiter<PeerId>,
+    /// The highest message seq stored; API long polls wait on it.
+    new_messages: watch::Sender<u64>,
+    /// Round-robin position for periodic history exchange.
+    anti_entropy_turn: usize,
+    anti_entropy: Every,
+    prune: Every,
+}
+
+impl Hooks for Channels {
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
+        self.rejoin_channels(cx, stored);
+    }
+
+    fn on_connected(&mut self, cx: &mut Shared, peer: PeerId) {
+        self.say_hello(cx, peer);
+        self.catch_up_with(cx, peer);
+    }
+
+    fn on_disconnected(&mut self, _cx: &mut Shared, peer: PeerId) {
+        self.history_retries.forget(|(p, _)| *p == peer);
+    }
+
+    fn on_tick(&mut self, cx: &mut Shared, now: Millis) {
+        if self.anti_entropy.due(now) {
+            self.anti_entropy(cx);
+        }
+        self.retry_history(cx, now);
+        if self.prune.due(now) {
+            self.prune_channels(cx);
+        }
+    }
+}
+
+impl Channels {
+    pub(super) fn new(new_messages: watch::Sender<u64>, now: Millis) -> Self {
+        Self {
+            joined: BTreeSet::new(),
+            left: BTreeSet::new(),
+            channel_writes: channel_store::Writes::default(),
+            gossip_limiter: KeyedLimiter::new(GOSSIP_BURST, GOSSIP_PER_SECOND, GOSSIP_RATE_PEERS),
+            pending_history: HashMap::new(),
+            history_retries: Retries::new(MAX_HISTORY_RETRIES),
+            sync_limiter: KeyedLimiter::new(SYNC_BURST, SYNC_PER_SECOND, SYNC_RATE_PEERS),
+            new_messages,
+            anti_entropy_turn: 0,
+            anti_entropy: Every::after(ANTI_ENTROPY_INTERVAL, now),
+            prune: Every::after(PRUNE_INTERVAL, now),
+        }
+    }
+
     /// Subscribes to the channels the store lists as joined, at start (at most
     /// [`MAX_JOINED_CHANNELS`]), and queues a retention pass.
-    pub(super) fn rejoin_channels(&mut self) {
-        match self.store.left_channels() {
-            Ok(left) => self.left.extend(left),
+    fn rejoin_channels(&mut self, cx: &mut Shared, stored: &Stored) {
+        match &stored.left_channels {
+            Ok(left) => self.left.extend(left.iter().cloned()),
             Err(e) => tracing::error!("cannot list the channels left: {e}"),
         }
-        match self.store.channels() {
+        match &stored.channels {
             Ok(channels) => {
                 for (channel, _) in channels {
-                    if let Err(e) = self.join(channel, true, None) {
+                    if let Err(e) = self.join(cx, channel.clone(), true, None) {
                         tracing::warn!("not rejoining every stored channel: {e}");
                         break;
                     }
@@ -63,12 +140,12 @@ impl Engine {
             }
             Err(e) => tracing::error!("cannot list stored channels: {e}"),
         }
-        self.prune_channels();
+        self.prune_channels(cx);
     }
 
     /// Queues a retention pass over every channel.
-    pub(super) fn prune_channels(&mut self) {
-        self.queue_channel_write(Pending::Prune);
+    pub(super) fn prune_channels(&mut self, cx: &mut Shared) {
+        self.queue_channel_write(cx, Pending::Prune);
     }
 
     /// Joins a channel: subscribes to its topic and asks the peers already in
@@ -77,6 +154,7 @@ impl Engine {
     /// on disk, or at once if there is nothing to do.
     pub(super) fn join(
         &mut self,
+        cx: &mut Shared,
         channel: ChannelName,
         rejoin: bool,
         reply: Option<oneshot::Sender<Result<(), NodeError>>>,
@@ -95,18 +173,21 @@ impl Engine {
             return Err(error);
         }
         let topic = IdentTopic::new(channel.topic());
-        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+        if let Err(e) = cx.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
             tracing::error!(%channel, "cannot subscribe: {e}");
         }
         tracing::info!(%channel, "joined channel");
         self.left.remove(&channel);
         self.joined.insert(channel.clone());
-        self.queue_channel_write(Pending::Join {
-            channel: channel.clone(),
-            reply,
-        });
+        self.queue_channel_write(
+            cx,
+            Pending::Join {
+                channel: channel.clone(),
+                reply,
+            },
+        );
         let hash = topic.hash();
-        let members: Vec<PeerId> = self
+        let members: Vec<PeerId> = cx
             .swarm
             .behaviour()
             .gossipsub
@@ -115,7 +196,7 @@ impl Engine {
             .map(|(peer, _)| *peer)
             .collect();
         for peer in members {
-            self.request_history(peer, &channel);
+            self.request_history(cx, peer, &channel);
         }
         Ok(())
     }
@@ -124,6 +205,7 @@ impl Engine {
     /// across restarts. Answers whether the node was in it, once on disk.
     pub(super) fn leave(
         &mut self,
+        cx: &mut Shared,
         channel: ChannelName,
         reply: oneshot::Sender<Result<bool, NodeError>>,
     ) {
@@ -132,45 +214,45 @@ impl Engine {
             return;
         }
         let topic = IdentTopic::new(channel.topic());
-        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        cx.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
         tracing::info!(%channel, "left channel");
         self.left.insert(channel.clone());
-        self.queue_channel_write(Pending::Leave { channel, reply });
+        self.queue_channel_write(cx, Pending::Leave { channel, reply });
     }
 
     /// Signs a message and queues it; it is published once stored, and
     /// `reply` answered then.
     pub(super) fn post(
         &mut self,
+        cx: &mut Shared,
         channel: ChannelName,
         text: &str,
         reply: oneshot::Sender<Result<MessageView, NodeError>>,
     ) {
-        if let Err(e) = self.join(channel.clone(), true, None) {
+        if let Err(e) = self.join(cx, channel.clone(), true, None) {
             let _ = reply.send(Err(e));
             return;
         }
-        match Message::sign(
-            &self.keypair,
+        let draft = Draft {
+            keypair: cx.keypair.clone(),
             channel,
-            &self.name,
-            self.clock.unix_ms(),
-            text,
-        ) {
-            Ok(message) => self.queue_channel_write(Pending::Post {
-                message: Box::new(message),
+            author_name: cx.name.clone(),
+            timestamp_ms: cx.clock.unix_ms(),
+            text: text.to_owned(),
+        };
+        self.queue_channel_write(
+            cx,
+            Pending::Post {
+                draft: Box::new(draft),
                 reply,
-            }),
-            Err(e) => {
-                let _ = reply.send(Err(NodeError::Invalid(e.to_string())));
-            }
-        }
+            },
+        );
     }
 
-    fn publish(&mut self, message: &Message) {
+    fn publish(&mut self, cx: &mut Shared, message: &Message) {
         let channel = &message.channel;
         let topic = IdentTopic::new(channel.topic());
-        match self
+        match cx
             .swarm
             .behaviour_mut()
             .gossipsub
@@ -186,15 +268,17 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+    pub(super) fn on_gossip(&mut self, cx: &mut Shared, event: gossipsub::Event) {
         match event {
             gossipsub::Event::Message {
                 propagation_source,
                 message_id,
                 message,
             } => {
-                if let Some(verdict) = self.take_gossip(propagation_source, &message_id, message) {
-                    self.report_gossip(&message_id, &propagation_source, verdict);
+                if let Some(verdict) =
+                    self.take_gossip(cx, propagation_source, &message_id, message)
+                {
+                    self.report_gossip(cx, &message_id, &propagation_source, verdict);
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
@@ -203,7 +287,7 @@ impl Engine {
                 if let Some(channel) = ChannelName::from_topic(topic.as_str())
                     && self.joined.contains(&channel)
                 {
-                    self.request_history(peer_id, &channel);
+                    self.request_history(cx, peer_id, &channel);
                 }
             }
             _ => {}
@@ -216,6 +300,7 @@ impl Engine {
     /// queue is full.
     fn take_gossip(
         &mut self,
+        cx: &mut Shared,
         source: PeerId,
         id: &gossipsub::MessageId,
         gossip: gossipsub::Message,
@@ -227,7 +312,7 @@ impl Engine {
         else {
             return Some(MessageAcceptance::Ignore);
         };
-        if !self.gossip_limiter.allow(&source, self.clock.mono_ms()) {
+        if !self.gossip_limiter.allow(&source, cx.clock.mono_ms()) {
             tracing::debug!(peer = %source, "gossip over the per-peer rate: ignored");
             return Some(MessageAcceptance::Ignore);
         }
@@ -235,17 +320,21 @@ impl Engine {
             tracing::debug!(peer = %source, "channel writes are behind: gossip ignored");
             return Some(MessageAcceptance::Ignore);
         }
-        self.queue_channel_write(Pending::Gossip {
-            source,
-            id: id.clone(),
-            channel,
-            data: gossip.data,
-        });
+        self.queue_channel_write(
+            cx,
+            Pending::Gossip {
+                source,
+                id: id.clone(),
+                channel,
+                data: gossip.data,
+            },
+        );
         None
     }
 
     fn report_gossip(
         &mut self,
+        cx: &mut Shared,
         id: &gossipsub::MessageId,
         source: &PeerId,
         verdict: MessageAcceptance,
@@ -253,35 +342,34 @@ impl Engine {
         if verdict == MessageAcceptance::Reject {
             tracing::warn!(peer = %source, "dropped an invalid channel message");
         }
-        self.swarm
+        cx.swarm
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(id, source, verdict);
     }
 
     /// Queues a change to the channels on disk, and starts writing if idle.
-    fn queue_channel_write(&mut self, pending: Pending) {
+    fn queue_channel_write(&mut self, cx: &mut Shared, pending: Pending) {
         self.channel_writes.push(pending);
-        self.write_channels();
+        self.write_channels(cx);
     }
 
-    fn write_channels(&mut self) {
+    fn write_channels(&mut self, cx: &mut Shared) {
         if let Some(batch) = self.channel_writes.next_batch() {
-            let now = self.clock.unix_ms();
-            self.channels_blocking(move |store| channel_store::write_batch(store, batch, now));
+            let now = cx.clock.unix_ms();
+            self.channels_blocking(cx, move |store| {
+                channel_store::write_batch(store, batch, now)
+            });
         }
     }
 
     /// Runs `job` on the blocking pool; its result comes back to
-    /// [`Engine::on_channels_done`].
-    fn channels_blocking(&self, job: impl FnOnce(&Store) -> Done + Send + 'static) {
-        let (store, work) = (self.store.clone(), self.work.clone());
-        tokio::task::spawn_blocking(move || {
-            let _ = work.send(Work::Channels(job(&store)));
-        });
+    /// [`Channels::on_done`].
+    fn channels_blocking(&self, cx: &Shared, job: impl FnOnce(&Store) -> Done + Send + 'static) {
+        cx.blocking(move |store| Work::Channels(job(store)));
     }
 
-    pub(super) fn on_channels_done(&mut self, done: Done) {
+    pub(super) fn on_done(&mut self, cx: &mut Shared, done: Done) {
         match done {
             Done::Written {
                 batch,
@@ -289,7 +377,7 @@ impl Engine {
                 last_seq,
             } => {
                 self.channel_writes.finished();
-                self.on_written(batch, outcomes);
+                self.on_written(cx, batch, outcomes);
                 if let Some(seq) = last_seq {
                     self.new_messages.send_if_modified(|known| {
                         let newer = seq > *known;
@@ -297,24 +385,25 @@ impl Engine {
                         newer
                     });
                 }
-                self.write_channels();
+                self.write_channels(cx);
             }
             Done::Asked {
                 peer,
                 channel,
                 have,
-            } => self.send_history_request(peer, channel, have),
+            } => self.send_history_request(cx, peer, channel, have),
             Done::Answered { reply, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(reply, response);
+                let _ = cx.swarm.behaviour_mut().sync.send_response(reply, response);
             }
         }
     }
 
-    fn on_written(&mut self, batch: Vec<Pending>, outcomes: Result<Vec<Outcome>, StoreError>) {
+    fn on_written(
+        &mut self,
+        cx: &mut Shared,
+        batch: Vec<Pending>,
+        outcomes: Result<Vec<Outcome>, StoreError>,
+    ) {
         let outcomes = match outcomes {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -323,16 +412,16 @@ impl Engine {
                     tracing::error!("cannot store channel changes: {e}");
                 }
                 for pending in batch {
-                    self.on_not_written(pending, &e);
+                    self.on_not_written(cx, pending, &e);
                 }
                 return;
             }
         };
-        let now = self.clock.unix_ms();
+        let now = cx.clock.unix_ms();
         for (pending, outcome) in batch.into_iter().zip(outcomes) {
             match (pending, outcome) {
                 (Pending::Gossip { source, id, .. }, Outcome::Gossip(verdict)) => {
-                    self.report_gossip(&id, &source, verdict)
+                    self.report_gossip(cx, &id, &source, verdict)
                 }
                 (
                     Pending::History {
@@ -342,12 +431,18 @@ impl Engine {
                         ..
                     },
                     Outcome::History(result),
-                ) => self.on_history_stored(peer, &channel, more, result),
-                (Pending::Post { message, reply }, Outcome::Post(seq)) => {
-                    self.publish(&message);
-                    let view = channel_store::posted_view(*message, seq.unwrap_or_default(), now);
-                    let _ = reply.send(Ok(view));
-                }
+                ) => self.on_history_stored(cx, peer, &channel, more, result),
+                (Pending::Post { reply, .. }, Outcome::Post(signed)) => match signed {
+                    Ok((message, seq)) => {
+                        self.publish(cx, &message);
+                        let view =
+                            channel_store::posted_view(*message, seq.unwrap_or_default(), now);
+                        let _ = reply.send(Ok(view));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Invalid(e)));
+                    }
+                },
                 (
                     Pending::Join {
                         reply: Some(reply), ..
@@ -365,10 +460,10 @@ impl Engine {
     }
 
     /// A change the store failed to write: say so to whoever waits on it.
-    fn on_not_written(&mut self, pending: Pending, error: &StoreError) {
+    fn on_not_written(&mut self, cx: &mut Shared, pending: Pending, error: &StoreError) {
         match pending {
             Pending::Gossip { source, id, .. } => {
-                self.report_gossip(&id, &source, MessageAcceptance::Ignore)
+                self.report_gossip(cx, &id, &source, MessageAcceptance::Ignore)
             }
             Pending::Post { reply, .. } => {
                 let _ = reply.send(Err(NodeError::store("cannot store the message", error)));
@@ -387,6 +482,7 @@ impl Engine {
 
     fn on_history_stored(
         &mut self,
+        cx: &mut Shared,
         peer: PeerId,
         channel: &ChannelName,
         more: bool,
@@ -400,15 +496,15 @@ impl Engine {
                 // Ask for the next round only while rounds bring something new,
                 // so a peer that keeps saying "more" cannot keep us busy.
                 if more && new > 0 && self.joined.contains(channel) {
-                    self.request_history(peer, channel);
+                    self.request_history(cx, peer, channel);
                 }
             }
-            Err(why) => self.drop_peer(peer, &format!("sent bad history: {why}")),
+            Err(why) => cx.drop_peer(peer, &format!("sent bad history: {why}")),
         }
     }
 
-    pub(super) fn say_hello(&mut self, peer: PeerId) {
-        self.swarm
+    pub(super) fn say_hello(&mut self, cx: &mut Shared, peer: PeerId) {
+        cx.swarm
             .behaviour_mut()
             .sync
             .send_request(&peer, SyncRequest::Hello);
@@ -416,9 +512,9 @@ impl Engine {
 
     /// Asks `peer` for `channel`'s history, listing what this node has (read on
     /// the blocking pool).
-    pub(super) fn request_history(&mut self, peer: PeerId, channel: &ChannelName) {
-        let (channel, now) = (channel.clone(), self.clock.unix_ms());
-        self.channels_blocking(move |store| Done::Asked {
+    pub(super) fn request_history(&mut self, cx: &mut Shared, peer: PeerId, channel: &ChannelName) {
+        let (channel, now) = (channel.clone(), cx.clock.unix_ms());
+        self.channels_blocking(cx, move |store| Done::Asked {
             have: store.window_ids(&channel, now).map_err(|e| e.to_string()),
             peer,
             channel,
@@ -427,6 +523,7 @@ impl Engine {
 
     fn send_history_request(
         &mut self,
+        cx: &mut Shared,
         peer: PeerId,
         channel: ChannelName,
         have: Result<Vec<ferry_core::channel::MessageId>, String>,
@@ -441,7 +538,7 @@ impl Engine {
         if !self.joined.contains(&channel) {
             return;
         }
-        let id = self.swarm.behaviour_mut().sync.send_request(
+        let id = cx.swarm.behaviour_mut().sync.send_request(
             &peer,
             SyncRequest::History {
                 channel: channel.clone(),
@@ -455,19 +552,19 @@ impl Engine {
     /// Gossip's own subscription exchange is not enough: a peer that still
     /// holds a dead connection to a restarted node sees no new peer, and sends
     /// it nothing.
-    pub(super) fn catch_up_with(&mut self, peer: PeerId) {
+    pub(super) fn catch_up_with(&mut self, cx: &mut Shared, peer: PeerId) {
         let channels: Vec<ChannelName> = self.joined.iter().cloned().collect();
         for channel in channels {
-            self.request_history(peer, &channel);
+            self.request_history(cx, peer, &channel);
         }
     }
 
     /// A history request failed (its connection closed, the peer was busy):
     /// asks again a little later while the peer stays connected, so a newcomer
     /// does not wait for the periodic exchange.
-    fn history_failed(&mut self, peer: PeerId, channel: ChannelName) {
-        if self.joined.contains(&channel) && self.swarm.is_connected(&peer) {
-            let now = self.clock.mono_ms();
+    fn history_failed(&mut self, cx: &mut Shared, peer: PeerId, channel: ChannelName) {
+        if self.joined.contains(&channel) && cx.swarm.is_connected(&peer) {
+            let now = cx.clock.mono_ms();
             if let Some(due) = self.history_retries.failed((peer, channel), now) {
                 tracing::debug!(%peer, "history request retried in {} ms", due - now);
             }
@@ -475,34 +572,34 @@ impl Engine {
     }
 
     /// Sends again the history requests whose retry is due.
-    pub(super) fn retry_history(&mut self, now: u64) {
+    pub(super) fn retry_history(&mut self, cx: &mut Shared, now: u64) {
         for (peer, channel) in self.history_retries.due(now) {
-            self.request_history(peer, &channel);
+            self.request_history(cx, peer, &channel);
         }
     }
 
     /// Exchanges history of every joined channel with the next connected peer.
-    pub(super) fn anti_entropy(&mut self) {
-        let connected: Vec<PeerId> = self.peers.connected_peers().collect();
+    pub(super) fn anti_entropy(&mut self, cx: &mut Shared) {
+        let connected: Vec<PeerId> = cx.peers.connected_peers().collect();
         if connected.is_empty() {
             return;
         }
         self.anti_entropy_turn = (self.anti_entropy_turn + 1) % connected.len();
-        self.catch_up_with(connected[self.anti_entropy_turn]);
+        self.catch_up_with(cx, connected[self.anti_entropy_turn]);
     }
 
-    pub(super) fn on_sync(&mut self, event: SyncEvent) {
+    pub(super) fn on_sync(&mut self, cx: &mut Shared, event: SyncEvent) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
-                } => self.answer(peer, request, channel),
+                } => self.answer(cx, peer, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
                     let asked = self.pending_history.remove(&request_id);
-                    self.on_response(peer, asked, response);
+                    self.on_response(cx, peer, asked, response);
                 }
             },
             request_response::Event::OutboundFailure {
@@ -513,7 +610,7 @@ impl Engine {
             } => {
                 tracing::debug!(%peer, "sync request failed: {error}");
                 if let Some(channel) = self.pending_history.remove(&request_id) {
-                    self.history_failed(peer, channel);
+                    self.history_failed(cx, peer, channel);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -523,15 +620,21 @@ impl Engine {
         }
     }
 
-    fn answer(&mut self, peer: PeerId, request: SyncRequest, reply: ResponseChannel<SyncResponse>) {
-        let response = if !self.sync_limiter.allow(&peer, self.clock.mono_ms()) {
+    fn answer(
+        &mut self,
+        cx: &mut Shared,
+        peer: PeerId,
+        request: SyncRequest,
+        reply: ResponseChannel<SyncResponse>,
+    ) {
+        let response = if !self.sync_limiter.allow(&peer, cx.clock.mono_ms()) {
             SyncResponse::Refused {
                 reason: "too many sync requests; slow down".into(),
             }
         } else {
             match request {
                 SyncRequest::Hello => SyncResponse::Hello {
-                    name: self.name.clone(),
+                    name: cx.name.clone(),
                 },
                 SyncRequest::History { have, .. } if have.len() > MAX_HAVE_IDS => {
                     SyncResponse::Refused {
@@ -539,8 +642,8 @@ impl Engine {
                     }
                 }
                 SyncRequest::History { channel, have } => {
-                    let now = self.clock.unix_ms();
-                    self.channels_blocking(move |store| Done::Answered {
+                    let now = cx.clock.unix_ms();
+                    self.channels_blocking(cx, move |store| Done::Answered {
                         response: history_response(store, &channel, have, now),
                         reply,
                     });
@@ -548,46 +651,46 @@ impl Engine {
                 }
             }
         };
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_response(reply, response);
+        let _ = cx.swarm.behaviour_mut().sync.send_response(reply, response);
     }
 
-    fn on_response(&mut self, peer: PeerId, asked: Option<ChannelName>, response: SyncResponse) {
+    fn on_response(
+        &mut self,
+        cx: &mut Shared,
+        peer: PeerId,
+        asked: Option<ChannelName>,
+        response: SyncResponse,
+    ) {
         match (response, asked) {
             (SyncResponse::Hello { name }, _) => match ferry_core::channel::check_name(&name) {
-                Ok(()) => self.peers.named(peer, name),
-                Err(e) => self.drop_peer(peer, &format!("sent a bad name: {e}")),
+                Ok(()) => cx.peers.named(peer, name),
+                Err(e) => cx.drop_peer(peer, &format!("sent a bad name: {e}")),
             },
             (SyncResponse::History { messages, more }, Some(channel)) => {
                 self.history_retries.succeeded(&(peer, channel.clone()));
                 // A channel left since the request was sent takes nothing more.
                 if self.joined.contains(&channel) {
-                    self.queue_channel_write(Pending::History {
-                        peer,
-                        channel,
-                        wires: messages,
-                        more,
-                    });
+                    self.queue_channel_write(
+                        cx,
+                        Pending::History {
+                            peer,
+                            channel,
+                            wires: messages,
+                            more,
+                        },
+                    );
                 }
             }
             (SyncResponse::History { .. }, None) => {
-                self.drop_peer(peer, "sent history nobody asked for")
+                cx.drop_peer(peer, "sent history nobody asked for")
             }
             (SyncResponse::Refused { reason }, asked) => {
                 tracing::debug!(%peer, "sync refused: {reason}");
                 if let Some(channel) = asked {
-                    self.history_failed(peer, channel);
+                    self.history_failed(cx, peer, channel);
                 }
             }
         }
-    }
-
-    fn drop_peer(&mut self, peer: PeerId, why: &str) {
-        tracing::warn!(%peer, "dropping peer: {why}");
-        let _ = self.swarm.disconnect_peer_id(peer);
     }
 }
 

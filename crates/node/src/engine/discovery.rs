@@ -3,8 +3,9 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-use ferry_core::beacon::{self, BeaconInfo};
+use ferry_core::beacon::{self, Beacon, BeaconError, BeaconInfo};
 use ferry_core::peers::{BeaconVerdict, Source};
 use ferry_core::ratelimit::KeyedLimiter;
 use ferry_core::{Millis, Multiaddr, PeerId};
@@ -14,43 +15,95 @@ use ferry_net::libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use ferry_net::libp2p::{identify, mdns, ping};
 use ferry_store::RememberedPeer;
 
-use super::Engine;
+use super::hooks::{Every, Hooks, Stored};
+use super::{Shared, Work};
 
-/// A beacon is sent this often (in ticks of 500 ms): often enough that a new
-/// node is found within about a second, rarely enough to be no load.
-const BEACON_EVERY_TICKS: u64 = 2;
+/// A beacon is sent this often: often enough that a new node is found within
+/// about a second, rarely enough to be no load.
+const BEACON_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The beacon socket and what guards it.
-pub struct Beacons {
+struct Beacons {
     socket: BeaconSocket,
     /// Datagrams per sender address: a flood from one host is dropped early,
     /// before any signature is checked.
     limiter: KeyedLimiter<IpAddr>,
     /// Rejected datagrams, logged in summary so a flood cannot flood the log.
     rejected: u64,
+    /// Datagrams whose signature is being checked on the blocking pool.
+    checking: usize,
+}
+
+/// Beacons checked on the blocking pool at once, at most; past it a datagram
+/// is dropped. Senders are limited per address, but a flood from many
+/// (spoofed) addresses must not queue signature checks without end; an honest
+/// LAN sends a few a second.
+const MAX_BEACONS_CHECKING: usize = 64;
+
+/// Discovery's work, finished on the blocking pool.
+pub(crate) enum Done {
+    /// A beacon datagram from `from`, decoded and checked.
+    Beacon {
+        from: SocketAddr,
+        result: Result<Beacon, BeaconError>,
+    },
 }
 
 impl Beacons {
-    pub fn new(socket: BeaconSocket) -> Self {
+    fn new(socket: BeaconSocket) -> Self {
         Self {
             socket,
             limiter: KeyedLimiter::new(10, 4.0, 1024),
             rejected: 0,
+            checking: 0,
         }
     }
 }
 
-/// The next datagram on the beacon socket; never resolves when beacons are off.
-pub async fn next_beacon(beacons: &Option<Beacons>) -> io::Result<(Vec<u8>, SocketAddr)> {
-    match beacons {
-        Some(b) => b.socket.recv().await,
-        None => std::future::pending().await,
+/// Finding peers and noticing they left: the beacon socket (if beacons are
+/// on) and its timer. The peer table itself is shared ([`Shared`]).
+pub(super) struct Discovery {
+    beacon: Option<Beacons>,
+    beacons_due: Every,
+}
+
+impl Hooks for Discovery {
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
+        self.redial_remembered(cx, stored);
+    }
+
+    /// Unconnected peers are dialled again (the peer table spaces the
+    /// attempts) and peers not seen for a while are forgotten.
+    fn on_tick(&mut self, cx: &mut Shared, now: Millis) {
+        self.redial_known(cx, now);
+        for gone in cx.peers.expire(now) {
+            tracing::info!(peer = %gone.peer, name = ?gone.name, "peer left");
+        }
     }
 }
 
-impl Engine {
-    pub(super) fn on_beacon(&mut self, received: io::Result<(Vec<u8>, SocketAddr)>) {
-        let now = self.clock.mono_ms();
+impl Discovery {
+    pub(super) fn new(socket: Option<BeaconSocket>, now: Millis) -> Self {
+        Self {
+            beacon: socket.map(Beacons::new),
+            beacons_due: Every::starting(BEACON_INTERVAL, now),
+        }
+    }
+
+    /// The next datagram on the beacon socket; never resolves when beacons are off.
+    pub(super) async fn next_beacon(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
+        match &self.beacon {
+            Some(b) => b.socket.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub(super) fn on_beacon(
+        &mut self,
+        cx: &mut Shared,
+        received: io::Result<(Vec<u8>, SocketAddr)>,
+    ) {
+        let now = cx.clock.mono_ms();
         let Some(beacons) = self.beacon.as_mut() else {
             return;
         };
@@ -65,7 +118,40 @@ impl Engine {
             beacons.rejected += 1;
             return;
         }
-        let beacon = match beacon::decode(&datagram) {
+        if beacons.checking >= MAX_BEACONS_CHECKING {
+            beacons.rejected += 1;
+            return;
+        }
+        // The signature is checked on the blocking pool, as every hash is.
+        beacons.checking += 1;
+        cx.blocking(move |_| {
+            Work::Discovery(Done::Beacon {
+                from,
+                result: beacon::decode(&datagram),
+            })
+        });
+    }
+
+    /// Work of discovery finished on the blocking pool.
+    pub(super) fn on_done(&mut self, cx: &mut Shared, done: Done) {
+        match done {
+            Done::Beacon { from, result } => self.on_beacon_checked(cx, from, result),
+        }
+    }
+
+    /// A beacon's datagram decoded and its signature checked, or not.
+    fn on_beacon_checked(
+        &mut self,
+        cx: &mut Shared,
+        from: SocketAddr,
+        result: Result<Beacon, BeaconError>,
+    ) {
+        let now = cx.clock.mono_ms();
+        let Some(beacons) = self.beacon.as_mut() else {
+            return;
+        };
+        beacons.checking = beacons.checking.saturating_sub(1);
+        let beacon = match result {
             Ok(b) => b,
             Err(e) => {
                 beacons.rejected += 1;
@@ -76,34 +162,36 @@ impl Engine {
             }
         };
         let addrs = beacon_addrs(from.ip(), &beacon.info);
-        let verdict =
-            self.peers
-                .beacon(beacon.peer, beacon.info.seq, &beacon.info.name, addrs, now);
+        let verdict = cx
+            .peers
+            .beacon(beacon.peer, beacon.info.seq, &beacon.info.name, addrs, now);
         if verdict == BeaconVerdict::New {
             tracing::info!(peer = %beacon.peer, name = %beacon.info.name, %from, "found by broadcast");
         }
         if verdict != BeaconVerdict::Stale {
-            self.maybe_dial(beacon.peer, now);
+            self.maybe_dial(cx, beacon.peer, now);
         }
     }
 
-    pub(super) async fn send_beacon(&mut self) {
-        if self.beacon.is_none() || self.ticks % BEACON_EVERY_TICKS != 1 {
+    /// Broadcasts a beacon when one is due (the one hook that awaits: a
+    /// beacon goes out on a socket).
+    pub(super) async fn send_beacon(&mut self, cx: &Shared, now: Millis) {
+        if self.beacon.is_none() || !self.beacons_due.due(now) {
             return;
         }
-        let (tcp_port, quic_port) = self.listen_ports();
+        let (tcp_port, quic_port) = self.listen_ports(cx);
         if tcp_port.is_none() && quic_port.is_none() {
             return;
         }
         let info = BeaconInfo {
             // The wall clock grows across restarts, so a restarted node's
             // beacons are never taken for replays of its old ones.
-            seq: self.clock.unix_ms(),
-            name: self.name.clone(),
+            seq: cx.clock.unix_ms(),
+            name: cx.name.clone(),
             tcp_port,
             quic_port,
         };
-        let datagram = match beacon::encode(&self.keypair, &info) {
+        let datagram = match beacon::encode(&cx.keypair, &info) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("cannot encode a beacon: {e}");
@@ -118,10 +206,10 @@ impl Engine {
     }
 
     /// The first IPv4 TCP and QUIC ports this node listens on.
-    fn listen_ports(&self) -> (Option<u16>, Option<u16>) {
+    fn listen_ports(&self, cx: &Shared) -> (Option<u16>, Option<u16>) {
         let mut tcp = None;
         let mut quic = None;
-        for addr in &self.listen_addrs {
+        for addr in &cx.listen_addrs {
             let parts: Vec<Protocol> = addr.iter().collect();
             match parts.as_slice() {
                 [Protocol::Ip4(_), Protocol::Tcp(port)] => tcp = tcp.or(Some(*port)),
@@ -134,44 +222,46 @@ impl Engine {
         (tcp, quic)
     }
 
-    pub(super) fn on_mdns(&mut self, event: mdns::Event, now: Millis) {
+    pub(super) fn on_mdns(&mut self, cx: &mut Shared, event: mdns::Event, now: Millis) {
         if let mdns::Event::Discovered(found) = event {
             for (peer, addr) in found {
-                if self.peers.discovered(peer, Source::Mdns, [addr], now) {
+                if cx.peers.discovered(peer, Source::Mdns, [addr], now) {
                     tracing::info!(%peer, "found by mDNS");
                 }
-                self.maybe_dial(peer, now);
+                self.maybe_dial(cx, peer, now);
             }
         }
     }
 
     /// A connected peer told us where it listens: remember it for next start.
-    pub(super) fn on_identify(&mut self, event: identify::Event) {
+    pub(super) fn on_identify(&mut self, cx: &mut Shared, event: identify::Event) {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
-        self.on_identified(peer_id, &info);
         let remembered = RememberedPeer {
             peer: peer_id,
-            name: self.peers.get(&peer_id).and_then(|e| e.name.clone()),
+            name: cx.peers.get(&peer_id).and_then(|e| e.name.clone()),
             addrs: info
                 .listen_addrs
                 .into_iter()
                 .filter(is_dialable)
                 .take(ferry_core::peers::MAX_ADDRS_PER_PEER)
                 .collect(),
-            last_connected_ms: self.clock.unix_ms(),
+            last_connected_ms: cx.clock.unix_ms(),
         };
-        if let Err(e) = self.store.remember_peer(&remembered)
-            && !e.is_storage_failure()
-        {
-            tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
-        }
+        let store = cx.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.remember_peer(&remembered)
+                && !e.is_storage_failure()
+            {
+                tracing::warn!(peer = %peer_id, "cannot remember peer: {e}");
+            }
+        });
     }
 
-    pub(super) fn on_ping(&mut self, event: ping::Event, now: Millis) {
+    pub(super) fn on_ping(&mut self, cx: &mut Shared, event: ping::Event, now: Millis) {
         match event.result {
-            Ok(rtt) => self.peers.rtt(
+            Ok(rtt) => cx.peers.rtt(
                 event.peer,
                 u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX),
                 now,
@@ -181,16 +271,16 @@ impl Engine {
                 // left the Wi-Fi, or was killed): drop the connection now
                 // rather than wait for TCP to notice.
                 tracing::info!(peer = %event.peer, "ping failed ({e}); closing the connection");
-                self.swarm.close_connection(event.connection);
+                cx.swarm.close_connection(event.connection);
             }
         }
     }
 
     /// Peers from an earlier run: dialled once at start, forgotten like any
     /// other peer if they do not answer.
-    pub(super) fn redial_remembered(&mut self) {
-        let now = self.clock.mono_ms();
-        let remembered = match self.store.remembered_peers() {
+    fn redial_remembered(&mut self, cx: &mut Shared, stored: &Stored) {
+        let now = cx.clock.mono_ms();
+        let remembered = match &stored.remembered {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("cannot read remembered peers: {e}");
@@ -198,39 +288,39 @@ impl Engine {
             }
         };
         for peer in remembered {
-            self.peers
-                .discovered(peer.peer, Source::Remembered, peer.addrs, now);
-            if let Some(name) = peer.name {
-                self.peers.named(peer.peer, name);
+            cx.peers
+                .discovered(peer.peer, Source::Remembered, peer.addrs.clone(), now);
+            if let Some(name) = &peer.name {
+                cx.peers.named(peer.peer, name.clone());
             }
-            self.maybe_dial(peer.peer, now);
+            self.maybe_dial(cx, peer.peer, now);
         }
     }
 
-    pub(super) fn redial_known(&mut self, now: Millis) {
-        let unconnected: Vec<PeerId> = self
+    pub(super) fn redial_known(&mut self, cx: &mut Shared, now: Millis) {
+        let unconnected: Vec<PeerId> = cx
             .peers
             .iter()
             .filter(|e| !e.is_connected())
             .map(|e| e.peer)
             .collect();
         for peer in unconnected {
-            self.maybe_dial(peer, now);
+            self.maybe_dial(cx, peer, now);
         }
     }
 
-    pub(super) fn maybe_dial(&mut self, peer: PeerId, now: Millis) {
-        if !self.peers.should_dial(&peer, now) {
+    pub(super) fn maybe_dial(&mut self, cx: &mut Shared, peer: PeerId, now: Millis) {
+        if !cx.peers.should_dial(&peer, now) {
             return;
         }
-        let Some(entry) = self.peers.get(&peer) else {
+        let Some(entry) = cx.peers.get(&peer) else {
             return;
         };
         let opts = DialOpts::peer_id(peer)
             .addresses(entry.addrs.clone())
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
-        if let Err(e) = self.swarm.dial(opts) {
+        if let Err(e) = cx.swarm.dial(opts) {
             tracing::debug!(%peer, "not dialled: {e}");
         }
     }

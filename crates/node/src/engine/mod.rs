@@ -1,16 +1,28 @@
-//! The engine: one task that owns the swarm, the peer table and the beacon
-//! socket, feeds what happens on the network to the core's state machines, and
-//! carries out the control API's commands.
+//! The engine: one task that owns the swarm, feeds what happens on the
+//! network to the protocols and the core's state machines, and carries out
+//! the control API's commands.
 //!
 //! Everything that changes network state goes through this one task, so no
 //! lock is held across the network code; the store is shared with the API,
 //! which reads it directly.
+//!
+//! Each protocol is a struct of its own that owns its state: [`discovery`]
+//! (beacons, mDNS, identify, dialling, departures), [`reach`] (DHT, AutoNAT,
+//! relays, hole punching), [`channels`] (gossip, history exchange), [`serve`]
+//! and [`download`] (content), [`dtn`] (bundle contacts). The engine keeps
+//! only what they share ([`Shared`]) and calls every protocol's [`Hooks`]
+//! from one list ([`Engine::protocols`]).
+//!
+//! No disk access and no hashing on this task: store reads and writes,
+//! verification and signature checks of what peers send run on tokio's
+//! blocking pool ([`Shared::blocking`]) and come back as [`Work`].
 
 mod channel_store;
 mod channels;
 mod discovery;
 mod download;
 mod dtn;
+mod hooks;
 mod reach;
 mod serve;
 mod views;
@@ -22,13 +34,13 @@ use std::time::Duration;
 use ferry_core::channel::ChannelName;
 use ferry_core::content::{ContentId, ContentKind, Ticket};
 use ferry_core::peers::PeerTable;
-use ferry_core::ratelimit::KeyedLimiter;
-use ferry_core::retry::Retries;
 use ferry_core::transfer::BlobResponse;
 use ferry_core::{Keypair, Multiaddr, PeerId};
 use ferry_net::beacon::BeaconSocket;
+use ferry_net::libp2p::core::ConnectedPoint;
 use ferry_net::libp2p::futures::StreamExt;
-use ferry_net::libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use ferry_net::libp2p::identify;
+use ferry_net::libp2p::request_response::{self, ResponseChannel};
 use ferry_net::libp2p::swarm::{ConnectionId, SwarmEvent};
 use ferry_net::libp2p::{Swarm, multiaddr::Protocol};
 use ferry_net::{Behaviour, BehaviourEvent};
@@ -40,14 +52,14 @@ use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInf
 use crate::dtn::Dtn;
 use crate::error::NodeError;
 use crate::jobs::{JobId, Jobs};
+use hooks::{Hooks, Stored};
 
 pub use download::GetPlan;
 pub use views::{blob_entry, message_view};
 
-/// How often timers run: beacons, redials, departures.
+/// How often the protocols' timers are checked ([`Hooks::on_tick`]); each
+/// timer's own period is a named `Duration` in its protocol's module.
 const TICK: Duration = Duration::from_millis(500);
-/// Provider records are announced again every 30 minutes (in ticks).
-const REPROVIDE_TICKS: u64 = 30 * 60 * 2;
 
 /// A request from the control API. Each carries the channel its answer goes to.
 pub enum Command {
@@ -92,14 +104,6 @@ pub enum Command {
     },
 }
 
-/// Why received groups were not (all) stored.
-pub(crate) enum Received {
-    /// The peer's data failed verification after this many good groups.
-    BadData(u64, String),
-    /// This node could not store it (a full disk): not the peer's fault.
-    Local(String),
-}
-
 /// Work finished off the engine task (on the blocking pool), coming back.
 pub(crate) enum Work {
     Served {
@@ -107,65 +111,60 @@ pub(crate) enum Work {
         reply: ResponseChannel<BlobResponse>,
         response: BlobResponse,
     },
-    Verified {
-        job: JobId,
-        peer: PeerId,
-        first: u64,
-        last: u64,
-        /// The size this verification proves, when it is a size probe.
-        probe: Option<u64>,
-        /// Newly verified groups, or why the data was not stored.
-        result: Result<u64, Received>,
-    },
-    Exported {
-        job: JobId,
-        result: Result<(), String>,
-    },
+    Discovery(discovery::Done),
+    Download(download::Done),
     Dtn(dtn::Done),
     Channels(channel_store::Done),
 }
 
-pub struct Engine {
+/// What every protocol shares: the swarm and the node's identity, the store,
+/// the clock, the peer table, the work channel and the jobs. Each protocol's
+/// own state lives in its own struct (see [`Hooks`]); their
+/// methods are given this as `cx`.
+pub(crate) struct Shared {
     swarm: Swarm<Behaviour>,
     keypair: Keypair,
     name: String,
     store: Arc<Store>,
     clock: Clock,
     peers: PeerTable,
-    joined: BTreeSet<ChannelName>,
-    /// Channels the user left, which a read does not join again.
-    left: BTreeSet<ChannelName>,
-    /// Channel changes waiting for the disk.
-    channel_writes: channel_store::Writes,
-    /// What each peer may make this node store through gossip.
-    gossip_limiter: KeyedLimiter<PeerId>,
     listen_addrs: BTreeSet<Multiaddr>,
     data_dir: String,
-    /// `ferry connect` calls waiting for their dial to end.
-    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, NodeError>>>,
-    /// History requests in flight, and the channel each is about.
-    pending_history: HashMap<OutboundRequestId, ChannelName>,
-    /// History requests that failed, to send again soon.
-    history_retries: Retries<(PeerId, ChannelName)>,
-    beacon: Option<discovery::Beacons>,
-    sync_limiter: KeyedLimiter<PeerId>,
-    /// The highest message seq stored; API long polls wait on it.
-    new_messages: watch::Sender<u64>,
-    /// Round-robin position for periodic history exchange.
-    anti_entropy_turn: usize,
-    ticks: u64,
     jobs: Jobs,
     work: mpsc::UnboundedSender<Work>,
+}
+
+impl Shared {
+    fn local_peer(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs `job` on the blocking pool (disk and hashing never run on the
+    /// engine task); what it returns comes back to [`Engine::on_work`].
+    fn blocking(&self, job: impl FnOnce(&Store) -> Work + Send + 'static) {
+        let (store, work) = (self.store.clone(), self.work.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = work.send(job(&store));
+        });
+    }
+
+    /// Disconnects a peer that broke a protocol.
+    fn drop_peer(&mut self, peer: PeerId, why: &str) {
+        tracing::warn!(%peer, "dropping peer: {why}");
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+}
+
+pub struct Engine {
+    cx: Shared,
+    /// `ferry connect` calls waiting for their dial to end.
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, NodeError>>>,
+    discovery: discovery::Discovery,
+    channels: channels::Channels,
     serving: serve::Serving,
-    downloads: HashMap<JobId, download::Download>,
-    blob_requests: HashMap<OutboundRequestId, download::Asked>,
-    /// Downloads cancelled (without keep) while their size probe was being
-    /// verified, and the blob it may still create a partial of.
-    late_probes: HashMap<JobId, ContentId>,
+    downloads: download::Downloads,
     reach: reach::Reach,
-    bootstrap: Vec<Multiaddr>,
-    dtn: Arc<Dtn>,
-    dtn_links: dtn::Links,
+    dtn: dtn::Links,
 }
 
 /// What the engine is built from.
@@ -191,41 +190,28 @@ impl Engine {
     pub fn new(parts: Parts) -> (Self, mpsc::UnboundedReceiver<Work>) {
         let local = *parts.swarm.local_peer_id();
         let (work, work_done) = mpsc::unbounded_channel();
+        let clock = Clock::new();
+        let now = clock.mono_ms();
         let engine = Self {
-            swarm: parts.swarm,
-            keypair: parts.keypair,
-            name: parts.name,
-            store: parts.store,
-            clock: Clock::new(),
-            peers: PeerTable::new(local),
-            joined: BTreeSet::new(),
-            left: BTreeSet::new(),
-            channel_writes: channel_store::Writes::default(),
-            gossip_limiter: KeyedLimiter::new(
-                channels::GOSSIP_BURST,
-                channels::GOSSIP_PER_SECOND,
-                channels::GOSSIP_RATE_PEERS,
-            ),
-            listen_addrs: BTreeSet::new(),
-            data_dir: parts.data_dir,
+            cx: Shared {
+                swarm: parts.swarm,
+                keypair: parts.keypair,
+                name: parts.name,
+                store: parts.store,
+                clock,
+                peers: PeerTable::new(local),
+                listen_addrs: BTreeSet::new(),
+                data_dir: parts.data_dir,
+                jobs: parts.jobs,
+                work,
+            },
             pending_dials: HashMap::new(),
-            pending_history: HashMap::new(),
-            history_retries: Retries::new(channels::MAX_HISTORY_RETRIES),
-            reach: reach::Reach::default(),
-            bootstrap: parts.bootstrap,
-            beacon: parts.beacon.map(discovery::Beacons::new),
-            sync_limiter: KeyedLimiter::new(20, 2.0, 4096),
-            new_messages: parts.new_messages,
-            anti_entropy_turn: 0,
-            ticks: 0,
-            jobs: parts.jobs,
-            work,
+            discovery: discovery::Discovery::new(parts.beacon, now),
+            channels: channels::Channels::new(parts.new_messages, now),
             serving: serve::Serving::default(),
-            downloads: HashMap::new(),
-            blob_requests: HashMap::new(),
-            late_probes: HashMap::new(),
-            dtn_links: dtn::Links::new(parts.dtn_peer_rate),
-            dtn: parts.dtn,
+            downloads: download::Downloads::default(),
+            reach: reach::Reach::new(parts.bootstrap, now),
+            dtn: dtn::Links::new(parts.dtn, parts.dtn_peer_rate, now),
         };
         (engine, work_done)
     }
@@ -237,21 +223,22 @@ impl Engine {
         mut work_done: mpsc::UnboundedReceiver<Work>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        self.rejoin_channels();
-        self.dial_bootstrap();
-        self.provide_stored();
-        self.redial_remembered();
+        let store = self.cx.store.clone();
+        match tokio::task::spawn_blocking(move || Stored::read(&store)).await {
+            Ok(stored) => self.on_start(&stored),
+            Err(e) => tracing::error!("cannot read the store at start: {e}"),
+        }
         let mut dtn_changed = self.dtn.subscribe();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                event = self.cx.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(command) = commands.recv() => self.on_command(command),
                 Some(work) = work_done.recv() => self.on_work(work),
-                received = discovery::next_beacon(&self.beacon) => self.on_beacon(received),
-                Ok(()) = dtn_changed.changed() => self.on_dtn_changed(),
+                received = self.discovery.next_beacon() => self.discovery.on_beacon(&mut self.cx, received),
+                Ok(()) = dtn_changed.changed() => self.dtn.on_changed(&mut self.cx),
                 _ = tick.tick() => self.on_tick().await,
                 () = &mut shutdown => break,
             }
@@ -259,8 +246,64 @@ impl Engine {
         tracing::info!("shutting down");
     }
 
-    fn local_peer(&self) -> PeerId {
-        *self.swarm.local_peer_id()
+    /// Every protocol, listed in one place: the hooks below reach each
+    /// through this list, so a new protocol is added here once (its events and
+    /// work are dispatched in `on_behaviour_event` and `on_work`).
+    fn protocols(&mut self) -> (&mut Shared, [&mut dyn Hooks; 6]) {
+        (
+            &mut self.cx,
+            [
+                &mut self.discovery,
+                &mut self.reach,
+                &mut self.channels,
+                &mut self.serving,
+                &mut self.downloads,
+                &mut self.dtn,
+            ],
+        )
+    }
+
+    fn on_start(&mut self, stored: &Stored) {
+        let (cx, protocols) = self.protocols();
+        for protocol in protocols {
+            protocol.on_start(cx, stored);
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = self.cx.clock.mono_ms();
+        // The one hook that awaits: a beacon goes out on a socket.
+        self.discovery.send_beacon(&self.cx, now).await;
+        let (cx, protocols) = self.protocols();
+        for protocol in protocols {
+            protocol.on_tick(cx, now);
+        }
+    }
+
+    fn on_connection_opened(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+        first: bool,
+    ) {
+        let (cx, protocols) = self.protocols();
+        for protocol in protocols {
+            protocol.on_connection_opened(cx, peer, connection, endpoint);
+            if first {
+                protocol.on_connected(cx, peer);
+            }
+        }
+    }
+
+    fn on_connection_closed(&mut self, peer: PeerId, connection: ConnectionId, last: bool) {
+        let (cx, protocols) = self.protocols();
+        for protocol in protocols {
+            protocol.on_connection_closed(cx, peer, connection);
+            if last {
+                protocol.on_disconnected(cx, peer);
+            }
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -269,42 +312,49 @@ impl Engine {
                 let _ = reply.send(self.id_info());
             }
             Command::Peers(reply) => {
-                let now = self.clock.mono_ms();
+                let now = self.cx.clock.mono_ms();
                 let _ = reply.send(
-                    self.peers
+                    self.cx
+                        .peers
                         .iter()
                         .map(|e| views::peer_info(e, now))
                         .collect(),
                 );
             }
             Command::Connect(addr, reply) => self.connect(addr, reply),
-            Command::Post(channel, text, reply) => self.post(channel, &text, reply),
-            Command::Join(channel, reply) => {
-                let _ = self.join(channel, false, Some(reply));
+            Command::Post(channel, text, reply) => {
+                self.channels.post(&mut self.cx, channel, &text, reply)
             }
-            Command::Leave(channel, reply) => self.leave(channel, reply),
+            Command::Join(channel, reply) => {
+                let _ = self
+                    .channels
+                    .join(&mut self.cx, channel, false, Some(reply));
+            }
+            Command::Leave(channel, reply) => self.channels.leave(&mut self.cx, channel, reply),
             Command::Get {
                 job,
                 plan,
                 provider_addrs,
             } => {
-                let now = self.clock.mono_ms();
+                let now = self.cx.clock.mono_ms();
                 for provider in &plan.providers {
-                    self.peers.discovered(
+                    self.cx.peers.discovered(
                         *provider,
                         ferry_core::peers::Source::Manual,
                         provider_addrs.clone(),
                         now,
                     );
                 }
-                self.start_download(job, plan);
+                self.downloads.start(&mut self.cx, job, plan);
             }
-            Command::Cancel { job, keep, reply } => self.cancel_download(job, keep, reply),
-            Command::Find(peer, reply) => self.find(peer, reply),
+            Command::Cancel { job, keep, reply } => {
+                self.downloads.cancel(&mut self.cx, job, keep, reply)
+            }
+            Command::Find(peer, reply) => self.reach.find(&mut self.cx, peer, reply),
             Command::Nat(reply) => {
-                let _ = reply.send(self.nat_info());
+                let _ = reply.send(self.reach.nat_info(&self.cx));
             }
-            Command::Provide(id) => self.provide(id),
+            Command::Provide(id) => self.reach.provide(&mut self.cx, id),
             Command::Ticket {
                 id,
                 kind,
@@ -315,7 +365,7 @@ impl Engine {
                     id,
                     kind,
                     name,
-                    provider: self.local_peer(),
+                    provider: self.cx.local_peer(),
                     addrs: self.ticket_addrs(),
                 });
             }
@@ -329,20 +379,12 @@ impl Engine {
                 reply,
                 response,
             } => {
-                self.serving.end(&peer);
-                self.respond_blob(reply, response);
+                self.serving.served(&mut self.cx, peer, reply, response);
             }
-            Work::Verified {
-                job,
-                peer,
-                first,
-                last,
-                probe,
-                result,
-            } => self.on_verified(job, peer, (first, last), probe, result),
-            Work::Exported { job, result } => self.on_exported(job, result),
-            Work::Dtn(done) => self.on_dtn_done(done),
-            Work::Channels(done) => self.on_channels_done(done),
+            Work::Discovery(done) => self.discovery.on_done(&mut self.cx, done),
+            Work::Download(done) => self.downloads.on_done(&mut self.cx, done),
+            Work::Dtn(done) => self.dtn.on_done(&mut self.cx, done),
+            Work::Channels(done) => self.channels.on_done(&mut self.cx, done),
         }
     }
 
@@ -359,6 +401,7 @@ impl Engine {
             _ => None,
         };
         let mut addrs: Vec<(u8, Multiaddr)> = self
+            .cx
             .listen_addrs
             .iter()
             .filter_map(|a| Some((rank(a)?, a.clone())))
@@ -372,16 +415,17 @@ impl Engine {
     }
 
     fn id_info(&self) -> IdInfo {
-        let local = self.local_peer();
+        let local = self.cx.local_peer();
         IdInfo {
             peer_id: local.to_string(),
-            name: self.name.clone(),
+            name: self.cx.name.clone(),
             listen_addrs: self
+                .cx
                 .listen_addrs
                 .iter()
                 .map(|a| a.clone().with(Protocol::P2p(local)).to_string())
                 .collect(),
-            data_dir: self.data_dir.clone(),
+            data_dir: self.cx.data_dir.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             // Filled in by the control API, off the engine task.
             storage: Default::default(),
@@ -389,22 +433,22 @@ impl Engine {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        let now = self.clock.mono_ms();
+        let now = self.cx.clock.mono_ms();
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(
                     "listening on {}",
-                    address.clone().with(Protocol::P2p(self.local_peer()))
+                    address.clone().with(Protocol::P2p(self.cx.local_peer()))
                 );
-                self.on_relayed_listen_addr(&address, true);
-                self.listen_addrs.insert(address);
+                self.reach.on_relayed_listen_addr(&address, true);
+                self.cx.listen_addrs.insert(address);
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {
-                self.on_listener_closed(listener_id);
+                self.reach.on_listener_closed(listener_id);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.on_relayed_listen_addr(&address, false);
-                self.listen_addrs.remove(&address);
+                self.reach.on_relayed_listen_addr(&address, false);
+                self.cx.listen_addrs.remove(&address);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -414,11 +458,11 @@ impl Engine {
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
-                self.peers
+                self.cx
+                    .peers
                     .connected(peer_id, remote.clone(), endpoint.is_listener(), now);
-                self.on_connection_opened(peer_id, connection_id, &endpoint);
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
-                    self.peers.discovered(
+                    self.cx.peers.discovered(
                         peer_id,
                         ferry_core::peers::Source::Manual,
                         [remote.clone()],
@@ -429,12 +473,11 @@ impl Engine {
                         connected_via: remote.to_string(),
                     }));
                 }
-                if num_established.get() == 1 {
+                let first = num_established.get() == 1;
+                if first {
                     tracing::info!(peer = %peer_id, via = %remote, "connected");
-                    self.say_hello(peer_id);
-                    self.catch_up_with(peer_id);
-                    self.dtn_contact_up(peer_id);
                 }
+                self.on_connection_opened(peer_id, connection_id, &endpoint, first);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -443,11 +486,9 @@ impl Engine {
                 cause,
                 ..
             } => {
-                self.on_connection_closed(connection_id);
-                self.peers.disconnected(peer_id, num_established);
+                self.cx.peers.disconnected(peer_id, num_established);
+                self.on_connection_closed(peer_id, connection_id, num_established == 0);
                 if num_established == 0 {
-                    self.dtn_contact_down(peer_id);
-                    self.history_retries.forget(|(peer, _)| *peer == peer_id);
                     tracing::info!(peer = %peer_id, "disconnected{}", cause.map(|c| format!(": {c}")).unwrap_or_default());
                 }
             }
@@ -468,19 +509,42 @@ impl Engine {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent, now: ferry_core::Millis) {
+        let cx = &mut self.cx;
         match event {
-            BehaviourEvent::Mdns(event) => self.on_mdns(event, now),
-            BehaviourEvent::Identify(event) => self.on_identify(event),
-            BehaviourEvent::Ping(event) => self.on_ping(event, now),
-            BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
-            BehaviourEvent::Sync(event) => self.on_sync(event),
-            BehaviourEvent::Blob(event) => self.on_blob_event(event),
-            BehaviourEvent::Kad(event) => self.on_kad(event),
-            BehaviourEvent::Dtn(event) => self.on_dtn_event(event),
-            BehaviourEvent::Autonat(event) => self.on_autonat(event),
-            BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
-            BehaviourEvent::Relay(event) => self.on_relay_server(event),
-            BehaviourEvent::Dcutr(event) => self.on_dcutr(event),
+            BehaviourEvent::Mdns(event) => self.discovery.on_mdns(cx, event, now),
+            BehaviourEvent::Identify(event) => {
+                if let identify::Event::Received { peer_id, info, .. } = &event {
+                    self.reach.on_identified(cx, *peer_id, info);
+                }
+                self.discovery.on_identify(cx, event);
+            }
+            BehaviourEvent::Ping(event) => self.discovery.on_ping(cx, event, now),
+            BehaviourEvent::Gossipsub(event) => self.channels.on_gossip(cx, event),
+            BehaviourEvent::Sync(event) => self.channels.on_sync(cx, event),
+            BehaviourEvent::Blob(event) => match event {
+                request_response::Event::Message {
+                    peer,
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                } => self.serving.serve(cx, peer, request, channel),
+                request_response::Event::InboundFailure { peer, error, .. } => {
+                    tracing::debug!(%peer, "blob answer failed: {error}");
+                }
+                event => self.downloads.on_blob_event(cx, event),
+            },
+            BehaviourEvent::Kad(event) => {
+                if let Some(found) = self.reach.on_kad(cx, event) {
+                    self.downloads.on_providers(cx, found);
+                }
+            }
+            BehaviourEvent::Dtn(event) => self.dtn.on_event(cx, event),
+            BehaviourEvent::Autonat(event) => self.reach.on_autonat(cx, event),
+            BehaviourEvent::RelayClient(event) => self.reach.on_relay_client(event),
+            BehaviourEvent::Relay(event) => self.reach.on_relay_server(event),
+            BehaviourEvent::Dcutr(event) => self.reach.on_dcutr(cx, event),
             BehaviourEvent::Upnp(event) => tracing::info!("UPnP: {event:?}"),
             BehaviourEvent::ConnectionLimits(never) => match never {},
         }
@@ -492,49 +556,20 @@ impl Engine {
         reply: oneshot::Sender<Result<ConnectReply, NodeError>>,
     ) {
         if let Some(Protocol::P2p(peer)) = addr.iter().last()
-            && peer == self.local_peer()
+            && peer == self.cx.local_peer()
         {
             let _ = reply.send(Err(NodeError::SelfAddress));
             return;
         }
         let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::from(addr);
         let id = opts.connection_id();
-        match self.swarm.dial(opts) {
+        match self.cx.swarm.dial(opts) {
             Ok(()) => {
                 self.pending_dials.insert(id, reply);
             }
             Err(e) => {
                 let _ = reply.send(Err(NodeError::Unreachable(e.to_string())));
             }
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        self.ticks += 1;
-        let now = self.clock.mono_ms();
-        self.send_beacon().await;
-        self.redial_known(now);
-        for gone in self.peers.expire(now) {
-            tracing::info!(peer = %gone.peer, name = ?gone.name, "peer left");
-        }
-        // Every 30 s, exchange history with one connected peer: a message that
-        // gossip lost (a peer joined just as it was posted) still arrives.
-        if self.ticks.is_multiple_of(60) {
-            self.anti_entropy();
-        }
-        self.retry_history(now);
-        if self.ticks.is_multiple_of(channels::PRUNE_TICKS) {
-            self.prune_channels();
-        }
-        if self.ticks.is_multiple_of(REPROVIDE_TICKS) {
-            self.reprovide();
-        }
-        self.dtn_tick();
-        self.expire_finds(now);
-        self.retry_stalled_downloads(now);
-        // Every 30 s, ask again for relay slots that were refused or ended.
-        if self.ticks.is_multiple_of(60) {
-            self.renew_reservations();
         }
     }
 }

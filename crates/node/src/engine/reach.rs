@@ -8,10 +8,10 @@
 //! as a direct one to the same peer exists.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_core::content::ContentId;
-use ferry_core::{Multiaddr, PeerId};
+use ferry_core::{Millis, Multiaddr, PeerId};
 use ferry_net::IDENTIFY_PROTOCOL;
 use ferry_net::libp2p::core::ConnectedPoint;
 use ferry_net::libp2p::core::transport::ListenerId;
@@ -20,10 +20,10 @@ use ferry_net::libp2p::swarm::ConnectionId;
 use ferry_net::libp2p::{autonat, dcutr, identify, kad, relay};
 use tokio::sync::oneshot;
 
-use super::Engine;
+use super::Shared;
+use super::hooks::{Every, Hooks, Stored};
 use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
 use crate::error::NodeError;
-use crate::jobs::JobId;
 
 /// How long a find waits for a connection after its lookup ended.
 const FIND_GRACE_MS: u64 = 10_000;
@@ -44,9 +44,26 @@ const MAX_OBSERVERS: usize = 64;
 /// most: the same cap as the peer table's.
 const MAX_DHT_ADDRS_PER_PEER: usize = ferry_core::peers::MAX_ADDRS_PER_PEER;
 
+/// Provider records are announced again this often, so they outlive the DHT
+/// peers that held them.
+const REPROVIDE_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Relay reservations that were refused or ended are asked for again this
+/// often, while the node is not reachable.
+const RESERVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The DHT's answer to a provider lookup (which downloads make): providers
+/// found, or `None` once the lookup ended.
+pub(super) struct ProvidersFound {
+    pub(super) query: kad::QueryId,
+    pub(super) providers: Option<Vec<PeerId>>,
+}
+
 /// What the engine knows about reaching and being reached.
-#[derive(Default)]
 pub(super) struct Reach {
+    /// DHT bootstrap nodes, dialled at start.
+    bootstrap: Vec<Multiaddr>,
+    reprovide: Every,
+    reserve: Every,
     status: Option<autonat::NatStatus>,
     /// Our address as each peer sees it, per transport (`true`: UDP), over
     /// direct connections only: an address seen through a relay says nothing
@@ -64,10 +81,52 @@ pub(super) struct Reach {
     /// bring (a peer behind NAT never answers DHT queries itself, so it is
     /// never in a lookup's result, only reachable at the address others gave).
     find_deadlines: HashMap<PeerId, u64>,
-    /// DHT provider lookups, and the download each is for.
-    provider_lookups: HashMap<kad::QueryId, JobId>,
     /// Content this node announces in the DHT.
     provided: std::collections::BTreeSet<ContentId>,
+}
+
+impl Hooks for Reach {
+    fn on_start(&mut self, cx: &mut Shared, stored: &Stored) {
+        self.dial_bootstrap(cx);
+        self.provide_stored(stored);
+    }
+
+    fn on_connection_opened(
+        &mut self,
+        cx: &mut Shared,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let relayed = endpoint.is_relayed();
+        self.connections.insert(
+            connection,
+            Path {
+                peer,
+                remote: endpoint.get_remote_address().clone(),
+                relayed,
+                hole_punched: false,
+            },
+        );
+        if !relayed {
+            self.close_relayed(cx, peer);
+        }
+        self.answer_finds(cx, peer);
+    }
+
+    fn on_connection_closed(&mut self, _cx: &mut Shared, _peer: PeerId, connection: ConnectionId) {
+        self.connections.remove(&connection);
+    }
+
+    fn on_tick(&mut self, cx: &mut Shared, now: Millis) {
+        if self.reprovide.due(now) {
+            self.reprovide(cx);
+        }
+        self.expire_finds(now);
+        if self.reserve.due(now) {
+            self.reserve_relays(cx);
+        }
+    }
 }
 
 /// How many addresses the DHT's routing table holds for `peer`.
@@ -143,48 +202,37 @@ impl Path {
     }
 }
 
-impl Engine {
+impl Reach {
+    pub(super) fn new(bootstrap: Vec<Multiaddr>, now: Millis) -> Self {
+        Self {
+            bootstrap,
+            reprovide: Every::after(REPROVIDE_INTERVAL, now),
+            reserve: Every::after(RESERVE_INTERVAL, now),
+            status: None,
+            observed: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            connections: HashMap::new(),
+            finding: HashMap::new(),
+            lookups: HashMap::new(),
+            find_deadlines: HashMap::new(),
+            provided: std::collections::BTreeSet::new(),
+        }
+    }
+
     /// Dials the configured bootstrap nodes; the DHT learns them when they
     /// identify themselves.
-    pub(super) fn dial_bootstrap(&mut self) {
-        for addr in self.bootstrap.clone() {
-            if let Err(e) = self.swarm.dial(addr.clone()) {
+    pub(super) fn dial_bootstrap(&mut self, cx: &mut Shared) {
+        for addr in &self.bootstrap {
+            if let Err(e) = cx.swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, "cannot dial bootstrap node: {e}");
             }
         }
     }
 
-    pub(super) fn on_connection_opened(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        endpoint: &ConnectedPoint,
-    ) {
-        let relayed = endpoint.is_relayed();
-        self.reach.connections.insert(
-            connection,
-            Path {
-                peer,
-                remote: endpoint.get_remote_address().clone(),
-                relayed,
-                hole_punched: false,
-            },
-        );
-        if !relayed {
-            self.close_relayed(peer);
-        }
-        self.answer_finds(peer);
-    }
-
-    pub(super) fn on_connection_closed(&mut self, connection: ConnectionId) {
-        self.reach.connections.remove(&connection);
-    }
-
     /// Once a direct path to a peer exists, its relayed connections only cost
     /// the relay: close them, so transfers take the direct path.
-    fn close_relayed(&mut self, peer: PeerId) {
+    fn close_relayed(&mut self, cx: &mut Shared, peer: PeerId) {
         let relayed: Vec<ConnectionId> = self
-            .reach
             .connections
             .iter()
             .filter(|(_, path)| path.peer == peer && path.via() == Via::Relayed)
@@ -192,20 +240,19 @@ impl Engine {
             .collect();
         for connection in relayed {
             tracing::info!(%peer, "direct connection open; closing the relayed one");
-            self.swarm.close_connection(connection);
+            cx.swarm.close_connection(connection);
         }
     }
 
     /// The best path to a connected peer.
     fn best_path(&self, peer: &PeerId) -> Option<&Path> {
-        self.reach
-            .connections
+        self.connections
             .values()
             .filter(|p| p.peer == *peer)
             .min_by_key(|p| p.via())
     }
 
-    pub(super) fn on_identified(&mut self, peer: PeerId, info: &identify::Info) {
+    pub(super) fn on_identified(&mut self, cx: &mut Shared, peer: PeerId, info: &identify::Info) {
         let observed = &info.observed_addr;
         let has_ip = matches!(
             observed.iter().next(),
@@ -216,9 +263,8 @@ impl Engine {
             // The first report per peer stands: a later one may come over an
             // AutoNAT dial-back or another connection from a fresh port, which
             // says nothing about the mapping of our listening port.
-            if self.reach.observed.len() < MAX_OBSERVERS {
-                self.reach
-                    .observed
+            if self.observed.len() < MAX_OBSERVERS {
+                self.observed
                     .entry((peer, udp))
                     .or_insert_with(|| observed.clone());
             }
@@ -230,7 +276,7 @@ impl Engine {
         // pushing new ones would grow its entry without end: past the cap,
         // its addresses are replaced by those it gives now.
         if info.protocol_version == IDENTIFY_PROTOCOL {
-            let kad = &mut self.swarm.behaviour_mut().kad;
+            let kad = &mut cx.swarm.behaviour_mut().kad;
             if dht_addrs(kad, &peer) + info.listen_addrs.len() > MAX_DHT_ADDRS_PER_PEER {
                 kad.remove_peer(&peer);
             }
@@ -239,23 +285,19 @@ impl Engine {
             }
         }
         let serves_relay = info.protocols.iter().any(|p| p.as_ref() == RELAY_HOP);
-        if serves_relay
-            && !self.reach.relays.contains_key(&peer)
-            && self.reach.relays.len() < MAX_RELAYS
-        {
-            self.reach.relays.insert(peer, Reservation::default());
-            self.reserve_relays();
+        if serves_relay && !self.relays.contains_key(&peer) && self.relays.len() < MAX_RELAYS {
+            self.relays.insert(peer, Reservation::default());
+            self.reserve_relays(cx);
         }
     }
 
     /// While this node is not known to be reachable, it holds a reservation on
     /// every relay it knows, so that others can reach it through them.
-    fn reserve_relays(&mut self) {
-        if self.reach.status.as_ref().is_some_and(|s| s.is_public()) {
+    fn reserve_relays(&mut self, cx: &mut Shared) {
+        if self.status.as_ref().is_some_and(|s| s.is_public()) {
             return;
         }
         let wanted: Vec<PeerId> = self
-            .reach
             .relays
             .iter()
             .filter(|(_, r)| r.listener.is_none())
@@ -272,10 +314,10 @@ impl Engine {
             let circuit = strip_p2p(addr)
                 .with(Protocol::P2p(relay))
                 .with(Protocol::P2pCircuit);
-            match self.swarm.listen_on(circuit.clone()) {
+            match cx.swarm.listen_on(circuit.clone()) {
                 Ok(listener) => {
                     tracing::info!(%relay, "asking for a relay reservation");
-                    if let Some(r) = self.reach.relays.get_mut(&relay) {
+                    if let Some(r) = self.relays.get_mut(&relay) {
                         r.listener = Some(listener);
                     }
                 }
@@ -287,7 +329,7 @@ impl Engine {
     /// A listener closed: if it was a relay reservation (refused, or ended),
     /// forget it, so the next round of `reserve_relays` asks again.
     pub(super) fn on_listener_closed(&mut self, listener: ListenerId) {
-        for (relay, r) in self.reach.relays.iter_mut() {
+        for (relay, r) in self.relays.iter_mut() {
             if r.listener == Some(listener) {
                 tracing::info!(%relay, "relay reservation ended");
                 *r = Reservation::default();
@@ -295,17 +337,12 @@ impl Engine {
         }
     }
 
-    /// Retries reservations that were refused or ended, while still unreachable.
-    pub(super) fn renew_reservations(&mut self) {
-        self.reserve_relays();
-    }
-
     /// A relayed listen address (ours, through a relay) appeared or went.
     pub(super) fn on_relayed_listen_addr(&mut self, addr: &Multiaddr, added: bool) {
         let Some(relay) = relay_of(addr) else {
             return;
         };
-        if let Some(r) = self.reach.relays.get_mut(&relay) {
+        if let Some(r) = self.relays.get_mut(&relay) {
             r.relayed_addr = added.then(|| addr.clone());
         }
     }
@@ -313,13 +350,14 @@ impl Engine {
     pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
         if let relay::client::Event::ReservationReqAccepted { relay_peer_id, .. } = event {
             tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
-            if let Some(r) = self.reach.relays.get_mut(&relay_peer_id) {
+            if let Some(r) = self.relays.get_mut(&relay_peer_id) {
                 r.reserved = true;
             }
         }
     }
 
-    pub(super) fn on_relay_server(&mut self, event: relay::Event) {
+    /// What this node does as a relay for others, logged.
+    pub(super) fn on_relay_server(&self, event: relay::Event) {
         match event {
             relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
                 tracing::info!(peer = %src_peer_id, "relaying for a peer (reservation)")
@@ -345,43 +383,42 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_autonat(&mut self, event: autonat::Event) {
+    pub(super) fn on_autonat(&mut self, cx: &mut Shared, event: autonat::Event) {
         let autonat::Event::StatusChanged { new, .. } = event else {
             return;
         };
         tracing::info!(status = ?new, "reachability");
         let public = new.is_public();
-        self.reach.status = Some(new);
+        self.status = Some(new);
         let mode = if public {
             kad::Mode::Server
         } else {
             kad::Mode::Client
         };
-        self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+        cx.swarm.behaviour_mut().kad.set_mode(Some(mode));
         if public {
             // Reachable: relayed addresses would only add a detour.
             let listeners: Vec<ListenerId> = self
-                .reach
                 .relays
                 .values_mut()
                 .filter_map(|r| r.listener.take())
                 .collect();
             for listener in listeners {
-                self.swarm.remove_listener(listener);
+                cx.swarm.remove_listener(listener);
             }
         } else {
-            self.reserve_relays();
+            self.reserve_relays(cx);
         }
     }
 
-    pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+    pub(super) fn on_dcutr(&mut self, cx: &mut Shared, event: dcutr::Event) {
         match event.result {
             Ok(connection) => {
                 tracing::info!(peer = %event.remote_peer_id, "hole punched: direct connection");
-                if let Some(path) = self.reach.connections.get_mut(&connection) {
+                if let Some(path) = self.connections.get_mut(&connection) {
                     path.hole_punched = true;
                 }
-                self.close_relayed(event.remote_peer_id);
+                self.close_relayed(cx, event.remote_peer_id);
             }
             Err(e) => {
                 tracing::info!(peer = %event.remote_peer_id, "hole punching failed, staying relayed: {e}")
@@ -391,41 +428,41 @@ impl Engine {
 
     pub(super) fn find(
         &mut self,
+        cx: &mut Shared,
         peer: PeerId,
         reply: oneshot::Sender<Result<FindReply, NodeError>>,
     ) {
-        if peer == self.local_peer() {
+        if peer == cx.local_peer() {
             let _ = reply.send(Err(NodeError::SelfId));
             return;
         }
-        self.reach
-            .finding
+        self.finding
             .entry(peer)
             .or_default()
             .push((Instant::now(), reply));
-        if self.swarm.is_connected(&peer) {
-            return self.answer_finds(peer);
+        if cx.swarm.is_connected(&peer) {
+            return self.answer_finds(cx, peer);
         }
-        let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-        self.reach.lookups.insert(query, peer);
+        let query = cx.swarm.behaviour_mut().kad.get_closest_peers(peer);
+        self.lookups.insert(query, peer);
     }
 
-    fn answer_finds(&mut self, peer: PeerId) {
-        self.reach.find_deadlines.remove(&peer);
-        let Some(waiting) = self.reach.finding.remove(&peer) else {
+    fn answer_finds(&mut self, cx: &mut Shared, peer: PeerId) {
+        self.find_deadlines.remove(&peer);
+        let Some(waiting) = self.finding.remove(&peer) else {
             return;
         };
         let Some(path) = self.best_path(&peer) else {
-            self.reach.finding.insert(peer, waiting);
+            self.finding.insert(peer, waiting);
             return;
         };
         // What the peer table learnt (DHT, discovery) and every path open now.
-        let mut addrs: Vec<String> = self
+        let mut addrs: Vec<String> = cx
             .peers
             .get(&peer)
             .map(|e| e.addrs.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
-        for path in self.reach.connections.values().filter(|p| p.peer == peer) {
+        for path in self.connections.values().filter(|p| p.peer == peer) {
             let addr = path.remote.to_string();
             if !addrs.contains(&addr) {
                 addrs.push(addr);
@@ -442,11 +479,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_kad(&mut self, event: kad::Event) {
+    pub(super) fn on_kad(&mut self, cx: &mut Shared, event: kad::Event) -> Option<ProvidersFound> {
         if let kad::Event::RoutingUpdated {
             is_new_peer: true, ..
         } = event
-            && self
+            && cx
                 .swarm
                 .behaviour_mut()
                 .kad
@@ -456,17 +493,15 @@ impl Engine {
                 == 1
         {
             // The first DHT peer: announce what was shared before there was anyone to tell.
-            self.reprovide();
-            return;
+            self.reprovide(cx);
+            return None;
         }
         let kad::Event::OutboundQueryProgressed { id, result, .. } = event else {
-            return;
+            return None;
         };
         match result {
             kad::QueryResult::GetClosestPeers(result) => {
-                let Some(target) = self.reach.lookups.remove(&id) else {
-                    return;
-                };
+                let target = self.lookups.remove(&id)?;
                 let peers = match result {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
@@ -474,16 +509,16 @@ impl Engine {
                 match peers.into_iter().find(|p| p.peer_id == target) {
                     Some(found) => {
                         tracing::info!(peer = %target, addrs = ?found.addrs, "found in the DHT");
-                        self.peers.discovered(
+                        cx.peers.discovered(
                             target,
                             ferry_core::peers::Source::Dht,
                             found.addrs.clone(),
-                            self.clock.mono_ms(),
+                            cx.clock.mono_ms(),
                         );
                         let opts = ferry_net::libp2p::swarm::dial_opts::DialOpts::peer_id(target)
                             .addresses(found.addrs)
                             .build();
-                        if let Err(e) = self.swarm.dial(opts) {
+                        if let Err(e) = cx.swarm.dial(opts) {
                             self.fail_finds(
                                 target,
                                 NodeError::Unreachable(format!(
@@ -493,10 +528,9 @@ impl Engine {
                         }
                     }
                     None => {
-                        let _ = self.swarm.dial(target);
-                        self.reach
-                            .find_deadlines
-                            .insert(target, self.clock.mono_ms() + FIND_GRACE_MS);
+                        let _ = cx.swarm.dial(target);
+                        self.find_deadlines
+                            .insert(target, cx.clock.mono_ms() + FIND_GRACE_MS);
                     }
                 }
             }
@@ -504,34 +538,35 @@ impl Engine {
                 providers,
                 ..
             })) => {
-                if let Some(&job) = self.reach.provider_lookups.get(&id) {
-                    let providers: Vec<PeerId> = providers.into_iter().collect();
-                    self.add_providers(job, providers);
-                }
+                return Some(ProvidersFound {
+                    query: id,
+                    providers: Some(providers.into_iter().collect()),
+                });
             }
             kad::QueryResult::GetProviders(_) => {
-                if let Some(job) = self.reach.provider_lookups.remove(&id) {
-                    self.providers_lookup_done(job);
-                }
+                return Some(ProvidersFound {
+                    query: id,
+                    providers: None,
+                });
             }
             kad::QueryResult::StartProviding(Err(e)) => {
                 tracing::debug!("provider record not published: {e}")
             }
             _ => {}
         }
+        None
     }
 
     /// Finds whose grace ran out without a connection fail.
     pub(super) fn expire_finds(&mut self, now: u64) {
         let expired: Vec<PeerId> = self
-            .reach
             .find_deadlines
             .iter()
             .filter(|(_, deadline)| now >= **deadline)
             .map(|(peer, _)| *peer)
             .collect();
         for peer in expired {
-            self.reach.find_deadlines.remove(&peer);
+            self.find_deadlines.remove(&peer);
             self.fail_finds(
                 peer,
                 NodeError::NotFound(format!("{peer} was not found in the DHT: it may be offline, or no bootstrap node is known (ferry start --bootstrap ADDR)")),
@@ -540,25 +575,25 @@ impl Engine {
     }
 
     fn fail_finds(&mut self, peer: PeerId, error: NodeError) {
-        for (_, reply) in self.reach.finding.remove(&peer).unwrap_or_default() {
+        for (_, reply) in self.finding.remove(&peer).unwrap_or_default() {
             let _ = reply.send(Err(error.clone()));
         }
     }
 
     /// Announces in the DHT that this node provides `id`, now and whenever
     /// [`Engine::reprovide`] runs.
-    pub(super) fn provide(&mut self, id: ContentId) {
-        self.reach.provided.insert(id);
-        self.announce(id);
+    pub(super) fn provide(&mut self, cx: &mut Shared, id: ContentId) {
+        self.provided.insert(id);
+        self.announce(cx, id);
     }
 
     /// Adds everything the store holds complete to what this node announces;
     /// the announcements go out once the DHT has a peer.
-    pub(super) fn provide_stored(&mut self) {
-        match self.store.blobs() {
-            Ok(blobs) => self.reach.provided.extend(
+    fn provide_stored(&mut self, stored: &Stored) {
+        match &stored.blobs {
+            Ok(blobs) => self.provided.extend(
                 blobs
-                    .into_iter()
+                    .iter()
                     .filter(|b| b.complete && !b.stale)
                     .map(|b| b.id),
             ),
@@ -568,47 +603,33 @@ impl Engine {
 
     /// Announces everything provided again: when the first DHT peer appears,
     /// and periodically, so records outlive the peers that held them.
-    pub(super) fn reprovide(&mut self) {
-        for id in self.reach.provided.clone() {
-            self.announce(id);
+    pub(super) fn reprovide(&mut self, cx: &mut Shared) {
+        for id in self.provided.clone() {
+            self.announce(cx, id);
         }
     }
 
-    fn announce(&mut self, id: ContentId) {
+    fn announce(&mut self, cx: &mut Shared, id: ContentId) {
         let key = kad::RecordKey::new(id.as_bytes());
-        if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+        if let Err(e) = cx.swarm.behaviour_mut().kad.start_providing(key) {
             tracing::warn!(%id, "cannot announce the content in the DHT: {e}");
         }
     }
 
-    /// Asks the DHT who provides `id`, for download `job`.
-    pub(super) fn look_up_providers(&mut self, job: JobId, id: ContentId) -> bool {
-        if self.swarm.behaviour_mut().kad.kbuckets().next().is_none() {
-            return false;
-        }
-        let query = self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .get_providers(kad::RecordKey::new(id.as_bytes()));
-        self.reach.provider_lookups.insert(query, job);
-        true
-    }
-
-    pub(super) fn nat_info(&self) -> NatInfo {
-        let (reachability, public_addr) = match &self.reach.status {
+    pub(super) fn nat_info(&self, cx: &Shared) -> NatInfo {
+        let (reachability, public_addr) = match &self.status {
             Some(autonat::NatStatus::Public(addr)) => ("public", Some(addr.to_string())),
             Some(autonat::NatStatus::Private) => ("private", None),
             _ => ("unknown", None),
         };
-        let mut peers: Vec<PeerPath> = self
+        let mut peers: Vec<PeerPath> = cx
             .swarm
             .connected_peers()
             .filter_map(|peer| {
                 let path = self.best_path(peer)?;
                 Some(PeerPath {
                     peer_id: peer.to_string(),
-                    name: self.peers.get(peer).and_then(|e| e.name.clone()),
+                    name: cx.peers.get(peer).and_then(|e| e.name.clone()),
                     connection: path.via().as_str().into(),
                     remote_addr: path.remote.to_string(),
                 })
@@ -619,7 +640,6 @@ impl Engine {
             reachability: reachability.into(),
             public_addr,
             observed: self
-                .reach
                 .observed
                 .iter()
                 .map(|((peer, _), addr)| ObservedAddr {
@@ -628,21 +648,19 @@ impl Engine {
                 })
                 .collect(),
             mapping: mapping_behaviour(
-                self.reach
-                    .observed
+                self.observed
                     .iter()
                     .filter(|((_, udp), _)| *udp)
                     .map(|(_, addr)| addr),
             )
             .into(),
-            dht_mode: if self.reach.status.as_ref().is_some_and(|s| s.is_public()) {
+            dht_mode: if self.status.as_ref().is_some_and(|s| s.is_public()) {
                 "server".into()
             } else {
                 "client".into()
             },
-            relay_server: self.swarm.behaviour().relay.is_enabled(),
+            relay_server: cx.swarm.behaviour().relay.is_enabled(),
             relays: self
-                .reach
                 .relays
                 .iter()
                 .filter(|(_, r)| r.listener.is_some() || r.reserved)

@@ -10,7 +10,8 @@ use ferry_core::transfer::{BlobRequest, BlobResponse};
 use ferry_net::libp2p::request_response::ResponseChannel;
 use ferry_store::Store;
 
-use super::{Engine, Work};
+use super::hooks::Hooks;
+use super::{Shared, Work};
 
 /// Requests served at once for one peer; more get `Busy`, so one greedy
 /// downloader cannot take every disk read.
@@ -32,7 +33,7 @@ impl Serving {
         true
     }
 
-    pub(super) fn end(&mut self, peer: &PeerId) {
+    fn end(&mut self, peer: &PeerId) {
         if let Some(count) = self.per_peer.get_mut(peer) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -42,42 +43,50 @@ impl Serving {
     }
 }
 
-impl Engine {
+/// Serving answers requests; it has nothing to do when peers come and go.
+impl Hooks for Serving {}
+
+impl Serving {
     pub(super) fn serve(
         &mut self,
+        cx: &mut Shared,
         peer: PeerId,
         request: BlobRequest,
         reply: ResponseChannel<BlobResponse>,
     ) {
         if let Err(reason) = request.check() {
-            return self.respond_blob(reply, BlobResponse::Refused { reason });
+            return self.respond_blob(cx, reply, BlobResponse::Refused { reason });
         }
-        if !self.serving.begin(peer) {
-            return self.respond_blob(reply, BlobResponse::Busy);
+        if !self.begin(peer) {
+            return self.respond_blob(cx, reply, BlobResponse::Busy);
         }
-        let store = self.store.clone();
-        let work = self.work.clone();
-        tokio::task::spawn_blocking(move || {
-            let response = answer(&store, &request);
-            let _ = work.send(Work::Served {
-                peer,
-                reply,
-                response,
-            });
+        cx.blocking(move |store| Work::Served {
+            response: answer(store, &request),
+            peer,
+            reply,
         });
     }
 
-    pub(super) fn respond_blob(
+    /// An answer read on the blocking pool is ready: send it.
+    pub(super) fn served(
         &mut self,
+        cx: &mut Shared,
+        peer: PeerId,
+        reply: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    ) {
+        self.end(&peer);
+        self.respond_blob(cx, reply, response);
+    }
+
+    fn respond_blob(
+        &mut self,
+        cx: &mut Shared,
         reply: ResponseChannel<BlobResponse>,
         response: BlobResponse,
     ) {
         // The peer may have gone; nothing to do then.
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .blob
-            .send_response(reply, response);
+        let _ = cx.swarm.behaviour_mut().blob.send_response(reply, response);
     }
 }
 
