@@ -21,11 +21,19 @@ use ferry_store::Retention;
 use ferry_store::StoreLimits;
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::StartOptions;
 use crate::dtn::tcpcl::TcpclSettings;
 use crate::dtn::{DtnSettings, PeerRate};
 
 pub const CONFIG_FILE: &str = "config.toml";
+
+/// What `ferry start` was asked for: its flags and `FERRY_*` variables, each
+/// over the data directory's `config.toml` (see [`keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub data_dir: PathBuf,
+    pub flags: Layer,
+    pub env: Layer,
+}
 
 /// `DATA_DIR/config.toml`, and the merge of every source: each key is optional.
 /// Its fields are exactly the keys of [`keys::KEYS`] (a test checks both ways).

@@ -1,7 +1,6 @@
 //! `ferry start`: runs a node until Ctrl-C or SIGTERM.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,21 +10,12 @@ use ferry_store::{DataDir, Store, identity};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{ConfigFile, Layer, Settings};
+use crate::config::{ConfigFile, Settings, StartOptions};
 use crate::control::ControlFile;
 use crate::control::server::{ApiState, router};
 use crate::dtn::Dtn;
 use crate::engine::{Engine, Parts};
 use crate::jobs::Jobs;
-
-/// What `ferry start` was asked for: its flags and `FERRY_*` variables, each
-/// over the data directory's `config.toml` (see [`crate::config::keys`]).
-#[derive(Debug, Clone, Default)]
-pub struct StartOptions {
-    pub data_dir: PathBuf,
-    pub flags: Layer,
-    pub env: Layer,
-}
 
 /// Runs the node in the foreground; returns after a clean shutdown.
 pub async fn run(options: StartOptions) -> anyhow::Result<()> {

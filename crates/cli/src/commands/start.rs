@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ferry_node::daemon::{StartOptions, run};
+use ferry_node::config::StartOptions;
+use ferry_node::daemon::run;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{StartArgs, env_layer};
