@@ -18,11 +18,12 @@ if [ "$(id -u)" -eq 0 ]; then
         export PATH="$CARGO_HOME/bin:$PATH"
     fi
     if ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1 \
-        || ! command -v ping >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
-        step "installing iproute2, nftables, iputils-ping and jq for the network lab"
+        || ! command -v ping >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1 \
+        || ! command -v systemd-analyze >/dev/null 2>&1; then
+        step "installing iproute2, nftables, iputils-ping and jq for the network lab, systemd to verify the service units"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        apt-get install -y -qq iproute2 nftables iputils-ping jq >/dev/null
+        apt-get install -y -qq iproute2 nftables iputils-ping jq systemd >/dev/null
     fi
 elif [ "${CI:-}" = true ]; then
     echo "error: CI must run as root: the network-lab tests build network namespaces" >&2
