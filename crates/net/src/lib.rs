@@ -2,6 +2,18 @@
 //! discovery, gossip and ferry's own request-response protocols) and the UDP
 //! socket that carries LAN beacons. It moves bytes and reports events; what they
 //! mean is decided by the core and the node.
+//!
+//! # Modules
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `swarm` | builds the swarm: identity, TCP and QUIC transports, relay client, limits ([`build_swarm`], [`NetConfig`]) |
+//! | `behaviour` | the libp2p behaviours composed into one ([`Behaviour`]): identify, ping, mDNS, Kademlia, gossipsub, AutoNAT, relay, DCUtR, UPnP, and ferry's blob, sync and DTN protocols, with per-connection stream limits |
+//! | `codec` | the length-prefixed postcard codec of ferry's own protocols, with read budgets |
+//! | `quic_first` | hole punching that prefers QUIC |
+//! | [`interfaces`] | this host's interfaces: is an address on one of our subnets |
+//! | [`beacon`] | the UDP socket that sends and hears LAN beacons |
+//! | [`tcpcl`] | TCPCLv4 (RFC 9174) with other DTN implementations: codec, session state machine, tokio driver |
 
 pub mod beacon;
 mod behaviour;

@@ -1,6 +1,6 @@
 //! Settings for `ferry start`: command-line flags, over `FERRY_*` variables, over
 //! `config.toml` in the data directory, over defaults. Every key is defined once,
-//! in [`keys::KEYS`]; [`layers`] merges the sources and [`example`] writes the
+//! in [`keys::KEYS`]; `layers` merges the sources and `example` writes the
 //! example config.
 
 mod example;
@@ -56,7 +56,7 @@ pub struct ConfigFile {
     pub relay_max_circuits_per_peer: Option<usize>,
     pub relay_max_circuit_secs: Option<u64>,
     pub relay_max_circuit_bytes: Option<u64>,
-    /// DTN routing: direct, epidemic, spray[:COPIES] or prophet.
+    /// DTN routing: direct, epidemic, `spray[:COPIES]` or prophet.
     pub dtn_strategy: Option<String>,
     /// The bundle store's quota in MiB (a quarter of it per peer).
     pub dtn_quota_mib: Option<u64>,
