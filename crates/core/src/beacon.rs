@@ -25,11 +25,14 @@ const SIGNING_DOMAIN: &[u8] = b"ferry/beacon/v1\0";
 pub struct BeaconInfo {
     /// Grows with every beacon the sender emits (across restarts too).
     pub seq: u64,
-    /// The sender's nickname, checked like a message author's name (length, no control characters).
+    /// The sender's nickname, checked like a message author's name (length, no control
+    /// characters).
     pub name: String,
-    /// The port the sender listens on for TCP, if it does; the receiver pairs it with the datagram's source address.
+    /// The port the sender listens on for TCP, if it does; the receiver pairs it with the
+    /// datagram's source address.
     pub tcp_port: Option<u16>,
-    /// The UDP port the sender listens on for QUIC, if it does; paired with the source address like `tcp_port`.
+    /// The UDP port the sender listens on for QUIC, if it does; paired with the source
+    /// address like `tcp_port`.
     pub quic_port: Option<u16>,
 }
 
@@ -98,7 +101,8 @@ pub fn decode(datagram: &[u8]) -> Result<Beacon, BeaconError> {
 /// Why a received datagram was not accepted as a beacon.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BeaconError {
-    /// The datagram does not start with ferry's beacon magic: some other program's traffic.
+    /// The datagram does not start with ferry's beacon magic: some other program's
+    /// traffic.
     #[error("not a ferry beacon (wrong magic bytes)")]
     NotABeacon,
     /// The datagram is over [`MAX_BEACON_BYTES`] (its length in bytes); dropped unread.

@@ -106,10 +106,12 @@ pub enum ChannelNameError {
     /// The name is over [`MAX_CHANNEL_NAME_BYTES`]; carries its length in bytes.
     #[error("a channel name is at most {MAX_CHANNEL_NAME_BYTES} bytes; this one has {0}")]
     TooLong(usize),
-    /// The name starts with '.', so no name is `.` or `..`, which mean something else in a URL path.
+    /// The name starts with '.', so no name is `.` or `..`, which mean something else in
+    /// a URL path.
     #[error("a channel name cannot start with '.'")]
     LeadingDot,
-    /// The name holds a character outside ASCII letters, digits, '-', '_' and '.'; carries the first one found.
+    /// The name holds a character outside ASCII letters, digits, '-', '_' and '.';
+    /// carries the first one found.
     #[error("a channel name may only hold ASCII letters, digits, '-', '_' and '.'; found {0:?}")]
     BadCharacter(char),
 }
@@ -148,11 +150,13 @@ struct Envelope {
 /// A channel message whose signature has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The BLAKE3 hash of the message's wire bytes, computed on receipt (never taken from the sender).
+    /// The BLAKE3 hash of the message's wire bytes, computed on receipt (never taken from
+    /// the sender).
     pub id: MessageId,
     /// Who wrote and signed the message: the peer id of the signing key.
     pub author: PeerId,
-    /// The nickname the author gave when posting (chosen by the author, checked for length and control characters, not unique).
+    /// The nickname the author gave when posting (chosen by the author, checked for
+    /// length and control characters, not unique).
     pub author_name: String,
     /// The channel the message was posted to, covered by the signature.
     pub channel: ChannelName,
@@ -304,7 +308,8 @@ pub enum MessageError {
     /// The author name is over [`MAX_NAME_BYTES`]; carries its length in bytes.
     #[error("a name is at most {MAX_NAME_BYTES} bytes; this one has {0}")]
     NameTooLong(usize),
-    /// The author name contains a control character (which could rewrite a terminal line).
+    /// The author name contains a control character (which could rewrite a terminal
+    /// line).
     #[error("a name cannot contain control characters")]
     NameHasControl,
     /// The encoded message is over [`MAX_WIRE_BYTES`]; carries its length in bytes.
@@ -313,7 +318,8 @@ pub enum MessageError {
     /// The bytes do not decode as a message envelope and body.
     #[error("malformed message encoding")]
     Malformed,
-    /// The bytes decode but are not what re-encoding gives, so two encodings of one message cannot get two ids.
+    /// The bytes decode but are not what re-encoding gives, so two encodings of one
+    /// message cannot get two ids.
     #[error("the message is not in its canonical encoding (extra or re-encoded bytes)")]
     NotCanonical,
     /// The author's public key in the envelope is not a valid ed25519 key.
@@ -322,10 +328,12 @@ pub enum MessageError {
     /// The signature does not verify under the author's key: forged or corrupted.
     #[error("the signature does not match the author's key")]
     BadSignature,
-    /// The author timestamp is more than [`crate::history::MAX_FUTURE_SKEW_MS`] ahead of this node's clock.
+    /// The author timestamp is more than [`crate::history::MAX_FUTURE_SKEW_MS`] ahead of
+    /// this node's clock.
     #[error("the message is dated too far ahead of this node's clock")]
     TooFarAhead,
-    /// The local keypair is of a type that cannot sign (only when posting, never from a peer).
+    /// The local keypair is of a type that cannot sign (only when posting, never from a
+    /// peer).
     #[error("this key type cannot sign")]
     UnsignableKey,
 }

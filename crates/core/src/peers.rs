@@ -57,11 +57,12 @@ impl Source {
 pub struct PeerEntry {
     /// The peer's id.
     pub peer: PeerId,
-    /// The nickname it gave in a beacon or a sync hello, if any (its own choice: not unique, not proof of anything).
+    /// The nickname it gave in a beacon or a sync hello, if any (its own choice: not
+    /// unique, not proof of anything).
     pub name: Option<String>,
     /// Addresses it may be dialled at, at most [`MAX_ADDRS_PER_PEER`], oldest first.
     pub addrs: Vec<Multiaddr>,
-    /// Every way it has been found; empty for a peer only ever connected outbound.
+    /// Every way it has been found (see [`Source`]).
     pub sources: BTreeSet<Source>,
     /// Open connections; the peer is connected while this is above zero.
     pub connections: u32,
@@ -69,7 +70,8 @@ pub struct PeerEntry {
     pub connected_via: Option<Multiaddr>,
     /// The last measured round trip (ms) on a connection; `None` while not connected.
     pub rtt_ms: Option<u32>,
-    /// When it was last heard from (a beacon, a connection, a ping), on the caller's clock; departure counts from here.
+    /// When it was last heard from (a beacon, a connection, a ping), on the caller's
+    /// clock; departure counts from here.
     pub last_seen: Millis,
     last_beacon_seq: Option<u64>,
     last_dial: Option<Millis>,
@@ -198,7 +200,9 @@ impl PeerTable {
         }
     }
 
-    /// A connection to `peer` opened from `remote`; `inbound` when the peer dialled us. Adds the peer if there is room (see [`MAX_PEERS`]).
+    /// A connection to `peer` opened from `remote`; `inbound` when the peer dialled us.
+    /// Adds the peer if unknown, even past [`MAX_PEERS`]: a connected peer is always
+    /// taken in.
     pub fn connected(&mut self, peer: PeerId, remote: Multiaddr, inbound: bool, now: Millis) {
         if let Some(entry) = self.entry(peer, now) {
             if inbound && entry.sources.is_empty() {
@@ -231,7 +235,8 @@ impl PeerTable {
         }
     }
 
-    /// `peer`'s nickname is `name` (from its sync hello, or remembered from an earlier run); an unknown peer is ignored.
+    /// `peer`'s nickname is `name` (from its sync hello, or remembered from an earlier
+    /// run); an unknown peer is ignored.
     pub fn named(&mut self, peer: PeerId, name: String) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.name = Some(name);

@@ -22,7 +22,8 @@ pub enum SyncRequest {
     History {
         /// The channel whose history is asked for.
         channel: ChannelName,
-        /// Ids of messages the asker already has, at most [`MAX_HAVE_IDS`]; they are left out of the answer.
+        /// Ids of messages the asker already has, at most [`MAX_HAVE_IDS`]; they are left
+        /// out of the answer.
         have: Vec<MessageId>,
     },
 }
@@ -32,7 +33,8 @@ pub enum SyncRequest {
 pub enum SyncResponse {
     /// The answer to [`SyncRequest::Hello`].
     Hello {
-        /// The answering peer's nickname (its own choice, checked like any name before display).
+        /// The answering peer's nickname (its own choice, checked like any name before
+        /// display).
         name: String,
     },
     /// The answer to [`SyncRequest::History`].

@@ -24,7 +24,8 @@ pub const MAX_REQUEST_BYTES: usize = 1024;
 /// for a large blob's bitfield in a `Have` answer.
 pub const MAX_RESPONSE_BYTES: usize = (MAX_GROUPS_PER_REQUEST * GROUP_BYTES) as usize * 2;
 
-/// What a peer asks a provider over [`PROTOCOL`]; checked with [`BlobRequest::check`] before it is served.
+/// What a peer asks a provider over [`PROTOCOL`]; checked with [`BlobRequest::check`]
+/// before it is served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobRequest {
     /// Which groups of `id` do you have?
@@ -38,17 +39,20 @@ pub enum BlobRequest {
         id: ContentId,
         /// The first group wanted.
         first: u64,
-        /// One past the last group wanted; at most [`MAX_GROUPS_PER_REQUEST`] after `first`.
+        /// One past the last group wanted; at most [`MAX_GROUPS_PER_REQUEST`] after
+        /// `first`.
         last: u64,
     },
 }
 
-/// A provider's answer to a [`BlobRequest`]; from a peer, so checked before use (see [`check_have`]).
+/// A provider's answer to a [`BlobRequest`]; from a peer, so checked before use (see
+/// [`check_have`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobResponse {
     /// The answer to [`BlobRequest::Have`].
     Have {
-        /// The blob's size in bytes, as the provider claims it; checked against a limit before anything is sized by it.
+        /// The blob's size in bytes, as the provider claims it; checked against a limit
+        /// before anything is sized by it.
         size: u64,
         /// A file, or a collection's manifest: lets `ferry get ID` work
         /// without a ticket.

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use super::{Bitfield, BitfieldError, GROUP_BYTES, group_bytes, group_count};
 use crate::PeerId;
 
-/// How hard a [`Fetch`] pushes each provider; chosen by the daemon, [`Default`] for real use.
+/// How hard a [`Fetch`] pushes each provider; chosen by the daemon, [`Default`] for real
+/// use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchConfig {
     /// Groups asked for in one request; 64 groups are 1 MiB.
@@ -338,7 +339,8 @@ impl Fetch {
             .collect()
     }
 
-    /// Bytes verified during this fetch, each group counted once (duplicates from the endgame are not counted twice).
+    /// Bytes verified during this fetch, each group counted once (duplicates from the
+    /// endgame are not counted twice).
     pub fn verified_bytes(&self) -> u64 {
         self.verified_bytes
     }

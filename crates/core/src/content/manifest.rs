@@ -65,7 +65,8 @@ pub enum EntryKind {
         size: u64,
         /// The BLAKE3 hash of the file's bytes.
         id: ContentId,
-        /// Whether the file was executable where it was shared, so the copy written out can be too.
+        /// Whether the file was executable where it was shared, so the copy written out
+        /// can be too.
         executable: bool,
     },
     /// A directory. Only listed when nothing else lies under it: directories
@@ -298,11 +299,13 @@ pub enum PathProblem {
     ComponentTooLong(usize),
     /// The whole path is over [`MAX_PATH_BYTES`]; carries its length in bytes.
     PathTooLong(usize),
-    /// A name holds one of `<>:"|?*`, which Windows does not allow (checked on Windows only).
+    /// A name holds one of `<>:"|?*`, which Windows does not allow (checked on Windows
+    /// only).
     WindowsCharacter(char),
     /// A name ends in a dot or a space, which Windows drops (checked on Windows only).
     TrailingDotOrSpace,
-    /// A name is a device name Windows reserves, such as `CON` or `COM1` with any extension (checked on Windows only).
+    /// A name is a device name Windows reserves, such as `CON` or `COM1` with any
+    /// extension (checked on Windows only).
     WindowsReserved,
 }
 
@@ -373,7 +376,8 @@ pub enum ManifestError {
     /// The format byte is not one this ferry knows; carries it.
     #[error("the collection's manifest has format {0}, unknown to this ferry: upgrade ferry")]
     UnknownVersion(u8),
-    /// The entries are out of canonical order or the bytes are padded, so one tree could get two ids.
+    /// The entries are out of canonical order or the bytes are padded, so one tree could
+    /// get two ids.
     #[error("the collection's manifest is not in canonical form (out of order or padded): refused")]
     NotCanonical,
 }

@@ -44,7 +44,8 @@ impl ContentKind {
     }
 }
 
-/// A decoded ticket: what to fetch and one provider to ask first. Parsing checks its length, address count and suggested name.
+/// A decoded ticket: what to fetch and one provider to ask first. Parsing checks its
+/// length, address count and suggested name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     /// The content's BLAKE3 hash; everything fetched is verified against it.
@@ -53,7 +54,8 @@ pub struct Ticket {
     pub kind: ContentKind,
     /// The file or directory name to save as, when the sharer gave one.
     pub name: Option<String>,
-    /// The peer that made the ticket (or that it names as holding the content).
+    /// The peer that holds the content and is asked first, usually the one that made the
+    /// ticket.
     pub provider: PeerId,
     /// Where `provider` listens, best first.
     pub addrs: Vec<Multiaddr>,
@@ -183,7 +185,8 @@ pub enum TicketError {
     /// More addresses than [`MAX_TICKET_ADDRS`]; carries how many.
     #[error("this ticket lists {0} addresses; a ticket carries at most {MAX_TICKET_ADDRS}")]
     TooManyAddrs(usize),
-    /// The suggested name is not a safe single path component (it could escape the download directory).
+    /// The suggested name is not a safe single path component (it could escape the
+    /// download directory).
     #[error("this ticket names the download {name:?}, which {problem}: refused")]
     BadName {
         /// The name as the ticket gives it.

@@ -101,7 +101,8 @@ impl Priority {
         }
     }
 
-    /// The priority a class-of-service block's value stands for; `None` for a value ferry does not know (the bundle then counts as normal).
+    /// The priority a class-of-service block's value stands for; `None` for a value ferry
+    /// does not know (the bundle then counts as normal).
     pub fn from_code(code: u8) -> Option<Self> {
         match code {
             0 => Some(Priority::Bulk),
@@ -168,12 +169,14 @@ impl CreationClock {
         Self::default()
     }
 
-    /// A clock whose next timestamp comes after `last`, the newest one the store holds from an earlier run.
+    /// A clock whose next timestamp comes after `last`, the newest one the store holds
+    /// from an earlier run.
     pub fn resume_after(last: CreationTimestamp) -> Self {
         Self { last: Some(last) }
     }
 
-    /// The next timestamp at DTN time `now`: `now` with sequence 0, or the last time with the next sequence number if the clock has not moved past it.
+    /// The next timestamp at DTN time `now`: `now` with sequence 0, or the last time with
+    /// the next sequence number if the clock has not moved past it.
     pub fn next(&mut self, now: DtnMillis) -> CreationTimestamp {
         let ts = match self.last {
             Some(last) if now <= last.time => CreationTimestamp {
@@ -318,7 +321,8 @@ pub enum BundleError {
     /// The bytes are not a CBOR BPv7 bundle; carries the decoder's complaint.
     #[error("not a CBOR-encoded BPv7 bundle: {0}")]
     Malformed(String),
-    /// The bundle decodes but fails RFC 9171's rules as bp7 checks them; carries the reasons.
+    /// The bundle decodes but fails RFC 9171's rules as bp7 checks them; carries the
+    /// reasons.
     #[error("bundle breaks RFC 9171: {0}")]
     Invalid(String),
     /// More blocks than [`MAX_BLOCKS`].
@@ -602,7 +606,8 @@ impl Bundle {
         &self.id
     }
 
-    /// The endpoint that created the bundle (as it claims: see [`Bundle::origin`] for whether it is vouched for).
+    /// The endpoint that created the bundle (as it claims: see [`Bundle::origin`] for
+    /// whether it is vouched for).
     pub fn source(&self) -> &Eid {
         self.id.source()
     }
@@ -617,7 +622,8 @@ impl Bundle {
         &self.destination_node
     }
 
-    /// Where status reports about the bundle go, as the primary block says (ferry sets it to the source).
+    /// Where status reports about the bundle go, as the primary block says (ferry sets it
+    /// to the source).
     pub fn report_to(&self) -> &Eid {
         &self.report_to
     }

@@ -63,7 +63,8 @@ pub enum EidError {
     /// The text is in none of the three forms; carries it.
     #[error("{0:?} is not an endpoint id: expected dtn://NODE/SERVICE, dtn:none or ipn:N.S")]
     Syntax(String),
-    /// The node part of a `dtn:` id holds a character RFC 9171 does not allow; carries it.
+    /// The node part of a `dtn:` id holds a character a node name may not hold; carries
+    /// it.
     #[error("{0:?} is not a valid node name (letters, digits and -._~!$&'()*+,;= or %XX)")]
     NodeName(String),
     /// The service part holds a space or a non-printable character; carries it.
@@ -72,7 +73,8 @@ pub enum EidError {
     /// `ipn:0.N` with N other than 0; carries N.
     #[error("ipn:0.{0} is not a valid endpoint (node 0 is only valid as ipn:0.0)")]
     IpnNodeZero(u64),
-    /// A full endpoint was given where a node id (no service part) was expected; carries it.
+    /// A full endpoint was given where a node id (no service part) was expected; carries
+    /// it.
     #[error("{0} is an endpoint, not a node id (a node id has no service part)")]
     NotANode(String),
     /// `dtn:none` was given where a node was needed.

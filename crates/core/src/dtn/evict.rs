@@ -96,7 +96,8 @@ pub enum Refusal {
         /// The store's whole quota in bytes.
         max_bytes: u64,
     },
-    /// The peer that handed the bundle over already uses its share ([`Quota::max_bytes_per_peer`]).
+    /// The peer that handed the bundle over already uses its share
+    /// ([`Quota::max_bytes_per_peer`]).
     #[error(
         "bundles from {peer} already take {used} bytes; {size} more would pass its {limit}-byte share"
     )]

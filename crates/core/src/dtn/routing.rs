@@ -108,7 +108,8 @@ pub enum Strategy {
         /// Copies a new bundle starts with; at least 1 (a router raises 0 to 1).
         copies: u32,
     },
-    /// A bundle goes to a peer more likely to meet its destination, by PRoPHET predictabilities with these settings (forced into range by the router).
+    /// A bundle goes to a peer more likely to meet its destination, by PRoPHET
+    /// predictabilities with these settings (forced into range by the router).
     Prophet(ProphetConfig),
 }
 
@@ -117,7 +118,8 @@ impl Strategy {
     /// for 100 nodes); ferry's default.
     pub const DEFAULT_SPRAY_COPIES: u32 = 8;
 
-    /// The strategy's name without parameters, as in the config file and logs (`direct`, `epidemic`, `spray`, `prophet`).
+    /// The strategy's name without parameters, as in the config file and logs (`direct`,
+    /// `epidemic`, `spray`, `prophet`).
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::DirectDelivery => "direct",
@@ -176,7 +178,8 @@ pub struct Ack {
     pub id: BundleId,
     /// The bundle's destination node: the only node whose ack counts.
     pub destination: NodeId,
-    /// When the bundle would have expired (DTN ms); the ack is kept until then, at most [`MAX_ACK_RETENTION_MS`] from now.
+    /// When the bundle would have expired (DTN ms); the ack is kept until then, for at
+    /// most [`MAX_ACK_RETENTION_MS`].
     pub expires_at: DtnMillis,
     /// The destination's signature over the three fields above; `None` for what a
     /// carrier records when it hands a bundle to its destination itself (kept, never
@@ -335,7 +338,8 @@ pub struct Removed {
 pub struct Held {
     /// What routing knows of the bundle.
     pub meta: BundleMeta,
-    /// Spray-and-wait copies this node holds, not counting those reserved for transfers in flight; 1 under other strategies.
+    /// Spray-and-wait copies this node holds, not counting those reserved for transfers
+    /// in flight; 1 under other strategies.
     pub copies: u32,
 }
 
@@ -383,7 +387,8 @@ pub struct Router {
 }
 
 impl Router {
-    /// An empty router for node `local`. Settings out of range are forced into range: spray-and-wait gets at least one copy, PRoPHET's settings are sanitized.
+    /// An empty router for node `local`. Settings out of range are forced into range:
+    /// spray-and-wait gets at least one copy, PRoPHET's settings are sanitized.
     pub fn new(local: NodeId, strategy: Strategy) -> Self {
         let strategy = match strategy {
             Strategy::SprayAndWait { copies } => Strategy::SprayAndWait {
@@ -438,7 +443,8 @@ impl Router {
         router
     }
 
-    /// The durable part of the router, for the store to save (see [`Router::from_state`]).
+    /// The durable part of the router, for the store to save (see
+    /// [`Router::from_state`]).
     pub fn state(&self) -> RouterState {
         RouterState {
             held: self.held.values().cloned().collect(),
@@ -492,7 +498,8 @@ impl Router {
         find_ack(&self.acks, id, destination).is_some_and(|e| e.signature.is_some())
     }
 
-    /// Every delivery acknowledgement known, signed or not (unsigned ones are never sent to peers).
+    /// Every delivery acknowledgement known, signed or not (unsigned ones are never sent
+    /// to peers).
     pub fn acks(&self) -> impl Iterator<Item = Ack> + '_ {
         self.acks.iter().map(|(key, entry)| entry.ack(key))
     }

@@ -68,7 +68,8 @@ impl std::fmt::Debug for Signature {
     }
 }
 
-/// A byte string of the wrong length where a signature was expected (from a peer, so refused); carries its length.
+/// A byte string of the wrong length where a signature was expected (from a peer, so
+/// refused); carries its length.
 #[derive(Debug, thiserror::Error)]
 #[error("a signature is {SIGNATURE_LEN} bytes, not {0}")]
 pub struct SignatureLengthError(usize);
@@ -101,7 +102,8 @@ pub enum SignError {
     /// The local keypair is of a type that cannot sign.
     #[error("this key type cannot sign")]
     UnsignableKey,
-    /// The keypair is not the one of the node named as signer (carried), so the signature would not verify.
+    /// The keypair is not the one of the node named as signer (carried), so the signature
+    /// would not verify.
     #[error("the key is not the one of {0}, whose name the message carries")]
     WrongKey(NodeId),
 }

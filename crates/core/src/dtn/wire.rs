@@ -82,9 +82,11 @@ fn fitting<T>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> usize {
 /// What one node sends the other during a contact over [`PROTOCOL`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DtnRequest {
-    /// What the sender holds and the deliveries it knows of; answered with the receiver's own.
+    /// What the sender holds and the deliveries it knows of; answered with the receiver's
+    /// own.
     Summary(Summary),
-    /// One bundle handed over; answered with a [`Receipt`] once it is stored or delivered.
+    /// One bundle handed over; answered with a [`Receipt`] once it is stored or
+    /// delivered.
     Bundle {
         /// Spray-and-wait copies handed over with it (1 under other strategies).
         copies: u32,

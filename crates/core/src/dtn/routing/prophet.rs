@@ -30,14 +30,17 @@ use crate::dtn::{DtnMillis, NodeId};
 /// against a peer that sends a table naming a million nodes.
 pub const MAX_PROPHET_ENTRIES: usize = 10_000;
 
-/// PRoPHET's parameters (RFC 6693 §2.1.2; see the module docs). From the config file, so [`ProphetConfig::sanitized`] forces them into range before use.
+/// PRoPHET's parameters (RFC 6693 §2.1.2; see the module docs). From the config file, so
+/// [`ProphetConfig::sanitized`] forces them into range before use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProphetConfig {
     /// P_encounter_first: the predictability set at a first meeting.
     pub p_encounter_first: f64,
-    /// P_encounter_max: the largest step up at a later meeting (for meetings at least `typical_interval_ms` apart).
+    /// P_encounter_max: the largest step up at a later meeting (for meetings at least
+    /// `typical_interval_ms` apart).
     pub p_encounter_max: f64,
-    /// P_first_threshold: below it a predictability is forgotten, and the next meeting counts as a first.
+    /// P_first_threshold: below it a predictability is forgotten, and the next meeting
+    /// counts as a first.
     pub p_first_threshold: f64,
     /// δ: encounters move P toward 1 − δ, never to 1.
     pub delta: f64,
