@@ -33,8 +33,8 @@ pub enum SyncRequest {
 pub enum SyncResponse {
     /// The answer to [`SyncRequest::Hello`].
     Hello {
-        /// The answering peer's nickname (its own choice, checked like any name before
-        /// display).
+        /// The answering peer's nickname, its own choice; the receiver checks it like
+        /// any name ([`crate::channel::check_name`]).
         name: String,
     },
     /// The answer to [`SyncRequest::History`].
