@@ -25,8 +25,14 @@ const SIGNING_DOMAIN: &[u8] = b"ferry/beacon/v1\0";
 pub struct BeaconInfo {
     /// Grows with every beacon the sender emits (across restarts too).
     pub seq: u64,
+    /// The sender's nickname, checked like a message author's name (length, no control
+    /// characters).
     pub name: String,
+    /// The port the sender listens on for TCP, if it does; the receiver pairs it with the
+    /// datagram's source address.
     pub tcp_port: Option<u16>,
+    /// The UDP port the sender listens on for QUIC, if it does; paired with the source
+    /// address like `tcp_port`.
     pub quic_port: Option<u16>,
 }
 
@@ -40,7 +46,9 @@ struct Envelope {
 /// A beacon whose signature has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Beacon {
+    /// The sender, derived from the public key that signed the beacon.
     pub peer: PeerId,
+    /// What the sender said about itself, covered by the signature.
     pub info: BeaconInfo,
 }
 
@@ -90,18 +98,26 @@ pub fn decode(datagram: &[u8]) -> Result<Beacon, BeaconError> {
     })
 }
 
+/// Why a received datagram was not accepted as a beacon.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BeaconError {
+    /// The datagram does not start with ferry's beacon magic: some other program's
+    /// traffic.
     #[error("not a ferry beacon (wrong magic bytes)")]
     NotABeacon,
+    /// The datagram is over [`MAX_BEACON_BYTES`] (its length in bytes); dropped unread.
     #[error("beacon of {0} bytes is over the {MAX_BEACON_BYTES}-byte limit")]
     TooLarge(usize),
+    /// The bytes after the magic do not decode as a beacon.
     #[error("malformed beacon")]
     Malformed,
+    /// The public key in the beacon is not a valid key.
     #[error("beacon carries an invalid public key")]
     BadKey,
+    /// The signature does not verify under the key the beacon names: forged or corrupted.
     #[error("beacon signature does not match its key (forged or corrupted)")]
     BadSignature,
+    /// The nickname breaks the rules for names (too long, control characters).
     #[error("beacon carries a bad name: {0}")]
     BadName(#[from] MessageError),
 }

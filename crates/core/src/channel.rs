@@ -39,6 +39,7 @@ const SIGNING_DOMAIN: &[u8] = b"ferry/channel-message/v1\0";
 pub struct ChannelName(String);
 
 impl ChannelName {
+    /// The name as text, as the user typed it and as it goes on the wire.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -96,14 +97,21 @@ impl fmt::Display for ChannelName {
     }
 }
 
+/// Why a string is not a valid channel name.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ChannelNameError {
+    /// The name is empty.
     #[error("a channel name cannot be empty")]
     Empty,
+    /// The name is over [`MAX_CHANNEL_NAME_BYTES`]; carries its length in bytes.
     #[error("a channel name is at most {MAX_CHANNEL_NAME_BYTES} bytes; this one has {0}")]
     TooLong(usize),
+    /// The name starts with '.', so no name is `.` or `..`, which mean something else in
+    /// a URL path.
     #[error("a channel name cannot start with '.'")]
     LeadingDot,
+    /// The name holds a character outside ASCII letters, digits, '-', '_' and '.';
+    /// carries the first one found.
     #[error("a channel name may only hold ASCII letters, digits, '-', '_' and '.'; found {0:?}")]
     BadCharacter(char),
 }
@@ -142,12 +150,19 @@ struct Envelope {
 /// A channel message whose signature has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The BLAKE3 hash of the message's wire bytes, computed on receipt (never taken from
+    /// the sender).
     pub id: MessageId,
+    /// Who wrote and signed the message: the peer id of the signing key.
     pub author: PeerId,
+    /// The nickname the author gave when posting (chosen by the author, checked for
+    /// length and control characters, not unique).
     pub author_name: String,
+    /// The channel the message was posted to, covered by the signature.
     pub channel: ChannelName,
     /// When the author posted it, by the author's clock (ms since the Unix epoch).
     pub timestamp_ms: Millis,
+    /// The message text as the author wrote it, at most [`MAX_TEXT_BYTES`].
     pub text: String,
     author_key: PublicKey,
     signature: Vec<u8>,
@@ -282,28 +297,43 @@ pub fn check_name(name: &str) -> Result<(), MessageError> {
     Ok(())
 }
 
+/// Why a message could not be built, decoded or verified.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MessageError {
+    /// The text is over [`MAX_TEXT_BYTES`]; carries its length in bytes.
     #[error(
         "the message is {0} bytes; the limit is {MAX_TEXT_BYTES} bytes (64 KiB): share long text as a file instead"
     )]
     TextTooLong(usize),
+    /// The author name is over [`MAX_NAME_BYTES`]; carries its length in bytes.
     #[error("a name is at most {MAX_NAME_BYTES} bytes; this one has {0}")]
     NameTooLong(usize),
+    /// The author name contains a control character (which could rewrite a terminal
+    /// line).
     #[error("a name cannot contain control characters")]
     NameHasControl,
+    /// The encoded message is over [`MAX_WIRE_BYTES`]; carries its length in bytes.
     #[error("encoded message of {0} bytes exceeds the {MAX_WIRE_BYTES}-byte limit")]
     TooLarge(usize),
+    /// The bytes do not decode as a message envelope and body.
     #[error("malformed message encoding")]
     Malformed,
+    /// The bytes decode but are not what re-encoding gives, so two encodings of one
+    /// message cannot get two ids.
     #[error("the message is not in its canonical encoding (extra or re-encoded bytes)")]
     NotCanonical,
+    /// The author's public key in the envelope is not a valid ed25519 key.
     #[error("the author's public key is not a valid ed25519 key")]
     BadKey,
+    /// The signature does not verify under the author's key: forged or corrupted.
     #[error("the signature does not match the author's key")]
     BadSignature,
+    /// The author timestamp is more than [`crate::history::MAX_FUTURE_SKEW_MS`] ahead of
+    /// this node's clock.
     #[error("the message is dated too far ahead of this node's clock")]
     TooFarAhead,
+    /// The local keypair is of a type that cannot sign (only when posting, never from a
+    /// peer).
     #[error("this key type cannot sign")]
     UnsignableKey,
 }

@@ -54,8 +54,11 @@ pub fn in_window(rank: usize, timestamp_ms: Millis, now_ms: Millis) -> bool {
 /// A summary of one stored message, enough to plan a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
+    /// The stored message's id.
     pub id: MessageId,
+    /// The author's timestamp (ms since the Unix epoch), which orders the history.
     pub timestamp_ms: Millis,
+    /// The message's encoded size in bytes, counted against a response's byte budget.
     pub wire_len: usize,
 }
 

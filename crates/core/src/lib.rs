@@ -24,6 +24,8 @@
 //! Everything a peer sends is decoded here with its limits checked; the
 //! `fuzz/` crate feeds these decoders and state machines arbitrary input.
 
+#![warn(missing_docs)]
+
 pub mod beacon;
 pub mod channel;
 pub mod content;

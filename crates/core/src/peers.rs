@@ -55,15 +55,23 @@ impl Source {
 /// What the table knows about one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEntry {
+    /// The peer's id.
     pub peer: PeerId,
+    /// The nickname it gave in a beacon or a sync hello, if any (its own choice: not
+    /// unique, not proof of anything).
     pub name: Option<String>,
+    /// Addresses it may be dialled at, at most [`MAX_ADDRS_PER_PEER`], oldest first.
     pub addrs: Vec<Multiaddr>,
+    /// Every way it has been found (see [`Source`]).
     pub sources: BTreeSet<Source>,
     /// Open connections; the peer is connected while this is above zero.
     pub connections: u32,
     /// The remote address of the most recent connection.
     pub connected_via: Option<Multiaddr>,
+    /// The last measured round trip (ms) on a connection; `None` while not connected.
     pub rtt_ms: Option<u32>,
+    /// When it was last heard from (a beacon, a connection, a ping), on the caller's
+    /// clock; departure counts from here.
     pub last_seen: Millis,
     last_beacon_seq: Option<u64>,
     last_dial: Option<Millis>,
@@ -85,6 +93,7 @@ impl PeerEntry {
         }
     }
 
+    /// Whether at least one connection to it is open.
     pub fn is_connected(&self) -> bool {
         self.connections > 0
     }
@@ -120,6 +129,7 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
+    /// An empty table for the node `local`, which is never entered into its own table.
     pub fn new(local: PeerId) -> Self {
         Self {
             local,
@@ -190,6 +200,9 @@ impl PeerTable {
         }
     }
 
+    /// A connection to `peer` opened from `remote`; `inbound` when the peer dialled us.
+    /// Adds the peer if unknown, even past [`MAX_PEERS`]: a connected peer is always
+    /// taken in.
     pub fn connected(&mut self, peer: PeerId, remote: Multiaddr, inbound: bool, now: Millis) {
         if let Some(entry) = self.entry(peer, now) {
             if inbound && entry.sources.is_empty() {
@@ -214,6 +227,7 @@ impl PeerTable {
         }
     }
 
+    /// A ping to `peer` took `rtt_ms` ms; that counts as hearing from it.
     pub fn rtt(&mut self, peer: PeerId, rtt_ms: u32, now: Millis) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.rtt_ms = Some(rtt_ms);
@@ -221,6 +235,8 @@ impl PeerTable {
         }
     }
 
+    /// `peer`'s nickname is `name` (from its sync hello, or remembered from an earlier
+    /// run); an unknown peer is ignored.
     pub fn named(&mut self, peer: PeerId, name: String) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.name = Some(name);
@@ -257,14 +273,17 @@ impl PeerTable {
         gone.iter().filter_map(|p| self.peers.remove(p)).collect()
     }
 
+    /// What the table knows about `peer`, if it knows it.
     pub fn get(&self, peer: &PeerId) -> Option<&PeerEntry> {
         self.peers.get(peer)
     }
 
+    /// Every known peer, in peer id order.
     pub fn iter(&self) -> impl Iterator<Item = &PeerEntry> {
         self.peers.values()
     }
 
+    /// The peers with at least one open connection, in peer id order.
     pub fn connected_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers
             .values()

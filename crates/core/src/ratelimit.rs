@@ -51,6 +51,10 @@ pub struct KeyedLimiter<K> {
 }
 
 impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
+    /// A limiter allowing bursts of `capacity` actions per key, refilled at `per_second`
+    /// tokens a second, tracking at most `max_keys` keys.
+    ///
+    /// Panics if `max_keys` is 0 (a configuration mistake, never a peer's doing).
     pub fn new(capacity: u32, per_second: f64, max_keys: usize) -> Self {
         assert!(max_keys > 0, "a limiter must track at least one key");
         Self {
@@ -83,6 +87,7 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
         }
     }
 
+    /// How many keys have a bucket now (at most `max_keys`).
     pub fn tracked_keys(&self) -> usize {
         self.buckets.len()
     }
@@ -102,6 +107,10 @@ pub struct LogLimiter<K> {
 }
 
 impl<K: Eq + Hash + Clone> LogLimiter<K> {
+    /// A limiter logging each key at most once per `interval_ms` (ms), remembering at
+    /// most `max_keys` keys.
+    ///
+    /// Panics if `max_keys` is 0 (a configuration mistake, never a peer's doing).
     pub fn new(interval_ms: Millis, max_keys: usize) -> Self {
         assert!(max_keys > 0, "a log limiter must track at least one key");
         Self {

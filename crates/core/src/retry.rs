@@ -87,10 +87,12 @@ impl<K: Hash + Eq + Clone> Retries<K> {
         due
     }
 
+    /// How many requests are waiting for a retry or have one out.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no request is waiting for a retry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

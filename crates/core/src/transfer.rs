@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{Bitfield, ContentId, ContentKind, GROUP_BYTES, group_count};
 
+/// The libp2p protocol name of blob transfer.
 pub const PROTOCOL: &str = "/ferry/blob/1";
 
 /// The most groups one request may ask for (4 MiB): it bounds the memory a
@@ -23,21 +24,35 @@ pub const MAX_REQUEST_BYTES: usize = 1024;
 /// for a large blob's bitfield in a `Have` answer.
 pub const MAX_RESPONSE_BYTES: usize = (MAX_GROUPS_PER_REQUEST * GROUP_BYTES) as usize * 2;
 
+/// What a peer asks a provider over [`PROTOCOL`]; checked with [`BlobRequest::check`]
+/// before it is served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobRequest {
     /// Which groups of `id` do you have?
-    Have { id: ContentId },
+    Have {
+        /// The blob asked about.
+        id: ContentId,
+    },
     /// The bao encoding of groups `[first, last)` of `id`.
     Groups {
+        /// The blob asked for.
         id: ContentId,
+        /// The first group wanted.
         first: u64,
+        /// One past the last group wanted; at most [`MAX_GROUPS_PER_REQUEST`] after
+        /// `first`.
         last: u64,
     },
 }
 
+/// A provider's answer to a [`BlobRequest`]; from a peer, so checked before use (see
+/// [`check_have`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobResponse {
+    /// The answer to [`BlobRequest::Have`].
     Have {
+        /// The blob's size in bytes, as the provider claims it; checked against a limit
+        /// before anything is sized by it.
         size: u64,
         /// A file, or a collection's manifest: lets `ferry get ID` work
         /// without a ticket.
@@ -45,6 +60,7 @@ pub enum BlobResponse {
         /// `None`: all of it.
         groups: Option<Bitfield>,
     },
+    /// The answer to [`BlobRequest::Groups`].
     Groups {
         /// The encoded groups: parent hashes and data, verifiable against the id.
         /// Encoded as one byte string, not a sequence of numbers: this is the
@@ -52,10 +68,13 @@ pub enum BlobResponse {
         #[serde(with = "serde_bytes")]
         encoded: Vec<u8>,
     },
+    /// The provider does not have this blob.
     NotFound,
     /// Too many requests in flight from you; try later or elsewhere.
     Busy,
+    /// The request broke a limit (see [`BlobRequest::check`]).
     Refused {
+        /// Which limit, for the asker's log.
         reason: String,
     },
 }
@@ -82,12 +101,22 @@ impl BlobRequest {
 /// Why a provider's `Have` answer is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HaveError {
+    /// The claimed size is over the asker's limit.
     #[error("it claims a size of {size} bytes, over the {max}-byte limit")]
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        /// The claimed size in bytes.
+        size: u64,
+        /// The asker's limit in bytes.
+        max: u64,
+    },
+    /// The bitfield's group count does not match the claimed size.
     #[error("its bitfield has {groups} groups, but a blob of {size} bytes has {expected}")]
     WrongGroups {
+        /// The claimed size in bytes.
         size: u64,
+        /// The bitfield's group count.
         groups: u64,
+        /// The group count a blob of that size has.
         expected: u64,
     },
 }

@@ -32,16 +32,28 @@ struct Parts {
 /// Why a bitfield is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BitfieldError {
+    /// More groups than [`MAX_GROUPS`], refused before anything is allocated.
     #[error("a bitfield of {groups} groups is over the limit of {MAX_GROUPS}")]
-    TooManyGroups { groups: u64 },
+    TooManyGroups {
+        /// The group count claimed.
+        groups: u64,
+    },
+    /// The word count does not match the group count (one word per 64 groups).
     #[error("a bitfield of {groups} groups needs {expected} words, not {words}")]
     WrongLength {
+        /// The group count claimed.
         groups: u64,
+        /// The words actually given.
         words: usize,
+        /// The words that group count needs.
         expected: u64,
     },
+    /// A bit is set for a group that does not exist, which would make counts lie.
     #[error("a bitfield of {groups} groups has bits set past its last group")]
-    BitsPastEnd { groups: u64 },
+    BitsPastEnd {
+        /// The group count claimed.
+        groups: u64,
+    },
 }
 
 impl TryFrom<Parts> for Bitfield {
@@ -109,6 +121,7 @@ impl Bitfield {
         }
     }
 
+    /// How many groups the blob has, verified or not.
     pub fn groups(&self) -> u64 {
         self.groups
     }
@@ -123,12 +136,14 @@ impl Bitfield {
         Some((word, 1 << (group % 64)))
     }
 
+    /// Whether `group` is marked; `false` for a group past the end.
     pub fn get(&self, group: u64) -> bool {
         self.position(group)
             .and_then(|(word, bit)| self.bits.get(word).map(|w| w & bit != 0))
             .unwrap_or(false)
     }
 
+    /// Marks `group`; a group past the end is ignored, so a bad index cannot panic.
     pub fn set(&mut self, group: u64) {
         if let Some((word, bit)) = self.position(group)
             && let Some(w) = self.bits.get_mut(word)
@@ -144,10 +159,12 @@ impl Bitfield {
         }
     }
 
+    /// How many groups are marked.
     pub fn count(&self) -> u64 {
         self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
+    /// Whether every group is marked: the whole blob is there.
     pub fn is_complete(&self) -> bool {
         self.count() == self.groups
     }

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use super::{Bitfield, BitfieldError, GROUP_BYTES, group_bytes, group_count};
 use crate::PeerId;
 
+/// How hard a [`Fetch`] pushes each provider; chosen by the daemon, [`Default`] for real
+/// use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchConfig {
     /// Groups asked for in one request; 64 groups are 1 MiB.
@@ -47,6 +49,7 @@ pub enum Failure {
     Corrupt,
     /// The provider does not have the range, or is too busy to serve it.
     Unavailable,
+    /// No answer came within the daemon's request timeout; counts toward `max_failures`.
     Timeout,
 }
 
@@ -61,12 +64,16 @@ pub enum Dropped {
     Corrupt,
 }
 
+/// What one provider has done for a fetch so far, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderStats {
+    /// The provider.
     pub peer: PeerId,
     /// Bytes of the groups this provider was the first to deliver.
     pub verified_bytes: u64,
+    /// Requests handed to it and not yet reported back.
     pub in_flight: usize,
+    /// Why it is no longer asked, if it is not.
     pub dropped: Option<Dropped>,
 }
 
@@ -300,6 +307,7 @@ impl Fetch {
         self.size
     }
 
+    /// Whether every group is verified: the download is done.
     pub fn is_complete(&self) -> bool {
         self.low >= self.have.groups()
     }
@@ -318,6 +326,7 @@ impl Fetch {
             })
     }
 
+    /// A snapshot of every provider added, dropped ones included.
     pub fn providers(&self) -> Vec<ProviderStats> {
         self.providers
             .iter()
@@ -330,6 +339,8 @@ impl Fetch {
             .collect()
     }
 
+    /// Bytes verified during this fetch, each group counted once (duplicates from the
+    /// endgame are not counted twice).
     pub fn verified_bytes(&self) -> u64 {
         self.verified_bytes
     }

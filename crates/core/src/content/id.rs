@@ -14,6 +14,7 @@ impl ContentId {
         Self(*blake3::hash(bytes).as_bytes())
     }
 
+    /// The 32 hash bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -43,6 +44,7 @@ impl fmt::Debug for ContentId {
     }
 }
 
+/// A string that is not a content id: not 64 hex digits. Carries the string as given.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("{0:?} is not a content id: expected 64 hex digits (a BLAKE3 hash, as b3sum prints it)")]
 pub struct ContentIdError(pub String);

@@ -43,21 +43,30 @@ const SHOWN_PATH_CHARS: usize = 200;
 /// A collection's table of contents, sorted and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// Every entry, sorted by path in canonical order, each path checked.
     pub entries: Vec<Entry>,
 }
 
+/// One file or empty directory in a collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Relative to the collection's root, components separated by `/`.
     pub path: String,
+    /// Whether it is a file (with its size and id) or an empty directory.
     pub kind: EntryKind,
 }
 
+/// What a manifest entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
+    /// A regular file, fetched as its own blob.
     File {
+        /// The file's length in bytes, as the manifest states it.
         size: u64,
+        /// The BLAKE3 hash of the file's bytes.
         id: ContentId,
+        /// Whether the file was executable where it was shared, so the copy written out
+        /// can be too.
         executable: bool,
     },
     /// A directory. Only listed when nothing else lies under it: directories
@@ -270,18 +279,33 @@ fn shown(path: &str) -> String {
 /// Why a path in a collection is refused; reads as the end of "which ...".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathProblem {
+    /// The path is empty.
     Empty,
+    /// The path starts with '/', so it would leave the target directory.
     Absolute,
+    /// A component is `..`, which would leave the target directory.
     ParentDir,
+    /// A component is `.`, which would give one file two paths.
     CurrentDir,
+    /// A component is empty (`//` or a trailing `/`).
     EmptyComponent,
+    /// A single name (a ticket's suggested name) holds '/'.
     Slash,
+    /// A name holds '\', a path separator on Windows.
     Backslash,
+    /// A name holds NUL or another control character.
     Control,
+    /// A name is over [`MAX_COMPONENT_BYTES`]; carries its length in bytes.
     ComponentTooLong(usize),
+    /// The whole path is over [`MAX_PATH_BYTES`]; carries its length in bytes.
     PathTooLong(usize),
+    /// A name holds one of `<>:"|?*`, which Windows does not allow (checked on Windows
+    /// only).
     WindowsCharacter(char),
+    /// A name ends in a dot or a space, which Windows drops (checked on Windows only).
     TrailingDotOrSpace,
+    /// A name is a device name Windows reserves, such as `CON` or `COM1` with any
+    /// extension (checked on Windows only).
     WindowsReserved,
 }
 
@@ -315,24 +339,45 @@ impl fmt::Display for PathProblem {
     }
 }
 
+/// Why a manifest is refused, whether built from a local tree or decoded from a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ManifestError {
+    /// An entry's path is unsafe to write out (see [`PathProblem`]).
     #[error("the collection lists {path:?}, which {problem}: refused")]
-    BadPath { path: String, problem: PathProblem },
+    BadPath {
+        /// The path as listed (possibly shortened for the message).
+        path: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// A path is listed twice; carries the path.
     #[error("the collection lists {0:?} twice: refused")]
     Duplicate(String),
+    /// A path lies under another entry that is a file.
     #[error("the collection lists {path:?} inside {file:?}, which is a file: refused")]
-    UnderFile { path: String, file: String },
+    UnderFile {
+        /// The entry listed under the file.
+        path: String,
+        /// The file it is listed under.
+        file: String,
+    },
+    /// The file sizes add up to more than `u64` holds.
     #[error("the collection's file sizes add up to more than 2^64 bytes: refused")]
     SizeOverflow,
+    /// More entries than [`MAX_ENTRIES`]; carries how many.
     #[error("the collection lists {0} entries; the limit is {MAX_ENTRIES}: share it in parts")]
     TooManyEntries(u64),
+    /// The encoding is over [`MAX_MANIFEST_BYTES`]; carries its length in bytes.
     #[error("the collection's manifest is {0} bytes; the limit is 16 MiB: refused")]
     TooLarge(usize),
+    /// The bytes do not decode as a manifest (perhaps the id is a file's).
     #[error("the collection's manifest is corrupt or is not a manifest (was the id a file's?)")]
     Malformed,
+    /// The format byte is not one this ferry knows; carries it.
     #[error("the collection's manifest has format {0}, unknown to this ferry: upgrade ferry")]
     UnknownVersion(u8),
+    /// The entries are out of canonical order or the bytes are padded, so one tree could
+    /// get two ids.
     #[error("the collection's manifest is not in canonical form (out of order or padded): refused")]
     NotCanonical,
 }

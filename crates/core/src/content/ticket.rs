@@ -25,6 +25,7 @@ pub const MAX_TICKET_CHARS: usize = 2048;
 
 const PREFIX: &str = "ferry1";
 
+/// What a ticket's content id names: a file, or a collection manifest listing files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContentKind {
     /// A single file's bytes.
@@ -34,6 +35,7 @@ pub enum ContentKind {
 }
 
 impl ContentKind {
+    /// The lowercase name shown to people and used in the control API.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Blob => "blob",
@@ -42,12 +44,18 @@ impl ContentKind {
     }
 }
 
+/// A decoded ticket: what to fetch and one provider to ask first. Parsing checks its
+/// length, address count and suggested name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
+    /// The content's BLAKE3 hash; everything fetched is verified against it.
     pub id: ContentId,
+    /// Whether `id` is a file or a collection manifest.
     pub kind: ContentKind,
     /// The file or directory name to save as, when the sharer gave one.
     pub name: Option<String>,
+    /// The peer that holds the content and is asked first, usually the one that made the
+    /// ticket.
     pub provider: PeerId,
     /// Where `provider` listens, best first.
     pub addrs: Vec<Multiaddr>,
@@ -155,24 +163,37 @@ impl FromStr for Ticket {
     }
 }
 
+/// Why a text is not a usable ticket. The messages speak to the user who pasted it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TicketError {
+    /// The text does not start with `ferry1` nor with another ferry version prefix.
     #[error(
         "this is not a ferry ticket (a ticket starts with \"{PREFIX}\"); to fetch by content id, give its 64 hex digits"
     )]
     NotATicket,
+    /// The text starts with `ferry` and a version other than 1: made by a newer ferry.
     #[error("this ticket was made by a newer ferry: upgrade ferry to use it")]
     NewerFormat,
+    /// The text is over [`MAX_TICKET_CHARS`]; carries its length in characters.
     #[error(
         "this ticket is {0} characters, more than the {MAX_TICKET_CHARS} a ticket may have: was other text pasted with it?"
     )]
     TooLong(usize),
+    /// The base32 or the encoding inside does not decode, or has bytes left over.
     #[error("this ticket is damaged: copy it again, whole")]
     Corrupt,
+    /// More addresses than [`MAX_TICKET_ADDRS`]; carries how many.
     #[error("this ticket lists {0} addresses; a ticket carries at most {MAX_TICKET_ADDRS}")]
     TooManyAddrs(usize),
+    /// The suggested name is not a safe single path component (it could escape the
+    /// download directory).
     #[error("this ticket names the download {name:?}, which {problem}: refused")]
-    BadName { name: String, problem: PathProblem },
+    BadName {
+        /// The name as the ticket gives it.
+        name: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
 }
 
 #[cfg(test)]

@@ -82,9 +82,12 @@ const AGE_BLOCK_NUMBER: u64 = 3;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
+    /// Can wait: evicted first, sent last.
     Bulk,
+    /// The default, and what a bundle without ferry's class-of-service block gets.
     #[default]
     Normal,
+    /// Urgent: evicted last, sent first in a contact.
     Expedited,
 }
 
@@ -98,6 +101,8 @@ impl Priority {
         }
     }
 
+    /// The priority a class-of-service block's value stands for; `None` for a value ferry
+    /// does not know (the bundle then counts as normal).
     pub fn from_code(code: u8) -> Option<Self> {
         match code {
             0 => Some(Priority::Bulk),
@@ -118,6 +123,7 @@ impl fmt::Display for Priority {
     }
 }
 
+/// A text that is not `bulk`, `normal` or `expedited`; carries it.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{0:?} is not a priority: expected bulk, normal or expedited")]
 pub struct PriorityError(pub String);
@@ -140,7 +146,9 @@ impl FromStr for Priority {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 pub struct CreationTimestamp {
+    /// DTN time of creation (ms since 2000-01-01 UTC); 0 when the source has no clock.
     pub time: DtnMillis,
+    /// Tells apart bundles from one source created in the same ms.
     pub seq: u64,
 }
 
@@ -156,14 +164,19 @@ pub struct CreationClock {
 }
 
 impl CreationClock {
+    /// A clock that has handed out nothing yet (a node's first run).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A clock whose next timestamp comes after `last`, the newest one the store holds
+    /// from an earlier run.
     pub fn resume_after(last: CreationTimestamp) -> Self {
         Self { last: Some(last) }
     }
 
+    /// The next timestamp at DTN time `now`: `now` with sequence 0, or the last time with
+    /// the next sequence number if the clock has not moved past it.
     pub fn next(&mut self, now: DtnMillis) -> CreationTimestamp {
         let ts = match self.last {
             Some(last) if now <= last.time => CreationTimestamp {
@@ -219,14 +232,17 @@ struct IdParts {
 }
 
 impl BundleId {
+    /// The id of the bundle `source` created at `created`.
     pub fn new(source: Eid, created: CreationTimestamp) -> Self {
         Self(Arc::new(IdParts { source, created }))
     }
 
+    /// The endpoint that created the bundle.
     pub fn source(&self) -> &Eid {
         &self.0.source
     }
 
+    /// When the source created it, with its sequence number.
     pub fn created(&self) -> CreationTimestamp {
         self.0.created
     }
@@ -255,6 +271,7 @@ impl fmt::Debug for BundleId {
     }
 }
 
+/// A text that is not `SOURCE-TIME-SEQ`; carries it.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{0:?} is not a bundle id: expected SOURCE-TIME-SEQ, e.g. dtn://node/svc-712345678901-0")]
 pub struct BundleIdError(pub String);
@@ -293,27 +310,50 @@ impl From<BundleId> for String {
 /// Why bytes are not a bundle ferry accepts, or a bundle could not be built.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum BundleError {
+    /// The bytes are over the limit ([`MAX_BUNDLE_BYTES`]); nothing was decoded.
     #[error("bundle of {size} bytes is over the {max}-byte limit")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// The bytes given.
+        size: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The bytes are not a CBOR BPv7 bundle; carries the decoder's complaint.
     #[error("not a CBOR-encoded BPv7 bundle: {0}")]
     Malformed(String),
+    /// The bundle decodes but fails RFC 9171's rules as bp7 checks them; carries the
+    /// reasons.
     #[error("bundle breaks RFC 9171: {0}")]
     Invalid(String),
+    /// More blocks than [`MAX_BLOCKS`].
     #[error("bundle has {count} blocks, more than the {max} accepted")]
-    TooManyBlocks { count: usize, max: usize },
+    TooManyBlocks {
+        /// Blocks in the bundle, primary excluded.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bundle is a fragment; ferry neither makes nor reassembles fragments.
     #[error("bundle is a fragment; ferry does not reassemble fragments")]
     Fragment,
+    /// The source is `dtn:none`, so the bundle has no id ferry can key on.
     #[error("bundle has no source (dtn:none); ferry identifies bundles by source")]
     Anonymous,
+    /// The destination is `dtn:none`: there is nowhere to deliver it.
     #[error("bundle has no destination (dtn:none)")]
     NoDestination,
+    /// An endpoint in the primary block is not one ferry can parse.
     #[error("bundle's {field} endpoint is not valid: {error}")]
     BadEndpoint {
+        /// Which endpoint: `source`, `destination` or `report-to`.
         field: &'static str,
+        /// What is wrong with it.
         error: EidError,
     },
+    /// Forwarding would take the hop count past its limit; the bundle stays where it is.
     #[error("bundle's hop limit is reached; it may not be forwarded again")]
     HopLimitExceeded,
+    /// Signing the bundle failed (local key trouble, never a peer's doing).
     #[error("cannot sign the bundle: {0}")]
     Sign(#[from] SignError),
 }
@@ -335,11 +375,15 @@ pub enum Origin {
 pub struct NewBundle {
     /// `dtn://PEER_ID/SERVICE` of the sending application.
     pub source: Eid,
+    /// Where it is to be delivered; must name a node (not `dtn:none`).
     pub destination: Eid,
     /// From a [`CreationClock`]; time 0 means "no clock" and adds a bundle age block.
     pub created: CreationTimestamp,
+    /// How long after creation it may live, in ms; after that every node drops it.
     pub lifetime_ms: u64,
+    /// Its class of service, carried in ferry's class-of-service block.
     pub priority: Priority,
+    /// The application's bytes, carried as-is.
     pub payload: Vec<u8>,
 }
 
@@ -557,14 +601,18 @@ impl Bundle {
         self.inner.clone().to_cbor()
     }
 
+    /// The bundle's id: its source and creation timestamp.
     pub fn id(&self) -> &BundleId {
         &self.id
     }
 
+    /// The endpoint that created the bundle (as it claims: see [`Bundle::origin`] for
+    /// whether it is vouched for).
     pub fn source(&self) -> &Eid {
         self.id.source()
     }
 
+    /// The endpoint the bundle is for.
     pub fn destination(&self) -> &Eid {
         &self.destination
     }
@@ -574,22 +622,28 @@ impl Bundle {
         &self.destination_node
     }
 
+    /// Where status reports about the bundle go, as the primary block says (ferry sets it
+    /// to the source).
     pub fn report_to(&self) -> &Eid {
         &self.report_to
     }
 
+    /// When the source created it.
     pub fn created(&self) -> CreationTimestamp {
         self.id.created()
     }
 
+    /// The lifetime from the primary block, in ms after creation.
     pub fn lifetime_ms(&self) -> u64 {
         u64::try_from(self.inner.primary.lifetime.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Its class of service (normal when the bundle has no valid class-of-service block).
     pub fn priority(&self) -> Priority {
         self.priority
     }
 
+    /// The payload block's bytes; empty if there is none.
     pub fn payload(&self) -> &[u8] {
         self.inner.payload().map_or(&[], |p| p.as_slice())
     }
@@ -697,11 +751,13 @@ impl Bundle {
 /// its payload. The store keeps it beside the bytes; the simulator keeps only this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleMeta {
+    /// The bundle's id.
     pub id: BundleId,
     /// The destination's node: routing is per node.
     pub destination: NodeId,
     /// Stored size in bytes.
     pub size: u64,
+    /// Its class of service, which orders eviction.
     pub priority: Priority,
     /// End of the lifetime, DTN ms.
     pub expires_at: DtnMillis,
@@ -713,6 +769,7 @@ pub struct BundleMeta {
 }
 
 impl BundleMeta {
+    /// Whether its lifetime is over at DTN time `now`.
     pub fn is_expired(&self, now: DtnMillis) -> bool {
         now >= self.expires_at
     }

@@ -57,18 +57,27 @@ impl Repr {
 /// Why a text is not an endpoint id.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum EidError {
+    /// The text form is over [`MAX_EID_LEN`] bytes.
     #[error("endpoint id is longer than {MAX_EID_LEN} bytes")]
     TooLong,
+    /// The text is in none of the three forms; carries it.
     #[error("{0:?} is not an endpoint id: expected dtn://NODE/SERVICE, dtn:none or ipn:N.S")]
     Syntax(String),
+    /// The node part of a `dtn:` id holds a character a node name may not hold; carries
+    /// it.
     #[error("{0:?} is not a valid node name (letters, digits and -._~!$&'()*+,;= or %XX)")]
     NodeName(String),
+    /// The service part holds a space or a non-printable character; carries it.
     #[error("{0:?} is not a valid service name (printable ASCII, no spaces)")]
     Service(String),
+    /// `ipn:0.N` with N other than 0; carries N.
     #[error("ipn:0.{0} is not a valid endpoint (node 0 is only valid as ipn:0.0)")]
     IpnNodeZero(u64),
+    /// A full endpoint was given where a node id (no service part) was expected; carries
+    /// it.
     #[error("{0} is an endpoint, not a node id (a node id has no service part)")]
     NotANode(String),
+    /// `dtn:none` was given where a node was needed.
     #[error("dtn:none names no node")]
     NoneHasNoNode,
 }
@@ -103,6 +112,7 @@ impl Eid {
         Self::dtn(&peer.to_base58(), service)
     }
 
+    /// Whether this is the null endpoint `dtn:none`.
     pub fn is_none(&self) -> bool {
         matches!(self.0, Repr::None)
     }
@@ -281,6 +291,7 @@ impl NodeId {
         }
     }
 
+    /// The node id as an endpoint id (`dtn://NODE/`, or `ipn:N.0`).
     pub fn as_eid(&self) -> &Eid {
         &self.0
     }

@@ -74,6 +74,7 @@ pub struct Room {
 }
 
 impl Room {
+    /// Whether nothing needs dropping.
     pub fn is_empty(&self) -> bool {
         self.expired.is_empty() && self.evicted.is_empty()
     }
@@ -87,24 +88,39 @@ impl Room {
 /// Why a bundle cannot be stored.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Refusal {
+    /// The bundle alone is larger than the whole store.
     #[error("bundle of {size} bytes is larger than the whole {max_bytes}-byte store")]
-    TooLarge { size: u64, max_bytes: u64 },
+    TooLarge {
+        /// The bundle's size in bytes.
+        size: u64,
+        /// The store's whole quota in bytes.
+        max_bytes: u64,
+    },
+    /// The peer that handed the bundle over already uses its share
+    /// ([`Quota::max_bytes_per_peer`]).
     #[error(
         "bundles from {peer} already take {used} bytes; {size} more would pass its {limit}-byte share"
     )]
     PeerShare {
+        /// The peer that handed it over.
         peer: NodeId,
+        /// Bytes its bundles take now.
         used: u64,
+        /// The refused bundle's size in bytes.
         size: u64,
+        /// The per-peer share in bytes.
         limit: u64,
     },
+    /// The store is full and dropping what the policy allows would not make room.
     #[error(
         "store full: {needed} more bytes needed, only {freeable} held by {}",
         if *own { "expired or foreign bundles (the rest are this node's own, never evicted)" }
         else { "expired or lower-priority foreign bundles" }
     )]
     Full {
+        /// Bytes that would have to be freed.
         needed: u64,
+        /// Bytes the policy may free for this bundle.
         freeable: u64,
         /// The refused bundle is the node's own.
         own: bool,

@@ -99,12 +99,17 @@ pub const MAX_SUMMARY_IDS: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// A bundle only ever goes to its destination: one copy, the source's.
     DirectDelivery,
+    /// Every contact gets every bundle it lacks.
     Epidemic,
     /// Binary spray-and-wait with `copies` (L) copies per bundle.
     SprayAndWait {
+        /// Copies a new bundle starts with; at least 1 (a router raises 0 to 1).
         copies: u32,
     },
+    /// A bundle goes to a peer more likely to meet its destination, by PRoPHET
+    /// predictabilities with these settings (forced into range by the router).
     Prophet(ProphetConfig),
 }
 
@@ -113,6 +118,8 @@ impl Strategy {
     /// for 100 nodes); ferry's default.
     pub const DEFAULT_SPRAY_COPIES: u32 = 8;
 
+    /// The strategy's name without parameters, as in the config file and logs (`direct`,
+    /// `epidemic`, `spray`, `prophet`).
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::DirectDelivery => "direct",
@@ -133,6 +140,7 @@ impl fmt::Display for Strategy {
     }
 }
 
+/// A text that names no strategy (or a bad copy count); carries it.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{0:?} is not a routing strategy: expected direct, epidemic, spray[:COPIES] or prophet")]
 pub struct StrategyError(pub String);
@@ -166,9 +174,12 @@ impl FromStr for Strategy {
 /// "Bundle `id` reached `destination`", kept and spread until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
+    /// The delivered bundle.
     pub id: BundleId,
     /// The bundle's destination node: the only node whose ack counts.
     pub destination: NodeId,
+    /// When the bundle would have expired (DTN ms); the ack is kept until then, for at
+    /// most [`MAX_ACK_RETENTION_MS`].
     pub expires_at: DtnMillis,
     /// The destination's signature over the three fields above; `None` for what a
     /// carrier records when it hands a bundle to its destination itself (kept, never
@@ -294,9 +305,11 @@ pub enum ForwardReason {
 /// "Send bundle `id` to the peer now, telling it it holds `copies` copies."
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
+    /// The bundle to send.
     pub id: BundleId,
     /// Spray-and-wait: the copies handed over (reserved here already). 1 otherwise.
     pub copies: u32,
+    /// Which rule chose this peer, for logs and the simulator's figures.
     pub reason: ForwardReason,
 }
 
@@ -311,16 +324,22 @@ pub enum Removal {
     Expired,
 }
 
+/// A bundle the router let go: the caller deletes it from the store and logs why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
+    /// What the router knew of it.
     pub meta: BundleMeta,
+    /// Why it left.
     pub reason: Removal,
 }
 
 /// A held bundle and its spray-and-wait copy count (1 under other strategies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
+    /// What routing knows of the bundle.
     pub meta: BundleMeta,
+    /// Spray-and-wait copies this node holds, not counting those reserved for transfers
+    /// in flight; 1 under other strategies.
     pub copies: u32,
 }
 
@@ -328,8 +347,11 @@ pub struct Held {
 /// not durable: after a restart every link is new).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouterState {
+    /// Every held bundle with its copy count.
     pub held: Vec<Held>,
+    /// The delivery acknowledgements known, signed or not.
     pub acks: Vec<Ack>,
+    /// The PRoPHET predictabilities, when the strategy is PRoPHET.
     pub prophet: Option<ProphetTable>,
 }
 
@@ -365,6 +387,8 @@ pub struct Router {
 }
 
 impl Router {
+    /// An empty router for node `local`. Settings out of range are forced into range:
+    /// spray-and-wait gets at least one copy, PRoPHET's settings are sanitized.
     pub fn new(local: NodeId, strategy: Strategy) -> Self {
         let strategy = match strategy {
             Strategy::SprayAndWait { copies } => Strategy::SprayAndWait {
@@ -419,6 +443,8 @@ impl Router {
         router
     }
 
+    /// The durable part of the router, for the store to save (see
+    /// [`Router::from_state`]).
     pub fn state(&self) -> RouterState {
         RouterState {
             held: self.held.values().cloned().collect(),
@@ -427,10 +453,12 @@ impl Router {
         }
     }
 
+    /// The node this router routes for.
     pub fn local(&self) -> &NodeId {
         &self.local
     }
 
+    /// The strategy in use, with its settings as sanitized.
     pub fn strategy(&self) -> &Strategy {
         &self.strategy
     }
@@ -440,10 +468,12 @@ impl Router {
         self.held.len()
     }
 
+    /// Whether the router holds no bundle.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
 
+    /// The held bundle `id` and its copy count, if held.
     pub fn held(&self, id: &BundleId) -> Option<&Held> {
         self.held.get(id)
     }
@@ -453,6 +483,7 @@ impl Router {
         self.held.values().map(|h| &h.meta)
     }
 
+    /// The peers with an open contact.
     pub fn contacts(&self) -> impl Iterator<Item = &NodeId> {
         self.contacts.keys()
     }
@@ -467,6 +498,8 @@ impl Router {
         find_ack(&self.acks, id, destination).is_some_and(|e| e.signature.is_some())
     }
 
+    /// Every delivery acknowledgement known, signed or not (unsigned ones are never sent
+    /// to peers).
     pub fn acks(&self) -> impl Iterator<Item = Ack> + '_ {
         self.acks.iter().map(|(key, entry)| entry.ack(key))
     }

@@ -56,6 +56,7 @@ const SIGNATURE_LEN: usize = 64;
 pub struct Signature([u8; SIGNATURE_LEN]);
 
 impl Signature {
+    /// The 64 signature bytes.
     pub fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
         &self.0
     }
@@ -67,6 +68,8 @@ impl std::fmt::Debug for Signature {
     }
 }
 
+/// A byte string of the wrong length where a signature was expected (from a peer, so
+/// refused); carries its length.
 #[derive(Debug, thiserror::Error)]
 #[error("a signature is {SIGNATURE_LEN} bytes, not {0}")]
 pub struct SignatureLengthError(usize);
@@ -96,8 +99,11 @@ impl From<Signature> for serde_bytes::ByteBuf {
 /// Why something could not be signed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
+    /// The local keypair is of a type that cannot sign.
     #[error("this key type cannot sign")]
     UnsignableKey,
+    /// The keypair is not the one of the node named as signer (carried), so the signature
+    /// would not verify.
     #[error("the key is not the one of {0}, whose name the message carries")]
     WrongKey(NodeId),
 }

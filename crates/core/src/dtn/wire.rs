@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::bundle::MAX_BUNDLE_BYTES;
 use super::routing::{Ack, Summary};
 
+/// The libp2p protocol name of bundle exchange.
 pub const PROTOCOL: &str = "/ferry/dtn/1";
 
 /// The largest request: a maximal bundle plus its framing.
@@ -78,9 +79,14 @@ fn fitting<T>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> usize {
         .unwrap_or(items.len())
 }
 
+/// What one node sends the other during a contact over [`PROTOCOL`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DtnRequest {
+    /// What the sender holds and the deliveries it knows of; answered with the receiver's
+    /// own.
     Summary(Summary),
+    /// One bundle handed over; answered with a [`Receipt`] once it is stored or
+    /// delivered.
     Bundle {
         /// Spray-and-wait copies handed over with it (1 under other strategies).
         copies: u32,
@@ -90,9 +96,12 @@ pub enum DtnRequest {
     },
 }
 
+/// The answer to a [`DtnRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DtnResponse {
+    /// The answer to [`DtnRequest::Summary`]: the receiver's summary.
     Summary(Summary),
+    /// The answer to [`DtnRequest::Bundle`].
     Receipt(Receipt),
 }
 

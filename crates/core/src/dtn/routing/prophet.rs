@@ -30,13 +30,23 @@ use crate::dtn::{DtnMillis, NodeId};
 /// against a peer that sends a table naming a million nodes.
 pub const MAX_PROPHET_ENTRIES: usize = 10_000;
 
+/// PRoPHET's parameters (RFC 6693 §2.1.2; see the module docs). From the config file, so
+/// [`ProphetConfig::sanitized`] forces them into range before use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProphetConfig {
+    /// P_encounter_first: the predictability set at a first meeting.
     pub p_encounter_first: f64,
+    /// P_encounter_max: the largest step up at a later meeting (for meetings at least
+    /// `typical_interval_ms` apart).
     pub p_encounter_max: f64,
+    /// P_first_threshold: below it a predictability is forgotten, and the next meeting
+    /// counts as a first.
     pub p_first_threshold: f64,
+    /// δ: encounters move P toward 1 − δ, never to 1.
     pub delta: f64,
+    /// β: how much transitivity (A meets B, B often meets C) counts.
     pub beta: f64,
+    /// γ: the aging factor applied once per `time_unit_ms`.
     pub gamma: f64,
     /// The aging unit: γ is applied once per unit elapsed.
     pub time_unit_ms: u64,
@@ -106,6 +116,7 @@ impl PartialEq for ProphetTable {
 }
 
 impl ProphetTable {
+    /// An empty table: no node is predicted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -115,14 +126,17 @@ impl ProphetTable {
         self.preds.get(node).copied().unwrap_or(0.0)
     }
 
+    /// Every node with a predictability, and that value, in node id order.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, f64)> {
         self.preds.iter().map(|(node, p)| (node, *p))
     }
 
+    /// How many nodes have a predictability.
     pub fn len(&self) -> usize {
         self.preds.len()
     }
 
+    /// Whether no node has a predictability.
     pub fn is_empty(&self) -> bool {
         self.preds.is_empty()
     }
