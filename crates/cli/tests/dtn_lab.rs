@@ -23,7 +23,8 @@
 //! `cargo test -p ferry --test dtn_lab -- --nocapture --test-threads=1` (as root).
 //! `FERRY_LAB_KEEP=1` keeps the namespaces, data directories and logs.
 
-mod lab;
+use ferry_testkit::ferry_binary;
+use ferry_testkit::lab;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use ferry_node::control::types::{
     ShareResult,
 };
 use ferry_testkit::wait::wait_timed;
-use lab::node::{FERRY, Node};
+use lab::node::Node;
 use lab::{Host, Lab};
 use serde::de::DeserializeOwned;
 
@@ -68,7 +69,18 @@ fn random_file(path: &Path, len: usize) -> Vec<u8> {
 }
 
 /// What these tests ask of a node, besides [`Node`]'s own.
-impl Node {
+/// The CLI calls these tests make on a lab node.
+trait DtnNode {
+    fn must<T: DeserializeOwned>(&self, args: &[&str]) -> T;
+    fn status(&self) -> Result<DtnStatus, String>;
+    fn inbox(&self) -> Result<Vec<InboxItem>, String>;
+    fn held(&self) -> Result<BTreeSet<String>, String>;
+    fn send_text(&self, to: &str, text: &str) -> String;
+    fn send_file(&self, to: &str, path: &Path) -> String;
+    fn connected_to(&self, peer_id: &str) -> bool;
+}
+
+impl DtnNode for Node {
     #[track_caller]
     fn must<T: DeserializeOwned>(&self, args: &[&str]) -> T {
         self.json(args).unwrap_or_else(|e| panic!("{e}"))
@@ -572,7 +584,7 @@ fn send_many(node: &Node, to: &str, prefix: &str, count: usize) -> Vec<String> {
     let run = node
         .host
         .command("bash")
-        .args(["-c", script, "send_many", FERRY])
+        .args(["-c", script, "send_many", ferry_binary()])
         .arg(&node.data_dir)
         .args([to, &count.to_string(), prefix, &SENDERS.to_string()])
         .arg(&out)

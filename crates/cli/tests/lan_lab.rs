@@ -9,7 +9,7 @@
 //! measured times are printed; `FERRY_LAB_KEEP=1` keeps the namespaces and the
 //! data directories after a run for a look.
 
-mod lab;
+use ferry_testkit::lab;
 
 use std::collections::{BTreeSet, HashSet};
 use std::process::{Command, Stdio};
@@ -58,7 +58,13 @@ fn secs(d: Duration) -> String {
 }
 
 /// What these tests ask of a node, besides [`Node`]'s own.
-impl Node {
+/// The CLI calls these tests make on a lab node.
+trait LanNode {
+    fn read(&self, channel: &str) -> Result<Vec<MessageView>, String>;
+    fn post(&self, channel: &str, text: &str);
+}
+
+impl LanNode for Node {
     /// `ferry read CH --json`: one message per line.
     fn read(&self, channel: &str) -> Result<Vec<MessageView>, String> {
         let text = self.cli_ok(&["read", channel, "--json"])?;

@@ -47,7 +47,8 @@
 //! a run for a look; `RUST_LOG` sets the nodes' log filter.
 
 mod hostile;
-mod lab;
+use ferry_testkit::ferry_binary;
+use ferry_testkit::lab;
 
 use std::fs::File;
 use std::io::Read;
@@ -63,7 +64,6 @@ use ferry_testkit::wait::wait_until;
 use lab::{Host, Iface, Lab, Segment};
 use serde::de::DeserializeOwned;
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const MIB: usize = 1024 * 1024;
 
 /// The public segment and the fixed addresses on it.
@@ -220,7 +220,7 @@ impl Node {
     fn start(&mut self, args: &[String]) -> IdInfo {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let log = File::create(&self.log).expect("create the node log");
-        let mut command = self.host.command(FERRY);
+        let mut command = self.host.command(ferry_binary());
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -308,7 +308,7 @@ impl Node {
     /// `ferry --data-dir DIR ARGS...` in the node's namespace: stdout, or `Err`
     /// with everything it said.
     fn cli_timeout(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
-        let mut command = self.host.command(FERRY);
+        let mut command = self.host.command(ferry_binary());
         command.arg("--data-dir").arg(&self.data_dir).args(args);
         let out = run_with_deadline(command, timeout)
             .map_err(|e| format!("`ferry {}` on {}: {e}", args.join(" "), self.name))?;

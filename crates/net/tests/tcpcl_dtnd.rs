@@ -8,14 +8,11 @@
 //! and dtnd's log is printed when a test fails, or always with
 //! `FERRY_SHOW_DTND_LOG=1`.
 
-#[path = "support/dtnd.rs"]
-mod dtnd;
-
 use std::time::{Duration, Instant};
 
 use bp7::{Bundle, EndpointID};
-use dtnd::{Dtnd, pattern, tools};
 use ferry_net::tcpcl::{TcpclOptions, TcpclSession};
+use ferry_testkit::dtnd::{Dtnd, pattern, tools};
 use tokio::net::TcpListener;
 
 fn payload_of(bundle: &Bundle) -> Vec<u8> {

@@ -1,6 +1,6 @@
 //! Running the hostile peer's DTN modes against a node, and reading the node's
 //! DTN state (shared by `hostile_peers.rs` and `dtn_forgery.rs`, each with
-//! `#[path = "hostile/dtn.rs"] mod hostile_dtn;` beside `mod common`, `mod hostile`
+//! `#[path = "hostile/dtn.rs"] mod hostile_dtn;` beside `mod hostile`
 //! and `mod dtn_report`).
 
 use std::process::Command;
@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use ferry_node::control::types::DtnStatus;
 
-pub use crate::common::tcp_addr;
-use crate::common::{Node, run_with_deadline};
 use crate::dtn_report::Report as DtnReport;
+pub use ferry_testkit::harness::tcp_addr;
+use ferry_testkit::harness::{Node, run_with_deadline};
 
 /// How long a hostile DTN run may take (the flood is the longest, a few seconds).
 pub const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
