@@ -1,5 +1,5 @@
 //! A real `ferry` node on a small disk of its own (a tmpfs in a private mount
-//! namespace, see `lab/mountns.rs`; needs root): the disk filled up under it,
+//! namespace, see `ferry_testkit::lab::mountns`; needs root): the disk filled up under it,
 //! then freed. Writes are refused with a clear error and one ERROR line, the
 //! node says `full`, and once space is free it works again without a restart,
 //! with everything stored before still there. A download larger than the free
