@@ -7,7 +7,6 @@
 #[allow(dead_code)]
 #[path = "../examples/hostile/dtn_report.rs"]
 mod dtn_report;
-mod hostile;
 #[allow(dead_code)]
 #[path = "hostile/dtn.rs"]
 mod hostile_dtn;

@@ -7,7 +7,7 @@
 
 #[path = "../examples/hostile/gossip_report.rs"]
 mod gossip_report;
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

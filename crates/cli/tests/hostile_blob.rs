@@ -3,7 +3,7 @@
 //! drop the provider with a log line saying so, and finish the download from
 //! the honest ones.
 
-mod hostile;
+use ferry_testkit::hostile;
 
 use ferry_node::control::types::GetResult;
 use ferry_testkit::harness::{Node, random_bytes, wait_connected};

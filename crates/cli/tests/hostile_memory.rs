@@ -5,7 +5,7 @@
 //! and one peer keeps only a few connections, each of which could carry as
 //! many streams again.
 
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -7,7 +7,7 @@
 
 // The harness also serves tests this file does not have (multi_process.rs
 // uses all of it).
-mod hostile;
+use ferry_testkit::hostile;
 #[path = "hostile/dtn.rs"]
 mod hostile_dtn;
 // What `hostile_peer dtn-*` prints; this file reads not every field.

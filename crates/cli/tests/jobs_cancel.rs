@@ -3,7 +3,7 @@
 //! holds every later request keeps the download running with progress, so the
 //! test cancels a transfer that is certainly under way, without timing.
 
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -46,8 +46,7 @@
 //! root). `FERRY_LAB_KEEP=1` keeps the namespaces, data directories and logs after
 //! a run for a look; `RUST_LOG` sets the nodes' log filter.
 
-#[path = "../hostile/mod.rs"]
-mod hostile;
+use ferry_testkit::hostile;
 mod world;
 
 use ferry_testkit::lab;
