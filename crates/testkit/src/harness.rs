@@ -10,7 +10,7 @@
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,22 @@ pub fn ferry_in(data_dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
 }
 
 /// Runs `command` to the end, or kills it and panics after `timeout`.
-pub fn run_with_deadline(mut command: Command, stdin: &[u8], timeout: Duration) -> Run {
+pub fn run_with_deadline(command: Command, stdin: &[u8], timeout: Duration) -> Run {
+    let out = output_with_deadline(command, stdin, timeout).unwrap_or_else(|e| panic!("{e}"));
+    Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `command` to the end, feeding `stdin`, with its output captured; or
+/// kills it after `timeout` and says so in `Err`, with what it printed so far.
+pub fn output_with_deadline(
+    mut command: Command,
+    stdin: &[u8],
+    timeout: Duration,
+) -> Result<Output, String> {
     command
         .env_remove("FERRY_DATA_DIR")
         .stdin(Stdio::piped())
@@ -87,26 +102,27 @@ pub fn run_with_deadline(mut command: Command, stdin: &[u8], timeout: Duration) 
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "{command:?} did not finish within {timeout:?}; stderr so far: {}",
-                stderr.join().unwrap()
-            );
+            return Err(format!(
+                "{command:?} did not finish within {timeout:?}; it printed: {}{}",
+                String::from_utf8_lossy(&stdout.join().unwrap()),
+                String::from_utf8_lossy(&stderr.join().unwrap())
+            ));
         }
         thread::sleep(Duration::from_millis(20));
     };
     writer.join().unwrap();
-    Run {
+    Ok(Output {
         status,
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
-    }
+    })
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        bytes
     })
 }
 

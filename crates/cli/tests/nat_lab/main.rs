@@ -55,6 +55,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::IdInfo;
+use ferry_testkit::harness::output_with_deadline;
 use ferry_testkit::wait::wait_until;
 
 use world::*;
@@ -557,7 +558,7 @@ fn oversize_dht_records_are_refused() {
         .arg(&data)
         .arg(&target)
         .env("RUST_LOG", "off");
-    let out = run_with_deadline(command, HOSTILE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let out = output_with_deadline(command, b"", HOSTILE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

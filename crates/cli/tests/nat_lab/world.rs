@@ -8,13 +8,14 @@ use ferry_testkit::lab;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::{
     FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo, ShareResult,
 };
+use ferry_testkit::harness::output_with_deadline;
 use ferry_testkit::wait::wait_until;
 use lab::{Host, Iface, Lab, Segment};
 use serde::de::DeserializeOwned;
@@ -103,48 +104,6 @@ pub(crate) struct Fetched {
     /// Bytes b received and sent on the public segment meanwhile.
     pub(crate) b_rx: u64,
     pub(crate) b_tx: u64,
-}
-
-/// Runs `command` to the end with its output captured, or kills it after
-/// `timeout` (then `Err` with what it printed so far).
-pub(crate) fn run_with_deadline(mut command: Command, timeout: Duration) -> Result<Output, String> {
-    let mut child = command
-        .env_remove("FERRY_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{command:?} did not finish within {timeout:?}; it printed: {}{}",
-                String::from_utf8_lossy(&stdout.join().unwrap()),
-                String::from_utf8_lossy(&stderr.join().unwrap())
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    })
 }
 
 /// One `ferry` node in its lab host.
@@ -265,7 +224,7 @@ impl Node {
     pub(crate) fn cli_timeout(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
         let mut command = self.host.command(ferry_binary());
         command.arg("--data-dir").arg(&self.data_dir).args(args);
-        let out = run_with_deadline(command, timeout)
+        let out = output_with_deadline(command, b"", timeout)
             .map_err(|e| format!("`ferry {}` on {}: {e}", args.join(" "), self.name))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
