@@ -1,13 +1,9 @@
 //! Catching up on channels' history between real nodes on 127.0.0.1.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Node, wait_connected, wait_until};
+use ferry_testkit::harness::{Node, wait_connected, wait_until};
 
 /// Channels joined at once: more than the 20 history requests a peer may make
 /// at once, so some of them are refused and must be asked again.

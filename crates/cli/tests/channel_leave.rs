@@ -1,12 +1,8 @@
 //! `ferry leave` between real nodes on 127.0.0.1: a node that left a channel
 //! receives none of its posts, also after a restart, until it posts there again.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
-use common::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 use ferry_node::control::types::{ChannelInfo, LeaveReply, MessageView};
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 
 fn channel_names(node: &Node) -> Vec<String> {
     let channels: Vec<ChannelInfo> = node.ferry(&["channels", "--json"]).ok().json();

@@ -2,14 +2,11 @@
 //! errors as a JSON object with `--json`, the documented exit codes, the
 //! API's typed error bodies and statuses, and `ferry status`.
 
-#[allow(dead_code)]
-mod common;
-
 use std::process::Command;
 
-use common::{FERRY, Node, ferry_in, run_with_deadline, wait_connected};
 use ferry_node::control::ControlFile;
 use ferry_node::control::types::{ApiError, ErrorKind};
+use ferry_testkit::harness::{Node, ferry_binary, ferry_in, run_with_deadline, wait_connected};
 use serde_json::Value;
 
 /// The error object `--json` prints on stderr.
@@ -19,7 +16,7 @@ fn json_error(stderr: &str) -> Value {
 }
 
 fn ferry_help(args: &[&str]) -> String {
-    let mut command = Command::new(FERRY);
+    let mut command = Command::new(ferry_binary());
     command.args(args).arg("--help");
     run_with_deadline(command, b"", std::time::Duration::from_secs(30))
         .ok()

@@ -2,16 +2,12 @@
 //! token in the data directory's `control.json` (anything else gets 401), and the
 //! CLI finds that directory through `--data-dir` or `FERRY_DATA_DIR`.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FERRY, Node, run_with_deadline};
 use ferry_node::control::ControlFile;
 use ferry_node::control::types::IdInfo;
+use ferry_testkit::harness::{Node, ferry_binary, run_with_deadline};
 
 /// `GET /v1/id` with `authorization` (if any): the status and the body.
 fn get_id(url: &str, authorization: Option<&str>) -> (u16, String) {
@@ -66,7 +62,7 @@ fn with_ferry_data_dir(node: &Node) -> Command {
     let mut command = Command::new("env");
     command
         .arg(format!("FERRY_DATA_DIR={}", node.data_dir().display()))
-        .arg(FERRY);
+        .arg(ferry_binary());
     command
 }
 

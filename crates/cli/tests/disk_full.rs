@@ -1,30 +1,28 @@
 //! A real `ferry` node on a small disk of its own (a tmpfs in a private mount
-//! namespace, see `lab/mountns.rs`; needs root): the disk filled up under it,
+//! namespace, see `ferry_testkit::lab::mountns`; needs root): the disk filled up under it,
 //! then freed. Writes are refused with a clear error and one ERROR line, the
 //! node says `full`, and once space is free it works again without a restart,
 //! with everything stored before still there. A download larger than the free
 //! space is refused before anything is written, and a `kill -9` on a full disk
 //! loses nothing. Providers and fetchers on the normal disk use the loopback
-//! harness (`common`): discovery off, 127.0.0.1 only.
+//! harness (`ferry_testkit::harness`): discovery off, 127.0.0.1 only.
 
 // The harnesses are shared with other test files, whose helpers these tests
 // do not all need.
-#[allow(dead_code)]
-mod common;
-mod lab;
+use ferry_testkit::lab;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    Api, FERRY, LOOPBACK_FLAGS, Node, Run, START_TIMEOUT, random_bytes, run_with_deadline,
-    wait_until,
-};
 use ferry_node::control::ControlFile;
 use ferry_node::control::types::{
     DtnSendReply, DtnStatus, GetResult, MessageView, ShareResult, StorageInfo,
+};
+use ferry_testkit::harness::{
+    Api, LOOPBACK_FLAGS, Node, Run, START_TIMEOUT, ferry_binary, random_bytes, run_with_deadline,
+    wait_until,
 };
 use lab::mountns::SmallDisk;
 use tempfile::TempDir;
@@ -89,7 +87,7 @@ impl SmallNode {
             .unwrap();
         let child = self
             .disk
-            .command(FERRY)
+            .command(ferry_binary())
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("start")
@@ -131,7 +129,7 @@ impl SmallNode {
     }
 
     fn ferry(&self, args: &[&str]) -> Run {
-        let mut command: Command = self.disk.command(FERRY);
+        let mut command: Command = self.disk.command(ferry_binary());
         command.arg("--data-dir").arg(self.data_dir()).args(args);
         run_with_deadline(command, b"", COMMAND_TIMEOUT)
     }
@@ -190,15 +188,19 @@ impl SmallNode {
     fn connect(&self, peer: &Node) {
         self.ferry(&["connect", &peer.addr()]).ok();
         let peer_id = peer.id().peer_id;
-        wait_until("the small node to connect", common::SPREAD_TIMEOUT, || {
-            let run = self.ferry(&["peers", "--json"]).ok();
-            let peers: Vec<ferry_node::control::types::PeerInfo> = run.json();
-            if peers.iter().any(|p| p.peer_id == peer_id && p.connected) {
-                Ok(())
-            } else {
-                Err(run.stdout)
-            }
-        });
+        wait_until(
+            "the small node to connect",
+            ferry_testkit::harness::SPREAD_TIMEOUT,
+            || {
+                let run = self.ferry(&["peers", "--json"]).ok();
+                let peers: Vec<ferry_node::control::types::PeerInfo> = run.json();
+                if peers.iter().any(|p| p.peer_id == peer_id && p.connected) {
+                    Ok(())
+                } else {
+                    Err(run.stdout)
+                }
+            },
+        );
     }
 }
 
@@ -517,7 +519,7 @@ fn the_dtn_inbox_refuses_bundles_beyond_its_quota_and_the_sender_keeps_them() {
     village.ferry(&["connect", &town.addr()]).ok();
     let (held, inbox) = wait_until(
         "two letters delivered and acknowledged, one refused and still held",
-        common::SPREAD_TIMEOUT,
+        ferry_testkit::harness::SPREAD_TIMEOUT,
         || {
             let inbox: Vec<ferry_node::control::types::InboxItem> =
                 town.ferry(&["dtn", "inbox", "--json"]).ok().json();

@@ -5,14 +5,12 @@
 
 // The harness is shared with other test files, whose helpers these tests do not
 // all need.
-#[allow(dead_code)]
-mod common;
 
 use std::fs;
 use std::path::Path;
 
-use common::{Node, Run, SPREAD_TIMEOUT, random_bytes, wait_connected, wait_until};
 use ferry_node::control::types::{DtnSaveReply, DtnSendReply, DtnStatus, ImportReport, InboxItem};
+use ferry_testkit::harness::{Node, Run, SPREAD_TIMEOUT, random_bytes, wait_connected, wait_until};
 
 fn status(node: &Node) -> DtnStatus {
     node.ferry(&["dtn", "status", "--json"]).ok().json()

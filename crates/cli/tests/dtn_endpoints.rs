@@ -2,12 +2,8 @@
 //! ids and `dtn://` endpoints: the bundle is made for that endpoint, held for its
 //! node with the priority asked for, and malformed `ipn:` ids are refused.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
-use common::Node;
 use ferry_node::control::types::{DtnSendReply, DtnStatus};
+use ferry_testkit::harness::Node;
 
 #[test]
 fn a_bundle_for_an_ipn_endpoint_is_held_for_its_node() {

@@ -7,8 +7,6 @@
 
 // The harness is shared with other test files, whose helpers these tests do not
 // all need.
-#[allow(dead_code)]
-mod common;
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, symlink};
@@ -16,9 +14,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FERRY, Node, Run, SPREAD_TIMEOUT, random_bytes, run_with_deadline, wait_until};
 use ferry_node::control::types::{GetResult, ImportReport, InboxItem, ShareResult};
 use ferry_node::dtn::folder::MAX_CONTENT_FILE;
+use ferry_testkit::harness::{
+    Node, Run, SPREAD_TIMEOUT, ferry_binary, random_bytes, run_with_deadline, wait_until,
+};
 
 /// Long enough for any sound import here; an import that blocks on a FIFO or
 /// reads a huge file would pass it, and the harness then fails the test.
@@ -30,7 +30,7 @@ fn inbox(node: &Node) -> Vec<InboxItem> {
 
 /// `ferry ARGS` against `node`, run in `cwd`.
 fn ferry_at(node: &Node, cwd: &Path, args: &[&str]) -> Run {
-    let mut command = Command::new(FERRY);
+    let mut command = Command::new(ferry_binary());
     command
         .current_dir(cwd)
         .arg("--data-dir")

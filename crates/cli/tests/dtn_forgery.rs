@@ -4,21 +4,17 @@
 //! node take a stranger's bundle for its own, drop a copy it carries, forget a
 //! delivery, stop completing contacts, or keep a contact for a peer that left.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
 #[allow(dead_code)]
 #[path = "../examples/hostile/dtn_report.rs"]
 mod dtn_report;
-mod hostile;
 #[allow(dead_code)]
 #[path = "hostile/dtn.rs"]
 mod hostile_dtn;
 
-use common::{Node, SPREAD_TIMEOUT, wait_until};
 use ferry_core::dtn::routing::{MAX_ACKS, MAX_ACKS_PER_DESTINATION};
 use ferry_core::dtn::wire::{MAX_RESPONSE_BYTES, MAX_SUMMARY_BYTES};
 use ferry_node::control::types::{DtnSendReply, InboxItem};
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, wait_until};
 use hostile_dtn::{absent_peer, dtn_node_id, dtn_status, hostile_dtn, tcp_addr};
 
 fn inbox(node: &Node) -> Vec<InboxItem> {

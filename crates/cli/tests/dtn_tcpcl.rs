@@ -9,19 +9,14 @@
 //! when the test ends; dtnd's and the nodes' logs are printed when a test fails
 //! (dtnd's always with `FERRY_SHOW_DTND_LOG=1`).
 
-#[allow(dead_code)]
-mod common;
-#[path = "../../net/tests/support/dtnd.rs"]
-mod dtnd;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::{Node, SPREAD_TIMEOUT, wait_until};
-use dtnd::{Dtnd, free_port_v4, pattern, tools};
 use ferry_core::dtn::Bundle;
 use ferry_node::control::types::{DtnSendReply, DtnStatus, InboxItem};
 use ferry_node::dtn::ContactView;
+use ferry_testkit::dtnd::{Dtnd, free_port_v4, pattern, tools};
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, wait_until};
 
 /// What ferry logs when a bundle is over a TCPCL peer's transfer MRU.
 const OVER_LIMIT: &str = "over this TCPCL peer's 64000-byte transfer limit";

@@ -7,14 +7,11 @@
 
 // The harness is shared with other test files, whose helpers these tests do not
 // all need.
-#[allow(dead_code)]
-mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Node, START_TIMEOUT, wait_until};
 use ferry_core::dtn::MAX_BUNDLE_BYTES;
 use ferry_net::tcpcl::codec::{
     CONTACT_HEADER_LEN, ContactHeader, ExtensionItem, Limits, Message, SegmentFlags, SessInit,
@@ -22,6 +19,7 @@ use ferry_net::tcpcl::codec::{
 };
 use ferry_node::control::ControlFile;
 use ferry_node::dtn::tcpcl_limits::{MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS, RECEIVE_BUDGET_BYTES};
+use ferry_testkit::harness::{Node, START_TIMEOUT, wait_until};
 
 /// The node's segment MRU (ferry's default): the largest segment it takes.
 const SEGMENT: usize = 256 * 1024;

@@ -1,21 +1,17 @@
 //! `ferry get TICKET -o DIR/`, as README describes it: the content is written
 //! inside DIR under the name the ticket gives it.
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FERRY, Node, random_bytes, run_with_deadline, wait_connected};
 use ferry_node::control::types::{GetResult, ShareResult};
+use ferry_testkit::harness::{Node, ferry_binary, random_bytes, run_with_deadline, wait_connected};
 
 /// A download of a few hundred KiB over loopback, in a debug build.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn ferry(node: &Node, args: &[&str]) -> common::Run {
-    let mut command = Command::new(FERRY);
+fn ferry(node: &Node, args: &[&str]) -> ferry_testkit::harness::Run {
+    let mut command = Command::new(ferry_binary());
     command.arg("--data-dir").arg(node.data_dir()).args(args);
     run_with_deadline(command, b"", TIMEOUT)
 }

@@ -5,12 +5,9 @@
 //! flood the node still answers and still downloads (figures printed; run
 //! with `--nocapture` to read them).
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
 #[path = "../examples/hostile/gossip_report.rs"]
 mod gossip_report;
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Node, SPREAD_TIMEOUT, random_bytes, wait_connected, wait_until};
 use ferry_node::control::types::{ChannelInfo, GetResult, MessageView, ShareResult};
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, random_bytes, wait_connected, wait_until};
 use gossip_report::GossipReport;
 
 /// How long the hostile peer may take to connect, or to send everything.

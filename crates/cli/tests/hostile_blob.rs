@@ -3,12 +3,10 @@
 //! drop the provider with a log line saying so, and finish the download from
 //! the honest ones.
 
-#[allow(dead_code)]
-mod common;
-mod hostile;
+use ferry_testkit::hostile;
 
-use common::{Node, random_bytes, wait_connected};
 use ferry_node::control::types::GetResult;
+use ferry_testkit::harness::{Node, random_bytes, wait_connected};
 use hostile::start_hostile;
 
 #[test]

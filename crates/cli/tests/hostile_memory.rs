@@ -5,17 +5,15 @@
 //! and one peer keeps only a few connections, each of which could carry as
 //! many streams again.
 
-#[allow(dead_code)]
-mod common;
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Node, run_with_deadline, tcp_addr};
 use ferry_net::MAX_CONNECTIONS_PER_PEER;
 use ferry_node::control::ControlFile;
+use ferry_testkit::harness::{Node, run_with_deadline, tcp_addr};
 use serde::Deserialize;
 
 /// What `hostile_peer streams-hold` prints.

@@ -7,9 +7,7 @@
 
 // The harness also serves tests this file does not have (multi_process.rs
 // uses all of it).
-#[allow(dead_code)]
-mod common;
-mod hostile;
+use ferry_testkit::hostile;
 #[path = "hostile/dtn.rs"]
 mod hostile_dtn;
 // What `hostile_peer dtn-*` prints; this file reads not every field.
@@ -21,10 +19,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{Node, Run, SPREAD_TIMEOUT, tcp_addr, wait_connected, wait_until};
 use ferry_core::dtn::wire::MAX_REQUEST_BYTES;
 use ferry_core::dtn::{Bundle, MAX_BUNDLE_BYTES};
 use ferry_node::control::types::{DtnSendReply, DtnStatus, GetResult, InboxItem};
+use ferry_testkit::harness::{Node, Run, SPREAD_TIMEOUT, tcp_addr, wait_connected, wait_until};
 use hostile::start_hostile;
 use hostile_dtn::{absent_peer, dtn_node_id, dtn_status, hostile_dtn};
 

@@ -3,15 +3,13 @@
 //! holds every later request keeps the download running with progress, so the
 //! test cancels a transfer that is certainly under way, without timing.
 
-#[allow(dead_code)]
-mod common;
-mod hostile;
+use ferry_testkit::hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{FERRY, Node, SPREAD_TIMEOUT, random_bytes, wait_until};
 use ferry_node::control::types::{BlobEntry, GetResult, JobState, JobStatus};
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, ferry_binary, random_bytes, wait_until};
 use hostile::start_hostile;
 
 /// Large enough that three answered requests are a small part of it.
@@ -50,7 +48,7 @@ fn files_named_after(node: &Node, id: &str) -> Vec<PathBuf> {
 /// until it ends) and waits until `ferry jobs` shows the download with
 /// verified bytes; returns the command and that status.
 fn start_stalled_get(node: &Node, ticket: &str, output: &Path) -> (Child, JobStatus) {
-    let child = Command::new(FERRY)
+    let child = Command::new(ferry_binary())
         .arg("--data-dir")
         .arg(node.data_dir())
         .args(["get", ticket, "-o", output.to_str().unwrap(), "--json"])

@@ -1,20 +1,17 @@
 //! Real `ferry` processes on 127.0.0.1: the CLI against a node, and nodes
 //! against each other (connect, channel messages, restart, catch-up).
 
-// The harness also serves tests this file does not have.
-#[allow(dead_code)]
-mod common;
-
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::{
+use ferry_node::control::ControlFile;
+use ferry_node::control::types::{ApiError, ChannelInfo, FindReply, MessageView, NatInfo};
+use ferry_testkit::ferry_binary;
+use ferry_testkit::harness::{
     LOOPBACK_FLAGS, Node, SPREAD_TIMEOUT, START_TIMEOUT, ferry_in, run_with_deadline, short_id,
     wait_connected, wait_until,
 };
-use ferry_node::control::ControlFile;
-use ferry_node::control::types::{ApiError, ChannelInfo, FindReply, MessageView, NatInfo};
 
 fn ids(messages: &[MessageView]) -> Vec<&str> {
     messages.iter().map(|m| m.id.as_str()).collect()
@@ -93,7 +90,7 @@ fn second_daemon_same_dir_fails() {
     let first = Node::start("first");
     let first_pid = ControlFile::read(&first.data_dir()).unwrap().unwrap().pid;
 
-    let mut second = Command::new(common::FERRY);
+    let mut second = Command::new(ferry_binary());
     second
         .arg("--data-dir")
         .arg(first.data_dir())
@@ -138,7 +135,7 @@ fn bad_multiaddr() {
     assert_eq!(node.id().name, "solo");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut start = Command::new(common::FERRY);
+    let mut start = Command::new(ferry_binary());
     start.arg("--data-dir").arg(dir.path()).args([
         "start",
         "--no-mdns",

@@ -5,8 +5,6 @@
 
 // The harness is shared with multi_process.rs, whose channel helpers these
 // tests do not need; that file keeps the harness free of truly dead code.
-#[allow(dead_code)]
-mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,8 +13,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Api, FERRY, Node, Run, random_bytes, run_with_deadline, wait_connected, wait_until};
 use ferry_node::control::types::{BlobEntry, GetResult, ShareResult};
+use ferry_testkit::harness::{
+    Api, Node, Run, ferry_binary, random_bytes, run_with_deadline, wait_connected, wait_until,
+};
 
 const MIB: usize = 1024 * 1024;
 /// How long a download of a few dozen MiB over loopback may take, in a debug
@@ -83,7 +83,7 @@ fn write_file(path: &Path, bytes: &[u8]) {
 
 /// `ferry ARGS` against `node`, run in `cwd` and given up on after `timeout`.
 fn ferry_at(node: &Node, cwd: &Path, args: &[&str], timeout: Duration) -> Run {
-    let mut command = Command::new(FERRY);
+    let mut command = Command::new(ferry_binary());
     command
         .arg("--data-dir")
         .arg(node.data_dir())
@@ -289,7 +289,7 @@ fn a_download_killed_halfway_resumes() {
     let shared = share(&a, &file, &[]);
     let output = work.path().join("copy.bin");
 
-    let mut download = Command::new(FERRY)
+    let mut download = Command::new(ferry_binary())
         .arg("--data-dir")
         .arg(b.data_dir())
         .args(["get", &shared.ticket, "-o", output.to_str().unwrap()])

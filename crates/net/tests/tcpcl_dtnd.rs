@@ -3,19 +3,16 @@
 //!
 //! Needs `dtnd`, `dtnsend` and `dtnrecv` in `$HOME/.cache/ferry-dtn7/bin` or
 //! on PATH (`tests/run-all.sh` installs them); skips with a message otherwise.
-//! The dtnd harness (`support/dtnd.rs`) is shared with the ferry CLI's
+//! The dtnd harness (`ferry_testkit::dtnd`) is shared with the ferry CLI's
 //! `dtn_tcpcl.rs`: every process runs with a deadline and is killed at the end,
 //! and dtnd's log is printed when a test fails, or always with
 //! `FERRY_SHOW_DTND_LOG=1`.
 
-#[path = "support/dtnd.rs"]
-mod dtnd;
-
 use std::time::{Duration, Instant};
 
 use bp7::{Bundle, EndpointID};
-use dtnd::{Dtnd, pattern, tools};
 use ferry_net::tcpcl::{TcpclOptions, TcpclSession};
+use ferry_testkit::dtnd::{Dtnd, pattern, tools};
 use tokio::net::TcpListener;
 
 fn payload_of(bundle: &Bundle) -> Vec<u8> {

@@ -1,16 +1,16 @@
 //! Running the hostile peer's DTN modes against a node, and reading the node's
 //! DTN state (shared by `hostile_peers.rs` and `dtn_forgery.rs`, each with
-//! `#[path = "hostile/dtn.rs"] mod hostile_dtn;` beside `mod common`, `mod hostile`
-//! and `mod dtn_report`).
+//! `#[path = "hostile/dtn.rs"] mod hostile_dtn;` beside `mod dtn_report`, the
+//! example's report format).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::DtnStatus;
 
-pub use crate::common::tcp_addr;
-use crate::common::{Node, run_with_deadline};
 use crate::dtn_report::Report as DtnReport;
+pub use ferry_testkit::harness::tcp_addr;
+use ferry_testkit::harness::{Node, run_with_deadline};
 
 /// How long a hostile DTN run may take (the flood is the longest, a few seconds).
 pub const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -18,7 +18,7 @@ pub const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Runs `hostile_peer MODE DATA_DIR ADDR EXTRA…` against `target` to the end.
 pub fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(crate::hostile::binary());
+    let mut command = Command::new(ferry_testkit::hostile::binary());
     command
         .arg(mode)
         .arg(dir.path().join("data"))

@@ -1,6 +1,5 @@
 //! A harness for tests against dtn7-rs's `dtnd` (dtn7 0.21.0) on 127.0.0.1 only,
-//! shared by `crates/net/tests/tcpcl_dtnd.rs` and `crates/cli/tests/dtn_tcpcl.rs`
-//! (each includes it with `#[path = "..."] mod dtnd;`).
+//! shared by `crates/net/tests/tcpcl_dtnd.rs` and `crates/cli/tests/dtn_tcpcl.rs`.
 //!
 //! Needs `dtnd`, `dtnsend` and `dtnrecv` in `$HOME/.cache/ferry-dtn7/bin` or on
 //! PATH (`tests/run-all.sh` installs them); [`tools`] says "SKIPPED" otherwise.
@@ -50,7 +49,7 @@ pub fn tools() -> Option<Tools> {
             dtnrecv,
         }),
         _ => {
-            ferry_testkit::skip(&format!(
+            crate::skip(&format!(
                 "dtnd/dtnsend/dtnrecv not found in $HOME/.cache/ferry-dtn7/bin or on PATH; \
                  install them with `{INSTALL_HINT}`"
             ));

@@ -1,4 +1,5 @@
-//! Where the test suite's hostile peer (`examples/hostile_peer.rs`) is.
+//! The test suite's hostile peer (`crates/cli/examples/hostile_peer.rs`): where
+//! it is, and starting it in a mode.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -6,15 +7,22 @@ use std::process::{Child, Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::binary::ferry_binary;
+
 /// The hostile peer example, built beside the `ferry` binary (`cargo test`
 /// builds examples; a filtered run may not have, so build it then).
 pub fn binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_ferry"))
+    let path = Path::new(ferry_binary())
         .parent()
-        .unwrap()
-        .join("examples/hostile_peer");
+        .expect("the ferry binary lies in a directory")
+        .join(format!(
+            "examples/hostile_peer{}",
+            std::env::consts::EXE_SUFFIX
+        ));
     if !path.exists() {
-        let status = Command::new(env!("CARGO"))
+        // Cargo names itself in CARGO for the tests it runs.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
             .args(["build", "-p", "ferry", "--example", "hostile_peer"])
             .status()
             .expect("run cargo");
@@ -24,7 +32,6 @@ pub fn binary() -> PathBuf {
 }
 
 /// What the hostile peer says about itself on its first line.
-#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
 #[derive(Deserialize)]
 pub struct Announced {
     pub peer_id: String,
@@ -34,7 +41,6 @@ pub struct Announced {
 }
 
 /// A running hostile peer, killed when dropped.
-#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
 pub struct Hostile {
     child: Child,
     pub announced: Announced,
@@ -50,7 +56,6 @@ impl Drop for Hostile {
 
 /// Starts `hostile_peer MODE DATA_DIR ARGS…` (`args[0]` is the mode) and
 /// reads its announcement.
-#[allow(dead_code)] // Not every test file that uses the hostile peer starts it this way.
 pub fn start_hostile(args: &[&str]) -> Hostile {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(binary())

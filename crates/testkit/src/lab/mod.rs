@@ -27,8 +27,6 @@
 //! which records the test as skipped when not run as root (and fails it under CI).
 //! [`node::Node`] runs a `ferry` node in a lab host.
 
-#![allow(dead_code)]
-
 pub mod mountns;
 pub mod node;
 
@@ -50,14 +48,14 @@ pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// True (after recording the skip, see [`ferry_testkit::skip`]) when the lab cannot
+/// True (after recording the skip, see [`crate::skip`]) when the lab cannot
 /// run because this is not root: `if lab::skip_unless_root() { return; }`. Under CI
 /// it fails the test instead.
 pub fn skip_unless_root() -> bool {
     if is_root() {
         false
     } else {
-        ferry_testkit::skip("the network lab needs root: run the tests with sudo");
+        crate::skip("the network lab needs root: run the tests with sudo");
         true
     }
 }

@@ -1,9 +1,9 @@
 //! A `ferry` node in a lab host, for the lab tests that run nodes with files of
-//! their own (`lan_lab.rs`, `dtn_lab.rs`): a data directory under the test's
+//! their own (`lan_lab`, `dtn_lab`): a data directory under the test's
 //! temporary directory, one pair of log files per start
 //! (`NAME.startN.stdout.log`, `NAME.startN.stderr.log`), default listen addresses
-//! and discovery unless [`Node::start_args`] say otherwise. Each test file adds
-//! the CLI calls it needs in an `impl Node` of its own.
+//! and discovery unless [`Node::start_args`] say otherwise. Each test adds
+//! the CLI calls it needs in a trait of its own, implemented for [`Node`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,8 @@ use ferry_node::control::types::{IdInfo, PeerInfo};
 use serde::de::DeserializeOwned;
 
 use super::Host;
+use crate::binary::ferry_binary;
 
-pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const POLL: Duration = Duration::from_millis(100);
 
 /// One `ferry` node in its lab host. See the module documentation.
@@ -64,7 +64,7 @@ impl Node {
         self.starts += 1;
         let stdout = File::create(self.log_path(self.starts, "stdout")).unwrap();
         let stderr = File::create(self.log_path(self.starts, "stderr")).unwrap();
-        let mut command = self.host.command(FERRY);
+        let mut command = self.host.command(ferry_binary());
         command
             .arg("start")
             .arg("--data-dir")
@@ -134,7 +134,7 @@ impl Node {
     /// `ferry --data-dir DIR ARGS...` in the node's namespace.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.host
-            .command(FERRY)
+            .command(ferry_binary())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(args)
