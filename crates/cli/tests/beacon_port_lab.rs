@@ -7,14 +7,12 @@
 //!
 //! Run: `cargo test -p ferry --test beacon_port_lab` (as root).
 
-mod lab;
-
 use std::time::Duration;
 
 use ferry_node::control::types::PeerInfo;
+use ferry_testkit::lab::node::Node;
+use ferry_testkit::lab::{self, Lab};
 use ferry_testkit::wait::wait_until;
-use lab::Lab;
-use lab::node::Node;
 
 const OTHER_PORT: &str = "47001";
 /// Discovery by beacons takes a few seconds on a quiet segment.

@@ -3,16 +3,15 @@
 //! typed line (another node receives it), shows a message from the other node
 //! as it arrives, and `/quit` ends it with exit code 0.
 
-#[allow(dead_code)]
-mod common;
-
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use common::{FERRY, Node, SPREAD_TIMEOUT, short_id, wait_connected, wait_until};
+use ferry_testkit::harness::{
+    Node, SPREAD_TIMEOUT, ferry_binary, short_id, wait_connected, wait_until,
+};
 
 /// `ferry chat CHANNEL` on `data_dir` inside a pseudo-terminal: what is written
 /// to `input` is typed on the terminal, and everything the terminal shows is
@@ -26,7 +25,8 @@ struct Terminal {
 impl Terminal {
     fn chat(data_dir: &Path, channel: &str) -> Terminal {
         let command = format!(
-            "exec '{FERRY}' --data-dir '{}' chat {channel}",
+            "exec '{}' --data-dir '{}' chat {channel}",
+            ferry_binary(),
             data_dir.display()
         );
         // -q: no start and end lines; -f: flush as output comes; -e: exit

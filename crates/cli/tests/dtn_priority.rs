@@ -11,11 +11,8 @@
 //! is expedited and no bulk one can be delivered before nine others were.
 //! Ordered by age instead, the bulk ones (made first) would lead.
 
-#[allow(dead_code)]
-mod common;
-
-use common::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 use ferry_node::control::types::InboxItem;
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 
 /// Bundles per priority: a window's worth each, so each priority fills it.
 const EACH: usize = 8;

@@ -4,12 +4,9 @@
 //! and to no one else; under `prophet` a node that has met the destination
 //! carries the bundle to it, and one that has not is not given it.
 
-#[allow(dead_code)]
-mod common;
-
-use common::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 use ferry_node::control::types::{DtnStatus, InboxItem};
 use ferry_node::dtn::ContactView;
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, wait_connected, wait_until};
 
 fn status(node: &Node) -> DtnStatus {
     node.ferry(&["dtn", "status", "--json"]).ok().json()

@@ -5,16 +5,12 @@
 //! the download certainly under way when the signal lands; an honest node
 //! sharing the same file then lets it finish.
 
-#[allow(dead_code)]
-mod common;
-mod hostile;
-
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use common::{FERRY, Node, SPREAD_TIMEOUT, random_bytes, wait_until};
 use ferry_node::control::types::{GetResult, JobState, JobStatus};
-use hostile::start_hostile;
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, ferry_binary, random_bytes, wait_until};
+use ferry_testkit::hostile::start_hostile;
 
 /// Large enough that the stalling provider's answers are a small part of it.
 const FILE_BYTES: usize = 8 << 20;
@@ -41,7 +37,7 @@ fn get_interrupted_by_ctrl_c_goes_on_in_the_node_and_get_again_follows_it() {
     let output = work.path().join("out.bin");
     let output_arg = output.to_str().unwrap();
 
-    let mut get = Command::new(FERRY)
+    let mut get = Command::new(ferry_binary())
         .arg("--data-dir")
         .arg(node.data_dir())
         .args(["get", &ticket, "-o", output_arg])

@@ -2,16 +2,13 @@
 //! and `ferry read CHANNEL --follow` keeps running and prints each new message
 //! as it arrives, from this node and from a peer.
 
-#[allow(dead_code)]
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 
-use common::{FERRY, Node, SPREAD_TIMEOUT, wait_connected};
 use ferry_node::control::types::MessageView;
+use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, ferry_binary, wait_connected};
 
 fn texts(messages: &[MessageView]) -> Vec<&str> {
     messages.iter().map(|m| m.text.as_str()).collect()
@@ -35,7 +32,7 @@ struct Follower {
 
 impl Follower {
     fn start(node: &Node) -> Follower {
-        let mut child = Command::new(FERRY)
+        let mut child = Command::new(ferry_binary())
             .arg("--data-dir")
             .arg(node.data_dir())
             .args(["read", "general", "--follow", "--json", "--limit", "2"])

@@ -10,18 +10,15 @@
 //! `KillSignal=` within its `TimeoutStopSec=`. What is not exercised: `User=`,
 //! the sandboxing directives (verified, not applied) and `Restart=`.
 
-mod lab;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::IdInfo;
-use lab::{Host, Lab};
+use ferry_testkit::ferry_binary;
+use ferry_testkit::lab::{self, Host, Lab};
 use serde_json::Value;
-
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 /// The `[Service]` settings the test acts on.
 struct Unit {
@@ -92,7 +89,7 @@ impl Unit {
 
     /// The unit with its ExecStart binary replaced by the one under test.
     fn with_binary(&self) -> String {
-        self.text.replace(&self.exec_start[0], FERRY)
+        self.text.replace(&self.exec_start[0], ferry_binary())
     }
 }
 
@@ -134,7 +131,7 @@ fn verify(unit: &Unit, name: &str, user: bool, scratch: &Path) -> bool {
 
 /// Runs the unit's ExecStart in `host` with its environment over `env`.
 fn start(host: &Host, unit: &Unit, env: &BTreeMap<String, String>, log: &Path) -> Child {
-    let mut command = host.command(FERRY);
+    let mut command = host.command(ferry_binary());
     command
         .args(&unit.exec_start[1..])
         .env_clear()
@@ -150,7 +147,7 @@ fn start(host: &Host, unit: &Unit, env: &BTreeMap<String, String>, log: &Path) -
 
 /// `ferry ARGS` in `host` with `env`.
 fn ferry(host: &Host, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    host.command(FERRY)
+    host.command(ferry_binary())
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
