@@ -57,7 +57,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::{
-    FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo, ShareResult,
+    Connection, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo,
+    ShareResult,
 };
 use ferry_testkit::wait::wait_until;
 use lab::{Host, Iface, Lab, Segment};
@@ -352,7 +353,7 @@ impl Node {
             .ok_or_else(|| format!("{} is not connected to {peer_id}: {nat:#?}", self.name))
     }
 
-    fn connection_to(&self, peer_id: &str) -> Result<String, String> {
+    fn connection_to(&self, peer_id: &str) -> Result<Connection, String> {
         self.path_to(peer_id).map(|p| p.connection)
     }
 

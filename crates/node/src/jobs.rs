@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::control::types::{JobState, JobStatus};
+use crate::control::types::{JobKind, JobState, JobStatus};
 
 /// Finished jobs kept for the API to report; older ones are forgotten.
 const KEEP_FINISHED: usize = 256;
@@ -28,7 +28,7 @@ struct Inner {
 impl Jobs {
     /// Registers a new running job of `kind` working on `key`, and returns
     /// its id; if a job on `key` is running already, returns that one.
-    pub fn start_or_join(&self, kind: &str, phase: &str, key: &str) -> (JobId, bool) {
+    pub fn start_or_join(&self, kind: JobKind, phase: &str, key: &str) -> (JobId, bool) {
         let inner = self.lock();
         if let Some(&job) = inner.keys.get(key)
             && inner
@@ -45,7 +45,7 @@ impl Jobs {
     }
 
     /// Registers a new running job of `kind` and returns its id.
-    pub fn start(&self, kind: &str, phase: &str) -> JobId {
+    pub fn start(&self, kind: JobKind, phase: &str) -> JobId {
         let mut inner = self.lock();
         inner.next += 1;
         let job = inner.next;
@@ -53,7 +53,7 @@ impl Jobs {
             job,
             JobStatus {
                 job,
-                kind: kind.to_owned(),
+                kind,
                 state: JobState::Running,
                 phase: phase.to_owned(),
                 done_bytes: 0,
@@ -124,8 +124,8 @@ mod tests {
     #[test]
     fn jobs_start_update_and_fail() {
         let jobs = Jobs::default();
-        let a = jobs.start("get", "probing");
-        let b = jobs.start("share", "hashing");
+        let a = jobs.start(JobKind::Get, "probing");
+        let b = jobs.start(JobKind::Share, "hashing");
         assert_ne!(a, b);
         let listed: Vec<JobId> = jobs.list().iter().map(|s| s.job).collect();
         assert_eq!(listed, [a, b]);
@@ -140,11 +140,11 @@ mod tests {
     #[test]
     fn a_second_job_on_the_same_key_joins_the_running_one() {
         let jobs = Jobs::default();
-        let (a, new) = jobs.start_or_join("get", "x", "/out");
+        let (a, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
-        assert_eq!(jobs.start_or_join("get", "x", "/out"), (a, false));
+        assert_eq!(jobs.start_or_join(JobKind::Get, "x", "/out"), (a, false));
         jobs.fail(a, "x".into());
-        let (b, new) = jobs.start_or_join("get", "x", "/out");
+        let (b, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
         assert_ne!(a, b);
     }
@@ -152,10 +152,10 @@ mod tests {
     #[test]
     fn finished_jobs_are_forgotten_beyond_the_limit() {
         let jobs = Jobs::default();
-        let first = jobs.start("get", "x");
+        let first = jobs.start(JobKind::Get, "x");
         jobs.fail(first, "x".into());
         for _ in 0..KEEP_FINISHED + 1 {
-            let job = jobs.start("get", "x");
+            let job = jobs.start(JobKind::Get, "x");
             jobs.fail(job, "x".into());
         }
         assert!(jobs.get(first).is_none());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use ferry_core::content::ContentId;
 use ferry_node::control::types::{
-    BlobEntry, GetRequest, JobStarted, JobState, JobStatus, Removed, ShareRequest,
+    BlobEntry, GetRequest, JobKind, JobStarted, JobState, JobStatus, Removed, ShareRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -155,7 +155,7 @@ impl Bar {
             self.fresh = false;
         }
         let phase = output::printable(&status.phase, false);
-        let message = if status.kind == "get" {
+        let message = if status.kind == JobKind::Get {
             let peers = status.providers.iter().filter(|p| !p.dropped).count();
             match peers {
                 1 => format!("{phase} · 1 peer"),

@@ -25,7 +25,10 @@ pub const MAX_TICKET_CHARS: usize = 2048;
 
 const PREFIX: &str = "ferry1";
 
+/// In JSON (the control API) `blob` or `collection`; in a ticket (postcard)
+/// the variant's index, so the names do not reach the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ContentKind {
     /// A single file's bytes.
     Blob,
@@ -33,14 +36,10 @@ pub enum ContentKind {
     Collection,
 }
 
-impl ContentKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Blob => "blob",
-            Self::Collection => "collection",
-        }
-    }
-}
+crate::named_enum!(ContentKind {
+    Blob => "blob",
+    Collection => "collection",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {

@@ -272,7 +272,7 @@ async fn share_path(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let job = state.jobs.start("share", &format!("hashing {name}"));
+    let job = state.jobs.start(JobKind::Share, &format!("hashing {name}"));
     tokio::spawn(run_share(state, job, path, body.in_place));
     Ok(Json(JobStarted { job }))
 }
@@ -314,7 +314,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
         s.total_bytes = Some(shared.size);
         s.share = Some(ShareResult {
             id: shared.id.to_string(),
-            kind: shared.kind.as_str().into(),
+            kind: shared.kind,
             name: shared.name,
             size: shared.size,
             files: shared.files,
@@ -363,10 +363,11 @@ async fn get_content(
     if output.exists() && !body.force {
         return Err(NodeError::Exists(output));
     }
-    let (job, new) =
-        state
-            .jobs
-            .start_or_join("get", "finding providers", &output.display().to_string());
+    let (job, new) = state.jobs.start_or_join(
+        JobKind::Get,
+        "finding providers",
+        &output.display().to_string(),
+    );
     if !new {
         return Ok(Json(JobStarted { job }));
     }

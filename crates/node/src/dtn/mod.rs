@@ -38,7 +38,9 @@ use ferry_core::{Keypair, PeerId};
 use ferry_store::{Store, StoreError};
 use tokio::sync::watch;
 
-pub use views::{ContactView, DtnStatus, HeldView, InboxItem, payload_kind, safe_file_name};
+pub use views::{
+    ContactView, DtnStatus, HeldView, InboxItem, PayloadKind, payload_kind, safe_file_name,
+};
 
 /// Where text sent with `ferry dtn send PEER TEXT` goes: `dtn://PEER/text`.
 pub const TEXT_SERVICE: &str = "text";

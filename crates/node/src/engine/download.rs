@@ -978,7 +978,7 @@ impl Downloads {
             s.total_bytes = Some(size);
             s.get = Some(GetResult {
                 id: download.plan.root.to_string(),
-                kind: kind.as_str().into(),
+                kind,
                 output: download.plan.output.display().to_string(),
                 size,
                 files,
