@@ -957,6 +957,7 @@ mod tests {
             total_bytes: total,
             providers: Vec::new(),
             error: None,
+            error_kind: None,
             share: None,
             get: None,
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::control::types::{JobKind, JobState, JobStatus};
+use crate::error::NodeError;
 
 /// Finished jobs kept for the API to report; older ones are forgotten.
 const KEEP_FINISHED: usize = 256;
@@ -60,6 +61,7 @@ impl Jobs {
                 total_bytes: None,
                 providers: Vec::new(),
                 error: None,
+                error_kind: None,
                 share: None,
                 get: None,
             },
@@ -84,10 +86,12 @@ impl Jobs {
         }
     }
 
-    pub fn fail(&self, job: JobId, error: String) {
+    /// Marks `job` failed with `error`'s text and kind.
+    pub fn fail(&self, job: JobId, error: NodeError) {
         self.update(job, |s| {
             s.state = JobState::Failed;
-            s.error = Some(error);
+            s.error = Some(error.to_string());
+            s.error_kind = Some(error.kind());
         });
     }
 
@@ -131,10 +135,11 @@ mod tests {
         assert_eq!(listed, [a, b]);
         jobs.update(a, |s| s.done_bytes = 10);
         assert_eq!(jobs.get(a).unwrap().done_bytes, 10);
-        jobs.fail(a, "boom".into());
+        jobs.fail(a, NodeError::Storage("boom".into()));
         let status = jobs.get(a).unwrap();
         assert_eq!(status.state, JobState::Failed);
         assert_eq!(status.error.as_deref(), Some("boom"));
+        assert_eq!(status.error_kind, Some(crate::error::ErrorKind::Storage));
     }
 
     #[test]
@@ -143,7 +148,7 @@ mod tests {
         let (a, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
         assert_eq!(jobs.start_or_join(JobKind::Get, "x", "/out"), (a, false));
-        jobs.fail(a, "x".into());
+        jobs.fail(a, NodeError::Internal("x".into()));
         let (b, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
         assert_ne!(a, b);
@@ -153,10 +158,10 @@ mod tests {
     fn finished_jobs_are_forgotten_beyond_the_limit() {
         let jobs = Jobs::default();
         let first = jobs.start(JobKind::Get, "x");
-        jobs.fail(first, "x".into());
+        jobs.fail(first, NodeError::Internal("x".into()));
         for _ in 0..KEEP_FINISHED + 1 {
             let job = jobs.start(JobKind::Get, "x");
-            jobs.fail(job, "x".into());
+            jobs.fail(job, NodeError::Internal("x".into()));
         }
         assert!(jobs.get(first).is_none());
     }

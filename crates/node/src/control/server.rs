@@ -289,7 +289,8 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
         })
     })
     .await
-    .unwrap_or_else(|e| Err(format!("hashing stopped: {e}")));
+    .map_err(|e| NodeError::Internal(format!("hashing stopped: {e}")))
+    .and_then(|shared| shared.map_err(NodeError::from));
     let shared = match hashed {
         Ok(shared) => shared,
         Err(e) => return state.jobs.fail(job, e),
@@ -303,7 +304,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
     .await;
     let ticket = match asked {
         Ok(ticket) => ticket,
-        Err(e) => return state.jobs.fail(job, e.to_string()),
+        Err(e) => return state.jobs.fail(job, e),
     };
     tracing::info!(id = %shared.id, name = %shared.name, "shared");
     let _ = state.commands.send(Command::Provide(shared.id)).await;

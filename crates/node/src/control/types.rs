@@ -280,6 +280,10 @@ pub struct JobStatus {
     pub providers: Vec<ProviderProgress>,
     /// Set when `state` is `failed`: what went wrong and what to do.
     pub error: Option<String>,
+    /// Set when `state` is `failed`: the class of failure, as an error
+    /// answer carries it (`storage`, `unreachable`, `exists`, …).
+    #[serde(default)]
+    pub error_kind: Option<ErrorKind>,
     pub share: Option<ShareResult>,
     pub get: Option<GetResult>,
 }
