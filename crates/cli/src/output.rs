@@ -7,8 +7,9 @@ pub mod settings;
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
-    BlobEntry, ChannelInfo, Connection, ContentKind, FindReply, GetResult, IdInfo, JobState,
-    JobStatus, LeaveReply, MessageView, NatInfo, PeerInfo, ShareResult, StorageInfo,
+    BlobEntry, ChannelInfo, ConnectReply, Connection, ContentKind, FindReply, GetResult, IdInfo,
+    JobKind, JobState, JobStatus, LeaveReply, MessageView, NatInfo, PeerInfo, ShareResult,
+    StorageInfo,
 };
 use unicode_width::UnicodeWidthStr;
 
@@ -95,6 +96,41 @@ pub fn peers_table(peers: &[PeerInfo]) -> String {
         ]
     });
     table(&["PEER", "NAME", "FOUND VIA", "STATUS", "ADDRESSES"], rows)
+}
+
+/// What `ferry connect` prints.
+pub fn connect_line(reply: &ConnectReply) -> String {
+    format!(
+        "connected to {} via {}\n",
+        printable(&reply.peer_id, false),
+        printable(&reply.connected_via, false)
+    )
+}
+
+/// The line `ferry chat` starts with, on stderr.
+pub fn chat_banner(channel: &str, name: &str, peer_id: &str) -> String {
+    format!(
+        "-- #{} as {} ({}); type a message and press Enter, /quit leaves --",
+        printable(channel, false),
+        printable(name, false),
+        short_id(peer_id)
+    )
+}
+
+/// What `/help` in `ferry chat` prints.
+pub const CHAT_HELP: &str = "-- type a message and press Enter; /quit (or Ctrl-D) leaves --";
+
+/// The text beside a job's progress bar: its phase and, for a download,
+/// how many providers still send.
+pub fn progress_message(status: &JobStatus) -> String {
+    let phase = printable(&status.phase, false);
+    if status.kind != JobKind::Get {
+        return phase;
+    }
+    match status.providers.iter().filter(|p| !p.dropped).count() {
+        1 => format!("{phase} · 1 peer"),
+        n => format!("{phase} · {n} peers"),
+    }
 }
 
 /// What `ferry find` prints: whom it reached, how, over which address, how
@@ -598,8 +634,41 @@ pub fn status_text(status: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use ferry_node::control::types::{
-        DhtMode, JobKind, Mapping, ProviderProgress, Reachability, StorageState,
+        DhtMode, Mapping, ProviderProgress, Reachability, StorageState,
     };
+
+    #[test]
+    fn connect_and_chat_lines_filter_what_they_show() {
+        let reply = ConnectReply {
+            peer_id: "12D3KooWabcdefgh1234".into(),
+            connected_via: "/dns4/evil\u{1b}[2J.example/tcp/1".into(),
+        };
+        assert_eq!(
+            connect_line(&reply),
+            "connected to 12D3KooWabcdefgh1234 via /dns4/evil\u{fffd}[2J.example/tcp/1\n"
+        );
+        assert_eq!(
+            chat_banner("news", "ana\u{202e}", "12D3KooWabcdefgh1234"),
+            "-- #news as ana\u{fffd} (12D3Koo…1234); type a message and press Enter, /quit leaves --"
+        );
+    }
+
+    #[test]
+    fn progress_counts_the_peers_still_sending() {
+        let mut status = job(1, JobState::Running, 0, None);
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 0 peers");
+        let provider = |dropped| ProviderProgress {
+            peer_id: "p".into(),
+            bytes: 0,
+            dropped,
+        };
+        status.providers = vec![provider(false), provider(true)];
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 1 peer");
+        status.providers.push(provider(false));
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 2 peers");
+        status.kind = JobKind::Share;
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J");
+    }
 
     use super::*;
 

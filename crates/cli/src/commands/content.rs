@@ -11,8 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use ferry_core::content::ContentId;
 use ferry_node::control::types::{
-    BlobEntry, ErrorKind, GetRequest, JobKind, JobStarted, JobState, JobStatus, Removed,
-    ShareRequest,
+    BlobEntry, ErrorKind, GetRequest, JobStarted, JobState, JobStatus, Removed, ShareRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -156,17 +155,7 @@ impl Bar {
             self.bar.reset_eta();
             self.fresh = false;
         }
-        let phase = output::printable(&status.phase, false);
-        let message = if status.kind == JobKind::Get {
-            let peers = status.providers.iter().filter(|p| !p.dropped).count();
-            match peers {
-                1 => format!("{phase} · 1 peer"),
-                n => format!("{phase} · {n} peers"),
-            }
-        } else {
-            phase
-        };
-        self.bar.set_message(message);
+        self.bar.set_message(output::progress_message(status));
         self.bar.tick();
     }
 }

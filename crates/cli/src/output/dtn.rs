@@ -76,6 +76,16 @@ pub fn inbox_text(items: &[InboxItem]) -> String {
     text
 }
 
+/// The warning `ferry dtn save` without `-o` prints when the sender's file
+/// name is special and the file is saved under a safe one.
+pub fn renamed_line(sent: &str, saved: &str) -> String {
+    format!(
+        "the sender named the file {:?}; saving it as {:?} (choose the name with -o PATH)",
+        printable(sent, false),
+        printable(saved, false)
+    )
+}
+
 /// What `ferry dtn status` prints.
 pub fn status_text(status: &DtnStatus) -> String {
     let mut text = format!(
@@ -172,6 +182,14 @@ pub fn import_text(report: &ImportReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_file_is_named_printably() {
+        assert_eq!(
+            renamed_line(".bashrc\u{1b}[2J", "bashrc"),
+            "the sender named the file \".bashrc\u{fffd}[2J\"; saving it as \"bashrc\" (choose the name with -o PATH)"
+        );
+    }
 
     #[test]
     fn import_defuses_the_file_names_a_foreign_folder_chose() {
