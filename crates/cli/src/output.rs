@@ -7,8 +7,9 @@ pub mod settings;
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
-    BlobEntry, ChannelInfo, FindReply, GetResult, IdInfo, JobState, JobStatus, LeaveReply,
-    MessageView, NatInfo, PeerInfo, ShareResult, StorageInfo,
+    BlobEntry, ChannelInfo, ConnectReply, Connection, ContentKind, FindReply, GetResult, IdInfo,
+    JobKind, JobState, JobStatus, LeaveReply, MessageView, NatInfo, PeerInfo, ShareResult,
+    StorageInfo,
 };
 use unicode_width::UnicodeWidthStr;
 
@@ -49,7 +50,7 @@ pub fn id_text(id: &IdInfo) -> String {
 
 /// `ok, 1.2 GiB free` or `full, 3.0 MiB free: WHAT FAILED`.
 fn storage_text(storage: &StorageInfo) -> String {
-    let mut text = storage.state.clone();
+    let mut text = storage.state.to_string();
     if let Some(free) = storage.free_bytes {
         text.push_str(&format!(", {} free", human_bytes(free)));
     }
@@ -85,12 +86,51 @@ pub fn peers_table(peers: &[PeerInfo]) -> String {
             peer.name
                 .as_deref()
                 .map_or("-".to_owned(), |name| printable(name, false)),
-            peer.sources.join(","),
+            peer.sources
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             status,
             addrs.join(" "),
         ]
     });
     table(&["PEER", "NAME", "FOUND VIA", "STATUS", "ADDRESSES"], rows)
+}
+
+/// What `ferry connect` prints.
+pub fn connect_line(reply: &ConnectReply) -> String {
+    format!(
+        "connected to {} via {}\n",
+        printable(&reply.peer_id, false),
+        printable(&reply.connected_via, false)
+    )
+}
+
+/// The line `ferry chat` starts with, on stderr.
+pub fn chat_banner(channel: &str, name: &str, peer_id: &str) -> String {
+    format!(
+        "-- #{} as {} ({}); type a message and press Enter, /quit leaves --",
+        printable(channel, false),
+        printable(name, false),
+        short_id(peer_id)
+    )
+}
+
+/// What `/help` in `ferry chat` prints.
+pub const CHAT_HELP: &str = "-- type a message and press Enter; /quit (or Ctrl-D) leaves --";
+
+/// The text beside a job's progress bar: its phase and, for a download,
+/// how many providers still send.
+pub fn progress_message(status: &JobStatus) -> String {
+    let phase = printable(&status.phase, false);
+    if status.kind != JobKind::Get {
+        return phase;
+    }
+    match status.providers.iter().filter(|p| !p.dropped).count() {
+        1 => format!("{phase} · 1 peer"),
+        n => format!("{phase} · {n} peers"),
+    }
 }
 
 /// What `ferry find` prints: whom it reached, how, over which address, how
@@ -99,7 +139,7 @@ pub fn find_text(find: &FindReply) -> String {
     let mut text = format!(
         "found      {}\nconnected  {} via {}\ntook       {}\n",
         find.peer_id,
-        connection_words(&find.connection),
+        connection_words(find.connection),
         printable(&find.connected_via, false),
         millis(find.elapsed_ms),
     );
@@ -197,7 +237,7 @@ pub fn nat_text(nat: &NatInfo) -> String {
                 p.name
                     .as_deref()
                     .map_or("-".to_owned(), |name| printable(name, false)),
-                printable(&p.connection, false),
+                p.connection.to_string(),
                 printable(&p.remote_addr, false),
             ]
         });
@@ -210,13 +250,12 @@ pub fn nat_text(nat: &NatInfo) -> String {
 }
 
 /// `hole-punched` as a person says it.
-fn connection_words(connection: &str) -> String {
+fn connection_words(connection: Connection) -> &'static str {
     match connection {
-        "lan" => "on the LAN".to_owned(),
-        "direct" => "directly".to_owned(),
-        "hole-punched" => "directly, through a hole punch".to_owned(),
-        "relayed" => "through a relay".to_owned(),
-        other => printable(other, false),
+        Connection::Lan => "on the LAN",
+        Connection::Direct => "directly",
+        Connection::HolePunched => "directly, through a hole punch",
+        Connection::Relayed => "through a relay",
     }
 }
 
@@ -257,7 +296,7 @@ pub fn share_text(share: &ShareResult) -> String {
     format!(
         "shared  {} ({})\nid      {}\nticket  (on another node, `ferry get TICKET` fetches it)\n{}\n",
         printable(&share.name, false),
-        describe(&share.kind, share.files, share.size),
+        describe(share.kind, share.files, share.size),
         share.id,
         share.ticket,
     )
@@ -286,7 +325,7 @@ pub fn get_text(get: &GetResult) -> String {
     let mut text = format!(
         "wrote   {} ({})\nid      {}\nfetched {fetched}\n",
         printable(&get.output, false),
-        describe(&get.kind, get.files, get.size),
+        describe(get.kind, get.files, get.size),
         get.id,
     );
     for peer in get.providers.iter().filter(|p| p.dropped) {
@@ -299,12 +338,12 @@ pub fn get_text(get: &GetResult) -> String {
 }
 
 /// `file, 3.1 MiB` or `folder, 12 files, 3.1 MiB`.
-fn describe(kind: &str, files: u64, size: u64) -> String {
+fn describe(kind: ContentKind, files: u64, size: u64) -> String {
     let size = human_bytes(size);
     match (kind, files) {
-        ("collection", 1) => format!("folder, 1 file, {size}"),
-        ("collection", n) => format!("folder, {n} files, {size}"),
-        _ => format!("file, {size}"),
+        (ContentKind::Collection, 1) => format!("folder, 1 file, {size}"),
+        (ContentKind::Collection, n) => format!("folder, {n} files, {size}"),
+        (ContentKind::Blob, _) => format!("file, {size}"),
     }
 }
 
@@ -320,10 +359,9 @@ pub fn blobs_table(blobs: &[BlobEntry]) -> String {
         };
         vec![
             blob.id.chars().take(SHORT_CONTENT_ID).collect(),
-            match blob.kind.as_str() {
-                "collection" => "folder".to_owned(),
-                "blob" => "file".to_owned(),
-                other => printable(other, false),
+            match blob.kind {
+                ContentKind::Collection => "folder".to_owned(),
+                ContentKind::Blob => "file".to_owned(),
             },
             blob.name
                 .as_deref()
@@ -476,7 +514,7 @@ pub fn jobs_table(jobs: &[JobStatus]) -> String {
             .map_or_else(|| printable(&job.phase, false), |e| printable(e, false));
         vec![
             job.job.to_string(),
-            printable(&job.kind, false),
+            job.kind.to_string(),
             state.to_owned(),
             progress,
             what,
@@ -531,9 +569,9 @@ pub fn status_text(status: &StatusReport) -> String {
     }
     text.push_str(&format!(
         "NAT       {}, mapping {}, DHT {}{}\n",
-        printable(&nat.reachability, false),
-        printable(&nat.mapping, false),
-        printable(&nat.dht_mode, false),
+        nat.reachability,
+        nat.mapping,
+        nat.dht_mode,
         if nat.relay_server {
             ", serving as a relay"
         } else {
@@ -555,7 +593,7 @@ pub fn status_text(status: &StatusReport) -> String {
             .collect();
         text.push_str(&format!(
             "  {}: {}\n",
-            connection_words(how),
+            connection_words(*how),
             names.join(", ")
         ));
     }
@@ -595,7 +633,42 @@ pub fn status_text(status: &StatusReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ferry_node::control::types::ProviderProgress;
+    use ferry_node::control::types::{
+        DhtMode, Mapping, ProviderProgress, Reachability, StorageState,
+    };
+
+    #[test]
+    fn connect_and_chat_lines_filter_what_they_show() {
+        let reply = ConnectReply {
+            peer_id: "12D3KooWabcdefgh1234".into(),
+            connected_via: "/dns4/evil\u{1b}[2J.example/tcp/1".into(),
+        };
+        assert_eq!(
+            connect_line(&reply),
+            "connected to 12D3KooWabcdefgh1234 via /dns4/evil\u{fffd}[2J.example/tcp/1\n"
+        );
+        assert_eq!(
+            chat_banner("news", "ana\u{202e}", "12D3KooWabcdefgh1234"),
+            "-- #news as ana\u{fffd} (12D3Koo…1234); type a message and press Enter, /quit leaves --"
+        );
+    }
+
+    #[test]
+    fn progress_counts_the_peers_still_sending() {
+        let mut status = job(1, JobState::Running, 0, None);
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 0 peers");
+        let provider = |dropped| ProviderProgress {
+            peer_id: "p".into(),
+            bytes: 0,
+            dropped,
+        };
+        status.providers = vec![provider(false), provider(true)];
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 1 peer");
+        status.providers.push(provider(false));
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J · 2 peers");
+        status.kind = JobKind::Share;
+        assert_eq!(progress_message(&status), "fetching\u{fffd}[2J");
+    }
 
     use super::*;
 
@@ -622,7 +695,7 @@ mod tests {
     #[test]
     fn the_storage_line_says_the_state_the_space_and_what_failed() {
         let mut storage = StorageInfo {
-            state: "ok".into(),
+            state: StorageState::Ok,
             problem: None,
             free_bytes: Some(3 << 30),
             reserve_bytes: 64 << 20,
@@ -631,7 +704,7 @@ mod tests {
             storage_text(&storage),
             format!("ok, {} free", human_bytes(3 << 30))
         );
-        storage.state = "full".into();
+        storage.state = StorageState::Full;
         storage.free_bytes = Some(0);
         storage.problem = Some("writing the database: No space left on device".into());
         assert_eq!(
@@ -720,7 +793,7 @@ mod tests {
     fn blob(complete: bool, in_place: Option<&str>) -> BlobEntry {
         BlobEntry {
             id: "ab".repeat(32),
-            kind: "blob".into(),
+            kind: ContentKind::Blob,
             name: Some("big\u{1b}[2J.iso".into()),
             size: 4 << 20,
             complete,
@@ -749,7 +822,7 @@ mod tests {
     fn the_ticket_is_alone_on_the_last_line() {
         let share = ShareResult {
             id: "cd".repeat(32),
-            kind: "collection".into(),
+            kind: ContentKind::Collection,
             name: "photos".into(),
             size: 3 << 20,
             files: 12,
@@ -776,7 +849,7 @@ mod tests {
     fn get_says_what_came_over_the_network() {
         let mut get = GetResult {
             id: "ef".repeat(32),
-            kind: "blob".into(),
+            kind: ContentKind::Blob,
             output: "/home/ana/big.iso".into(),
             size: 4 << 20,
             files: 1,
@@ -819,7 +892,7 @@ mod tests {
             peer_id: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo".into(),
             addrs: vec!["/ip4/10.80.0.2/udp/4001/quic-v1".into()],
             connected_via: "/ip4/10.80.0.1/udp/4001/quic-v1/p2p/R/p2p-circuit".into(),
-            connection: "relayed".into(),
+            connection: Connection::Relayed,
             elapsed_ms: 1234,
         };
         let text = find_text(&find);
@@ -834,7 +907,7 @@ mod tests {
             text.ends_with("addresses\n  /ip4/10.80.0.2/udp/4001/quic-v1\n"),
             "{text}"
         );
-        find.connection = "hole-punched".into();
+        find.connection = Connection::HolePunched;
         find.elapsed_ms = 80;
         find.addrs.clear();
         let text = find_text(&find);
@@ -847,7 +920,7 @@ mod tests {
     fn nat(relay_server: bool) -> NatInfo {
         use ferry_node::control::types::{ObservedAddr, PeerPath, RelayInfo};
         NatInfo {
-            reachability: "private".into(),
+            reachability: Reachability::Private,
             public_addr: None,
             observed: vec![
                 ObservedAddr {
@@ -859,8 +932,8 @@ mod tests {
                     addr: "/ip4/10.80.0.11/udp/4001/quic-v1".into(),
                 },
             ],
-            mapping: "endpoint-independent".into(),
-            dht_mode: "client".into(),
+            mapping: Mapping::EndpointIndependent,
+            dht_mode: DhtMode::Client,
             relay_server,
             relays: vec![RelayInfo {
                 peer_id: "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1111".into(),
@@ -871,13 +944,13 @@ mod tests {
                 PeerPath {
                     peer_id: "12D3KooWaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1111".into(),
                     name: Some("relay\u{1b}[2J".into()),
-                    connection: "direct".into(),
+                    connection: Connection::Direct,
                     remote_addr: "/ip4/10.80.0.1/tcp/4001".into(),
                 },
                 PeerPath {
                     peer_id: "12D3KooWbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2222".into(),
                     name: None,
-                    connection: "hole-punched".into(),
+                    connection: Connection::HolePunched,
                     remote_addr: "/ip4/10.80.0.12/udp/4001/quic-v1".into(),
                 },
             ],
@@ -922,10 +995,10 @@ mod tests {
         empty.observed.clear();
         empty.relays.clear();
         empty.peers.clear();
-        empty.reachability = "public".into();
+        empty.reachability = Reachability::Public;
         empty.public_addr = Some("/ip4/10.80.0.1/tcp/4001".into());
-        empty.dht_mode = "server".into();
-        empty.mapping = "unknown".into();
+        empty.dht_mode = DhtMode::Server;
+        empty.mapping = Mapping::Unknown;
         let text = nat_text(&empty);
         assert!(
             text.contains("public addr   /ip4/10.80.0.1/tcp/4001\n"),
@@ -946,13 +1019,14 @@ mod tests {
     fn job(job: u64, state: JobState, done: u64, total: Option<u64>) -> JobStatus {
         JobStatus {
             job,
-            kind: "get".into(),
+            kind: JobKind::Get,
             state,
             phase: "fetching\u{1b}[2J".into(),
             done_bytes: done,
             total_bytes: total,
             providers: Vec::new(),
             error: None,
+            error_kind: None,
             share: None,
             get: None,
         }

@@ -31,6 +31,7 @@ pub mod channel;
 pub mod content;
 pub mod dtn;
 pub mod history;
+mod named;
 pub mod peers;
 pub mod ratelimit;
 pub mod retry;

@@ -38,19 +38,14 @@ pub enum Source {
     Dht,
 }
 
-impl Source {
-    /// The lowercase name shown to people and scripts.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Mdns => "mdns",
-            Source::Broadcast => "broadcast",
-            Source::Manual => "manual",
-            Source::Inbound => "inbound",
-            Source::Remembered => "remembered",
-            Source::Dht => "dht",
-        }
-    }
-}
+crate::named_enum!(Source {
+    Mdns => "mdns",
+    Broadcast => "broadcast",
+    Manual => "manual",
+    Inbound => "inbound",
+    Remembered => "remembered",
+    Dht => "dht",
+});
 
 /// What the table knows about one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,19 +15,58 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use ferry_core::content::{EntryKind, Manifest};
-use ferry_store::Store;
+use ferry_store::{Store, StoreError};
+
+use crate::error::NodeError;
+
+/// Why writing a collection out failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The target exists and overwriting was not asked for.
+    #[error("{} already exists", .0.display())]
+    Exists(PathBuf),
+    /// A file or directory could not be written or replaced.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file's bytes could not be moved out of the store.
+    #[error("cannot write {path}: {source}")]
+    Store { path: String, source: StoreError },
+    /// A manifest path that is not a plain relative path (the manifest was
+    /// checked on arrival, so this is a bug or a damaged store).
+    #[error("refused: {0:?} is not a plain relative path")]
+    UnsafePath(String),
+}
+
+impl From<ExportError> for NodeError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Exists(path) => NodeError::Exists(path),
+            ExportError::Store { path, source } => {
+                NodeError::store(&format!("cannot write {path}"), &source)
+            }
+            ExportError::Write { ref source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                NodeError::Storage(error.to_string())
+            }
+            ExportError::Write { .. } | ExportError::UnsafePath(_) => {
+                NodeError::Internal(error.to_string())
+            }
+        }
+    }
+}
 
 pub fn collection(
     store: &Store,
     manifest: &Manifest,
     target: &Path,
     force: bool,
-) -> Result<(), String> {
+) -> Result<(), ExportError> {
     if target.exists() && !force {
-        return Err(format!(
-            "{} already exists; pass --force to overwrite it, or choose another path with -o",
-            target.display()
-        ));
+        return Err(ExportError::Exists(target.to_path_buf()));
     }
     if target.exists() {
         remove_existing(target)?;
@@ -40,7 +79,7 @@ pub fn collection(
     built
 }
 
-fn build(store: &Store, manifest: &Manifest, root: &Path) -> Result<(), String> {
+fn build(store: &Store, manifest: &Manifest, root: &Path) -> Result<(), ExportError> {
     for entry in &manifest.entries {
         let path = safe_join(root, &entry.path)?;
         match &entry.kind {
@@ -51,7 +90,10 @@ fn build(store: &Store, manifest: &Manifest, root: &Path) -> Result<(), String> 
                 }
                 store
                     .move_blob_out(id, &path, false)
-                    .map_err(|e| format!("cannot write {}: {e}", entry.path))?;
+                    .map_err(|source| ExportError::Store {
+                        path: entry.path.clone(),
+                        source,
+                    })?;
                 if *executable {
                     set_executable(&path).map_err(|e| write_error(&path, e))?;
                 }
@@ -62,28 +104,26 @@ fn build(store: &Store, manifest: &Manifest, root: &Path) -> Result<(), String> 
 }
 
 /// Joins a manifest path under `root`, refusing anything but plain names.
-fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, String> {
+fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, ExportError> {
     let mut path = root.to_path_buf();
     for component in Path::new(relative).components() {
         match component {
             Component::Normal(name) => path.push(name),
             _ => {
-                return Err(format!(
-                    "refused: {relative:?} is not a plain relative path"
-                ));
+                return Err(ExportError::UnsafePath(relative.to_owned()));
             }
         }
     }
     Ok(path)
 }
 
-fn remove_existing(target: &Path) -> Result<(), String> {
+fn remove_existing(target: &Path) -> Result<(), ExportError> {
     let removed = if target.is_dir() {
         fs::remove_dir_all(target)
     } else {
         fs::remove_file(target)
     };
-    removed.map_err(|e| format!("cannot replace {}: {e}", target.display()))
+    removed.map_err(|source| write_error(target, source))
 }
 
 fn set_executable(path: &Path) -> std::io::Result<()> {
@@ -101,13 +141,31 @@ fn set_executable(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn write_error(path: &Path, e: std::io::Error) -> String {
-    format!("cannot write {}: {e}", path.display())
+fn write_error(path: &Path, source: std::io::Error) -> ExportError {
+    ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn an_existing_target_is_refused_as_existing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&ferry_store::DataDir::lock(&dir.path().join("data")).unwrap()).unwrap();
+        let target = dir.path().join("out");
+        fs::create_dir(&target).unwrap();
+        let manifest = Manifest::new(Vec::new()).unwrap();
+        let error = NodeError::from(collection(&store, &manifest, &target, false).unwrap_err());
+        assert_eq!(error, NodeError::Exists(target.clone()));
+        assert_eq!(error.kind(), ErrorKind::Exists);
+        assert!(target.is_dir());
+    }
 
     #[test]
     fn only_plain_relative_paths_join() {

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::control::types::{JobState, JobStatus};
+use crate::control::types::{JobKind, JobState, JobStatus};
+use crate::error::NodeError;
 
 /// Finished jobs kept for the API to report; older ones are forgotten.
 const KEEP_FINISHED: usize = 256;
@@ -28,7 +29,7 @@ struct Inner {
 impl Jobs {
     /// Registers a new running job of `kind` working on `key`, and returns
     /// its id; if a job on `key` is running already, returns that one.
-    pub fn start_or_join(&self, kind: &str, phase: &str, key: &str) -> (JobId, bool) {
+    pub fn start_or_join(&self, kind: JobKind, phase: &str, key: &str) -> (JobId, bool) {
         let inner = self.lock();
         if let Some(&job) = inner.keys.get(key)
             && inner
@@ -45,7 +46,7 @@ impl Jobs {
     }
 
     /// Registers a new running job of `kind` and returns its id.
-    pub fn start(&self, kind: &str, phase: &str) -> JobId {
+    pub fn start(&self, kind: JobKind, phase: &str) -> JobId {
         let mut inner = self.lock();
         inner.next += 1;
         let job = inner.next;
@@ -53,13 +54,14 @@ impl Jobs {
             job,
             JobStatus {
                 job,
-                kind: kind.to_owned(),
+                kind,
                 state: JobState::Running,
                 phase: phase.to_owned(),
                 done_bytes: 0,
                 total_bytes: None,
                 providers: Vec::new(),
                 error: None,
+                error_kind: None,
                 share: None,
                 get: None,
             },
@@ -84,10 +86,12 @@ impl Jobs {
         }
     }
 
-    pub fn fail(&self, job: JobId, error: String) {
+    /// Marks `job` failed with `error`'s text and kind.
+    pub fn fail(&self, job: JobId, error: NodeError) {
         self.update(job, |s| {
             s.state = JobState::Failed;
-            s.error = Some(error);
+            s.error = Some(error.to_string());
+            s.error_kind = Some(error.kind());
         });
     }
 
@@ -124,27 +128,28 @@ mod tests {
     #[test]
     fn jobs_start_update_and_fail() {
         let jobs = Jobs::default();
-        let a = jobs.start("get", "probing");
-        let b = jobs.start("share", "hashing");
+        let a = jobs.start(JobKind::Get, "probing");
+        let b = jobs.start(JobKind::Share, "hashing");
         assert_ne!(a, b);
         let listed: Vec<JobId> = jobs.list().iter().map(|s| s.job).collect();
         assert_eq!(listed, [a, b]);
         jobs.update(a, |s| s.done_bytes = 10);
         assert_eq!(jobs.get(a).unwrap().done_bytes, 10);
-        jobs.fail(a, "boom".into());
+        jobs.fail(a, NodeError::Storage("boom".into()));
         let status = jobs.get(a).unwrap();
         assert_eq!(status.state, JobState::Failed);
         assert_eq!(status.error.as_deref(), Some("boom"));
+        assert_eq!(status.error_kind, Some(crate::error::ErrorKind::Storage));
     }
 
     #[test]
     fn a_second_job_on_the_same_key_joins_the_running_one() {
         let jobs = Jobs::default();
-        let (a, new) = jobs.start_or_join("get", "x", "/out");
+        let (a, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
-        assert_eq!(jobs.start_or_join("get", "x", "/out"), (a, false));
-        jobs.fail(a, "x".into());
-        let (b, new) = jobs.start_or_join("get", "x", "/out");
+        assert_eq!(jobs.start_or_join(JobKind::Get, "x", "/out"), (a, false));
+        jobs.fail(a, NodeError::Internal("x".into()));
+        let (b, new) = jobs.start_or_join(JobKind::Get, "x", "/out");
         assert!(new);
         assert_ne!(a, b);
     }
@@ -152,11 +157,11 @@ mod tests {
     #[test]
     fn finished_jobs_are_forgotten_beyond_the_limit() {
         let jobs = Jobs::default();
-        let first = jobs.start("get", "x");
-        jobs.fail(first, "x".into());
+        let first = jobs.start(JobKind::Get, "x");
+        jobs.fail(first, NodeError::Internal("x".into()));
         for _ in 0..KEEP_FINISHED + 1 {
-            let job = jobs.start("get", "x");
-            jobs.fail(job, "x".into());
+            let job = jobs.start(JobKind::Get, "x");
+            jobs.fail(job, NodeError::Internal("x".into()));
         }
         assert!(jobs.get(first).is_none());
     }

@@ -80,9 +80,8 @@ pub fn chat(client: &Client, channel: &str) -> anyhow::Result<()> {
     let print = |message: &MessageView| print_message(message, false);
     recent.messages.iter().try_for_each(print)?;
     eprintln!(
-        "-- #{channel} as {} ({}); type a message and press Enter, /quit leaves --",
-        me.name,
-        output::short_id(&me.peer_id)
+        "{}",
+        output::chat_banner(channel.as_str(), &me.name, &me.peer_id)
     );
 
     // New messages, our own included, arrive through this thread; the main
@@ -100,7 +99,7 @@ pub fn chat(client: &Client, channel: &str) -> anyhow::Result<()> {
         let line = line.context("cannot read from the terminal")?;
         match line.trim() {
             "/quit" => break,
-            "/help" => eprintln!("-- type a message and press Enter; /quit (or Ctrl-D) leaves --"),
+            "/help" => eprintln!("{}", output::CHAT_HELP),
             "" => {}
             _ => {
                 if let Err(error) =

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use ferry_core::content::ContentId;
 use ferry_node::control::types::{
-    BlobEntry, GetRequest, JobStarted, JobState, JobStatus, Removed, ShareRequest,
+    BlobEntry, ErrorKind, GetRequest, JobStarted, JobState, JobStatus, Removed, ShareRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -89,7 +89,7 @@ struct RmReply {
 
 /// Polls job `job` until it is done, drawing a progress bar on stderr when
 /// `show` and stderr is a terminal. A failed job becomes an error with the
-/// node's own words.
+/// node's own words and class of failure, which decides the exit code.
 fn follow_job(client: &Client, job: u64, show: bool) -> anyhow::Result<JobStatus> {
     let mut bar = Bar::new(show && std::io::stderr().is_terminal());
     loop {
@@ -106,13 +106,14 @@ fn follow_job(client: &Client, job: u64, show: bool) -> anyhow::Result<JobStatus
             }
             JobState::Failed => {
                 bar.bar.finish_and_clear();
-                bail!(
-                    "{}",
-                    status
+                return Err(Refused {
+                    // A node older than the field: a failure of no known class.
+                    kind: status.error_kind.unwrap_or(ErrorKind::Internal),
+                    message: status
                         .error
-                        .as_deref()
-                        .unwrap_or("the job failed and the node did not say why")
-                );
+                        .unwrap_or_else(|| "the job failed and the node did not say why".into()),
+                }
+                .into());
             }
         }
         std::thread::sleep(POLL_EVERY);
@@ -154,17 +155,7 @@ impl Bar {
             self.bar.reset_eta();
             self.fresh = false;
         }
-        let phase = output::printable(&status.phase, false);
-        let message = if status.kind == "get" {
-            let peers = status.providers.iter().filter(|p| !p.dropped).count();
-            match peers {
-                1 => format!("{phase} · 1 peer"),
-                n => format!("{phase} · {n} peers"),
-            }
-        } else {
-            phase
-        };
-        self.bar.set_message(message);
+        self.bar.set_message(output::progress_message(status));
         self.bar.tick();
     }
 }

@@ -14,9 +14,8 @@ use super::print;
 use crate::args::{DtnCommand, DtnSaveArgs, DtnSendArgs};
 use crate::client::Client;
 use crate::output::dtn::{
-    export_line, import_text, inbox_text, queued_line, saved_line, status_text,
+    export_line, import_text, inbox_text, queued_line, renamed_line, saved_line, status_text,
 };
-use crate::output::printable;
 
 pub fn run(client: &Client, command: DtnCommand) -> anyhow::Result<()> {
     match command {
@@ -94,11 +93,7 @@ fn save(client: &Client, args: DtnSaveArgs) -> anyhow::Result<()> {
             // one unless the user names the file with -o.
             let name = safe_file_name(sent);
             if name != sent {
-                eprintln!(
-                    "the sender named the file {:?}; saving it as {:?} (choose the name with -o PATH)",
-                    printable(sent, false),
-                    printable(&name, false)
-                );
+                eprintln!("{}", renamed_line(sent, &name));
             }
             absolute(Path::new(&name))?
         }

@@ -26,12 +26,7 @@ pub fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
             addr: addr.to_owned(),
         },
     )?;
-    print(json, &reply, || {
-        format!(
-            "connected to {} via {}\n",
-            reply.peer_id, reply.connected_via
-        )
-    })
+    print(json, &reply, || output::connect_line(&reply))
 }
 
 pub fn find(client: &Client, peer_id: &str, json: bool) -> anyhow::Result<()> {

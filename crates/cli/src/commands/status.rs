@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ferry_node::control::types::{
-    ChannelInfo, DtnStatus, IdInfo, JobState, JobStatus, NatInfo, PeerInfo, PeerPath,
+    ChannelInfo, Connection, DtnStatus, IdInfo, JobState, JobStatus, NatInfo, PeerInfo, PeerPath,
 };
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub struct StatusReport {
     pub nat: NatInfo,
     /// Connected peers by how they are connected: `lan`, `direct`,
     /// `hole-punched`, `relayed`.
-    pub connected: BTreeMap<String, Vec<PeerPath>>,
+    pub connected: BTreeMap<Connection, Vec<PeerPath>>,
     /// Peers known but not connected now.
     pub known_not_connected: usize,
     pub channels: Vec<ChannelInfo>,
@@ -49,10 +49,10 @@ pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     let channels: Vec<ChannelInfo> = client.get("/v1/channels")?;
     let jobs: Vec<JobStatus> = client.get("/v1/jobs")?;
     let dtn: DtnStatus = client.get("/v1/dtn/status")?;
-    let mut connected: BTreeMap<String, Vec<PeerPath>> = BTreeMap::new();
+    let mut connected: BTreeMap<Connection, Vec<PeerPath>> = BTreeMap::new();
     for path in &nat.peers {
         connected
-            .entry(path.connection.clone())
+            .entry(path.connection)
             .or_default()
             .push(path.clone());
     }

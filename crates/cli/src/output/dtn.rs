@@ -3,7 +3,7 @@
 //! passes through [`printable`].
 
 use ferry_node::control::types::{
-    DtnSaveReply, DtnSendReply, DtnStatus, ExportReport, ImportReport, InboxItem,
+    DtnSaveReply, DtnSendReply, DtnStatus, ExportReport, ImportReport, InboxItem, PayloadKind,
 };
 
 use super::{human_bytes, printable, short_id};
@@ -59,14 +59,14 @@ pub fn inbox_text(items: &[InboxItem]) -> String {
     let mut text = String::new();
     for item in items {
         let id = printable(&item.id, false);
-        let what = match (item.kind.as_str(), &item.text, &item.file_name) {
-            ("text", Some(message), _) => printable(message, true),
-            ("file", _, Some(name)) => format!(
+        let what = match (item.kind, &item.text, &item.file_name) {
+            (PayloadKind::Text, Some(message), _) => printable(message, true),
+            (PayloadKind::File, _, Some(name)) => format!(
                 "file {} ({}): `ferry dtn save {id}`",
                 printable(name, false),
                 human_bytes(item.size),
             ),
-            (kind, _, _) => format!("{}, {}", printable(kind, false), human_bytes(item.size)),
+            (kind, _, _) => format!("{kind}, {}", human_bytes(item.size)),
         };
         text.push_str(&format!(
             "{id} from {}\n  {what}\n",
@@ -74,6 +74,16 @@ pub fn inbox_text(items: &[InboxItem]) -> String {
         ));
     }
     text
+}
+
+/// The warning `ferry dtn save` without `-o` prints when the sender's file
+/// name is special and the file is saved under a safe one.
+pub fn renamed_line(sent: &str, saved: &str) -> String {
+    format!(
+        "the sender named the file {:?}; saving it as {:?} (choose the name with -o PATH)",
+        printable(sent, false),
+        printable(saved, false)
+    )
 }
 
 /// What `ferry dtn status` prints.
@@ -174,6 +184,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_renamed_file_is_named_printably() {
+        assert_eq!(
+            renamed_line(".bashrc\u{1b}[2J", "bashrc"),
+            "the sender named the file \".bashrc\u{fffd}[2J\"; saving it as \"bashrc\" (choose the name with -o PATH)"
+        );
+    }
+
+    #[test]
     fn import_defuses_the_file_names_a_foreign_folder_chose() {
         let report = ImportReport {
             folder: "/media/usb/ferry-dtn".into(),
@@ -207,7 +225,7 @@ mod tests {
             id: "dtn://12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo/file-1-0".into(),
             source: "dtn://12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo/\u{1b}[2J".into(),
             destination: "dtn://me/file/x".into(),
-            kind: "file".into(),
+            kind: PayloadKind::File,
             text: None,
             file_name: Some("report\u{202E}fdp.exe".into()),
             size: 2048,

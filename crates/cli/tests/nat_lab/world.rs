@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_node::control::types::{
-    FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo, ShareResult,
+    Connection, FindReply, GetResult, IdInfo, MessageView, NatInfo, PeerPath, RelayInfo,
+    ShareResult,
 };
 use ferry_testkit::harness::output_with_deadline;
 use ferry_testkit::wait::wait_until;
@@ -270,7 +271,7 @@ impl Node {
             .ok_or_else(|| format!("{} is not connected to {peer_id}: {nat:#?}", self.name))
     }
 
-    pub(crate) fn connection_to(&self, peer_id: &str) -> Result<String, String> {
+    pub(crate) fn connection_to(&self, peer_id: &str) -> Result<Connection, String> {
         self.path_to(peer_id).map(|p| p.connection)
     }
 

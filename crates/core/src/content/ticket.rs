@@ -26,7 +26,10 @@ pub const MAX_TICKET_CHARS: usize = 2048;
 const PREFIX: &str = "ferry1";
 
 /// What a ticket's content id names: a file, or a collection manifest listing files.
+/// In JSON (the control API) `blob` or `collection`; in a ticket (postcard)
+/// the variant's index, so the names do not reach the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ContentKind {
     /// A single file's bytes.
     Blob,
@@ -34,15 +37,10 @@ pub enum ContentKind {
     Collection,
 }
 
-impl ContentKind {
-    /// The lowercase name shown to people and used in the control API.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Blob => "blob",
-            Self::Collection => "collection",
-        }
-    }
-}
+crate::named_enum!(ContentKind {
+    Blob => "blob",
+    Collection => "collection",
+});
 
 /// A decoded ticket: what to fetch and one provider to ask first. Parsing checks its
 /// length, address count and suggested name.

@@ -243,6 +243,7 @@ fn folder_failure(error: folder::FolderError) -> NodeError {
     match error {
         folder::FolderError::Store(e) => NodeError::store("the store failed", &e),
         folder::FolderError::NoContent(_) => NodeError::NotFound(error.to_string()),
+        folder::FolderError::Outgoing(e) => e.into(),
         e => bad_request(e),
     }
 }

@@ -272,7 +272,7 @@ async fn share_path(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let job = state.jobs.start("share", &format!("hashing {name}"));
+    let job = state.jobs.start(JobKind::Share, &format!("hashing {name}"));
     tokio::spawn(run_share(state, job, path, body.in_place));
     Ok(Json(JobStarted { job }))
 }
@@ -289,7 +289,8 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
         })
     })
     .await
-    .unwrap_or_else(|e| Err(format!("hashing stopped: {e}")));
+    .map_err(|e| NodeError::Internal(format!("hashing stopped: {e}")))
+    .and_then(|shared| shared.map_err(NodeError::from));
     let shared = match hashed {
         Ok(shared) => shared,
         Err(e) => return state.jobs.fail(job, e),
@@ -303,7 +304,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
     .await;
     let ticket = match asked {
         Ok(ticket) => ticket,
-        Err(e) => return state.jobs.fail(job, e.to_string()),
+        Err(e) => return state.jobs.fail(job, e),
     };
     tracing::info!(id = %shared.id, name = %shared.name, "shared");
     let _ = state.commands.send(Command::Provide(shared.id)).await;
@@ -314,7 +315,7 @@ async fn run_share(state: ApiState, job: u64, path: PathBuf, in_place: bool) {
         s.total_bytes = Some(shared.size);
         s.share = Some(ShareResult {
             id: shared.id.to_string(),
-            kind: shared.kind.as_str().into(),
+            kind: shared.kind,
             name: shared.name,
             size: shared.size,
             files: shared.files,
@@ -363,10 +364,11 @@ async fn get_content(
     if output.exists() && !body.force {
         return Err(NodeError::Exists(output));
     }
-    let (job, new) =
-        state
-            .jobs
-            .start_or_join("get", "finding providers", &output.display().to_string());
+    let (job, new) = state.jobs.start_or_join(
+        JobKind::Get,
+        "finding providers",
+        &output.display().to_string(),
+    );
     if !new {
         return Ok(Json(JobStarted { job }));
     }

@@ -34,8 +34,10 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::dtn::folder::{ExportReport, ImportReport};
-pub use crate::dtn::{DtnStatus, InboxItem};
+pub use crate::dtn::{DtnStatus, InboxItem, PayloadKind};
 pub use crate::error::ErrorKind;
+pub use ferry_core::content::ContentKind;
+pub use ferry_core::peers::Source as PeerSource;
 
 /// Who this node is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +60,7 @@ pub struct StorageInfo {
     /// `ok`; `full` (a write was refused or failed for want of space, or no
     /// more than the reserve is free); `failing` (a write failed with another I/O
     /// error). The node recovers by itself once the cause is gone.
-    pub state: String,
+    pub state: StorageState,
     /// What failed, while not `ok`.
     pub problem: Option<String>,
     /// Bytes free on the data directory's disk, when the system says.
@@ -67,10 +69,36 @@ pub struct StorageInfo {
     pub reserve_bytes: u64,
 }
 
+/// Whether the data directory's disk takes writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageState {
+    #[default]
+    Ok,
+    Full,
+    Failing,
+}
+
+ferry_core::named_enum!(StorageState {
+    Ok => "ok",
+    Full => "full",
+    Failing => "failing",
+});
+
+impl From<ferry_store::StorageState> for StorageState {
+    fn from(state: ferry_store::StorageState) -> Self {
+        match state {
+            ferry_store::StorageState::Ok => StorageState::Ok,
+            ferry_store::StorageState::Full => StorageState::Full,
+            ferry_store::StorageState::Failing => StorageState::Failing,
+        }
+    }
+}
+
 impl From<ferry_store::StorageHealth> for StorageInfo {
     fn from(health: ferry_store::StorageHealth) -> Self {
         Self {
-            state: health.state.as_str().to_owned(),
+            state: health.state.into(),
             problem: health.problem,
             free_bytes: health.free_bytes,
             reserve_bytes: health.reserve_bytes,
@@ -85,7 +113,7 @@ pub struct PeerInfo {
     pub name: Option<String>,
     pub addrs: Vec<String>,
     /// How the peer was found: `mdns`, `broadcast`, `manual`, `inbound`, `remembered`.
-    pub sources: Vec<String>,
+    pub sources: Vec<PeerSource>,
     pub connected: bool,
     /// The remote address of the current connection, when connected.
     pub connected_via: Option<String>,
@@ -222,12 +250,26 @@ pub enum JobState {
     Cancelled,
 }
 
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Hashing a file or directory into the store (`ferry share`).
+    Share,
+    /// A download (`ferry get`).
+    Get,
+}
+
+ferry_core::named_enum!(JobKind {
+    Share => "share",
+    Get => "get",
+});
+
 /// A job's progress, and its result once done.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobStatus {
     pub job: u64,
-    /// `share` or `get`.
-    pub kind: String,
+    pub kind: JobKind,
     pub state: JobState,
     /// What the job is doing now, for a person: "hashing big.iso", "fetching".
     pub phase: String,
@@ -238,6 +280,10 @@ pub struct JobStatus {
     pub providers: Vec<ProviderProgress>,
     /// Set when `state` is `failed`: what went wrong and what to do.
     pub error: Option<String>,
+    /// Set when `state` is `failed`: the class of failure, as an error
+    /// answer carries it (`storage`, `unreachable`, `exists`, …).
+    #[serde(default)]
+    pub error_kind: Option<ErrorKind>,
     pub share: Option<ShareResult>,
     pub get: Option<GetResult>,
 }
@@ -256,7 +302,7 @@ pub struct ShareResult {
     /// Hex BLAKE3 of the file (equal to `b3sum`'s), or of the collection's manifest.
     pub id: String,
     /// `blob` for a file, `collection` for a directory.
-    pub kind: String,
+    pub kind: ContentKind,
     pub name: String,
     /// Total bytes of the file, or of all files in the directory.
     pub size: u64,
@@ -268,7 +314,7 @@ pub struct ShareResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetResult {
     pub id: String,
-    pub kind: String,
+    pub kind: ContentKind,
     pub output: String,
     pub size: u64,
     pub files: u64,
@@ -284,7 +330,7 @@ pub struct GetResult {
 pub struct BlobEntry {
     pub id: String,
     /// `blob` or `collection`.
-    pub kind: String,
+    pub kind: ContentKind,
     pub name: Option<String>,
     pub size: u64,
     pub complete: bool,
@@ -314,7 +360,7 @@ pub struct FindReply {
     /// The remote address of the connection made.
     pub connected_via: String,
     /// How: `lan`, `direct`, `hole-punched` or `relayed`.
-    pub connection: String,
+    pub connection: Connection,
     /// How long the lookup and the connection took.
     pub elapsed_ms: u64,
 }
@@ -323,7 +369,7 @@ pub struct FindReply {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NatInfo {
     /// `public`, `private` or `unknown` (AutoNAT: can peers dial us back?).
-    pub reachability: String,
+    pub reachability: Reachability,
     /// The address AutoNAT confirmed, when public.
     pub public_addr: Option<String>,
     /// Our address as each peer sees it (identify's observed address): the
@@ -332,9 +378,9 @@ pub struct NatInfo {
     /// `endpoint-independent` (a cone NAT: every peer sees the same port),
     /// `endpoint-dependent` (a symmetric NAT: a port per destination), or
     /// `unknown` (fewer than two peers have reported).
-    pub mapping: String,
+    pub mapping: Mapping,
     /// `server` when this node answers DHT queries (only when reachable), else `client`.
-    pub dht_mode: String,
+    pub dht_mode: DhtMode,
     /// Whether this node serves as a relay (`--relay`).
     pub relay_server: bool,
     /// Relays this node holds a reservation on, with the relayed address others can dial.
@@ -342,6 +388,75 @@ pub struct NatInfo {
     /// Every connected peer and how it is connected.
     pub peers: Vec<PeerPath>,
 }
+
+/// How a connection reaches its peer, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Connection {
+    /// To an address on a local subnet (or loopback).
+    Lan,
+    /// To a public address, dialled directly.
+    Direct,
+    /// Made by DCUtR through a relay, then direct.
+    HolePunched,
+    /// Through a relay's circuit.
+    Relayed,
+}
+
+ferry_core::named_enum!(Connection {
+    Lan => "lan",
+    Direct => "direct",
+    HolePunched => "hole-punched",
+    Relayed => "relayed",
+});
+
+/// AutoNAT's verdict: can peers dial this node back?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    Public,
+    Private,
+    Unknown,
+}
+
+ferry_core::named_enum!(Reachability {
+    Public => "public",
+    Private => "private",
+    Unknown => "unknown",
+});
+
+/// How the NAT in front of this node maps its UDP port, as peers observe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mapping {
+    /// Every peer sees the same address and port (a cone NAT, or none).
+    EndpointIndependent,
+    /// A port per destination (a symmetric NAT).
+    EndpointDependent,
+    /// Fewer than two peers have reported.
+    Unknown,
+}
+
+ferry_core::named_enum!(Mapping {
+    EndpointIndependent => "endpoint-independent",
+    EndpointDependent => "endpoint-dependent",
+    Unknown => "unknown",
+});
+
+/// Whether this node answers DHT queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhtMode {
+    /// Answers queries (only when reachable).
+    Server,
+    /// Only asks.
+    Client,
+}
+
+ferry_core::named_enum!(DhtMode {
+    Server => "server",
+    Client => "client",
+});
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ObservedAddr {
@@ -363,7 +478,7 @@ pub struct PeerPath {
     pub name: Option<String>,
     /// `lan`, `direct`, `hole-punched` or `relayed`; the best of the peer's
     /// open connections.
-    pub connection: String,
+    pub connection: Connection,
     pub remote_addr: String,
 }
 
@@ -424,4 +539,110 @@ pub struct DtnExportRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DtnImportRequest {
     pub dir: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enum's JSON, `as_str` and `Display` are the strings the API
+    /// carried when these fields were plain strings.
+    fn check<
+        T: Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Display
+            + PartialEq<&'static str>
+            + std::fmt::Debug,
+    >(
+        cases: impl IntoIterator<Item = (T, &'static str)>,
+    ) {
+        for (value, text) in cases {
+            assert_eq!(
+                serde_json::to_string(&value).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(value.to_string(), text);
+            assert!(value == text, "{value:?} != {text}");
+            let back: T = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert!(back == text, "{back:?} from {text}");
+        }
+    }
+
+    #[test]
+    fn enums_keep_the_json_strings_of_the_api() {
+        use Connection::*;
+        check([
+            (Lan, "lan"),
+            (Direct, "direct"),
+            (HolePunched, "hole-punched"),
+            (Relayed, "relayed"),
+        ]);
+        check([
+            (Reachability::Public, "public"),
+            (Reachability::Private, "private"),
+            (Reachability::Unknown, "unknown"),
+        ]);
+        check([
+            (Mapping::EndpointIndependent, "endpoint-independent"),
+            (Mapping::EndpointDependent, "endpoint-dependent"),
+            (Mapping::Unknown, "unknown"),
+        ]);
+        check([(DhtMode::Server, "server"), (DhtMode::Client, "client")]);
+        check([(JobKind::Share, "share"), (JobKind::Get, "get")]);
+        check([
+            (ContentKind::Blob, "blob"),
+            (ContentKind::Collection, "collection"),
+        ]);
+        check([
+            (StorageState::Ok, "ok"),
+            (StorageState::Full, "full"),
+            (StorageState::Failing, "failing"),
+        ]);
+        check([
+            (PeerSource::Mdns, "mdns"),
+            (PeerSource::Broadcast, "broadcast"),
+            (PeerSource::Manual, "manual"),
+            (PeerSource::Inbound, "inbound"),
+            (PeerSource::Remembered, "remembered"),
+            (PeerSource::Dht, "dht"),
+        ]);
+        check([
+            (PayloadKind::Text, "text"),
+            (PayloadKind::File, "file"),
+            (PayloadKind::StatusReport, "status-report"),
+            (PayloadKind::Data, "data"),
+        ]);
+    }
+
+    #[test]
+    fn storage_states_match_the_store() {
+        for (store, state) in [
+            (ferry_store::StorageState::Ok, StorageState::Ok),
+            (ferry_store::StorageState::Full, StorageState::Full),
+            (ferry_store::StorageState::Failing, StorageState::Failing),
+        ] {
+            assert_eq!(StorageState::from(store).as_str(), store.as_str());
+            assert_eq!(StorageState::from(store), state);
+        }
+    }
+
+    #[test]
+    fn connections_order_best_first() {
+        let mut all = [
+            Connection::Relayed,
+            Connection::Lan,
+            Connection::HolePunched,
+            Connection::Direct,
+        ];
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                Connection::Lan,
+                Connection::Direct,
+                Connection::HolePunched,
+                Connection::Relayed
+            ]
+        );
+    }
 }

@@ -108,6 +108,8 @@ pub enum FolderError {
     Store(#[from] ferry_store::StoreError),
     #[error("{0}")]
     Untrusted(#[from] UntrustedError),
+    #[error("{0}")]
+    Outgoing(#[from] super::OutgoingError),
     #[error("content {0} is not stored complete on this node; share or get it first")]
     NoContent(ContentId),
     #[error("{0}")]
@@ -147,7 +149,7 @@ pub fn export(
         ..ExportReport::default()
     };
     for meta in dtn.held(to) {
-        let Some(bytes) = dtn.outgoing(&meta.id).map_err(FolderError::Other)? else {
+        let Some(bytes) = dtn.outgoing(&meta.id)? else {
             continue;
         };
         let name = bundle_file_name(&meta.id);

@@ -38,7 +38,35 @@ use ferry_core::{Keypair, PeerId};
 use ferry_store::{Store, StoreError};
 use tokio::sync::watch;
 
-pub use views::{ContactView, DtnStatus, HeldView, InboxItem, payload_kind, safe_file_name};
+use crate::error::NodeError;
+
+/// Why a held bundle cannot be made ready to forward.
+#[derive(Debug, thiserror::Error)]
+pub enum OutgoingError {
+    /// The store could not read it.
+    #[error("cannot read the bundle: {0}")]
+    Store(#[from] StoreError),
+    /// What is stored does not parse, or cannot be forwarded (its hop limit
+    /// is reached).
+    #[error("stored bundle {id}: {source}")]
+    Unsendable {
+        id: BundleId,
+        source: ferry_core::dtn::BundleError,
+    },
+}
+
+impl From<OutgoingError> for NodeError {
+    fn from(error: OutgoingError) -> Self {
+        match error {
+            OutgoingError::Store(e) => NodeError::store("cannot read the bundle", &e),
+            OutgoingError::Unsendable { .. } => NodeError::Internal(error.to_string()),
+        }
+    }
+}
+
+pub use views::{
+    ContactView, DtnStatus, HeldView, InboxItem, PayloadKind, payload_kind, safe_file_name,
+};
 
 /// Where text sent with `ferry dtn send PEER TEXT` goes: `dtn://PEER/text`.
 pub const TEXT_SERVICE: &str = "text";
@@ -582,14 +610,16 @@ impl Dtn {
 
     /// The bytes to send for a held bundle, with the extension blocks a forwarding
     /// node updates (hop count, previous node) (*blocking*). `None` if it is gone.
-    pub fn outgoing(&self, id: &BundleId) -> Result<Option<Vec<u8>>, String> {
-        let Some(bytes) = self.store.bundle_bytes(id).map_err(|e| e.to_string())? else {
+    pub fn outgoing(&self, id: &BundleId) -> Result<Option<Vec<u8>>, OutgoingError> {
+        let Some(bytes) = self.store.bundle_bytes(id)? else {
             return Ok(None);
         };
-        let mut bundle = Bundle::parse(&bytes).map_err(|e| format!("stored bundle {id}: {e}"))?;
-        bundle
-            .prepare_forward(&self.local, 0)
-            .map_err(|e| e.to_string())?;
+        let damaged = |source| OutgoingError::Unsendable {
+            id: id.clone(),
+            source,
+        };
+        let mut bundle = Bundle::parse(&bytes).map_err(damaged)?;
+        bundle.prepare_forward(&self.local, 0).map_err(damaged)?;
         Ok(Some(bundle.to_bytes()))
     }
 

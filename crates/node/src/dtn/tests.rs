@@ -488,3 +488,36 @@ fn a_far_future_last_own_creation_is_not_resumed() {
     assert_ne!(one.id, two.id);
     assert!(one.id.created().time < u64::MAX);
 }
+
+#[test]
+fn a_bundle_that_cannot_be_sent_keeps_the_class_of_its_failure() {
+    use crate::error::{ErrorKind, NodeError};
+
+    let full = super::OutgoingError::Store(ferry_store::StoreError::NoSpace {
+        what: "a bundle".into(),
+        needed: 10,
+        free: 1,
+        reserve: 8,
+        path: "/data".into(),
+    });
+    assert_eq!(NodeError::from(full).kind(), ErrorKind::Storage);
+
+    let node = Node::new();
+    let meta = node
+        .agent()
+        .send(
+            Eid::for_peer(&peer(), TEXT_SERVICE).unwrap(),
+            TEXT_SERVICE,
+            b"hello".to_vec(),
+            DEFAULT_LIFETIME_MS,
+            Priority::Normal,
+        )
+        .unwrap();
+    let damaged = super::OutgoingError::Unsendable {
+        id: meta.id,
+        source: Bundle::parse(&[0xff]).unwrap_err(),
+    };
+    let error = NodeError::from(damaged);
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    assert!(error.to_string().starts_with("stored bundle "), "{error}");
+}

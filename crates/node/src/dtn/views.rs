@@ -71,9 +71,7 @@ pub struct InboxItem {
     pub id: String,
     pub source: String,
     pub destination: String,
-    /// `text`, `file`, `status-report` (an administrative record from another DTN
-    /// node) or `data`.
-    pub kind: String,
+    pub kind: PayloadKind,
     /// The message, for `text` bundles.
     pub text: Option<String>,
     /// The file's name, for `file` bundles.
@@ -84,11 +82,32 @@ pub struct InboxItem {
     pub delivered_unix_ms: u64,
 }
 
+/// What a delivered bundle's payload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadKind {
+    /// A message (`ferry dtn send --text`).
+    Text,
+    /// A file, with the name its service carries.
+    File,
+    /// An administrative record from another DTN node.
+    StatusReport,
+    /// Anything else.
+    Data,
+}
+
+ferry_core::named_enum!(PayloadKind {
+    Text => "text",
+    File => "file",
+    StatusReport => "status-report",
+    Data => "data",
+});
+
 /// What a destination's service says the payload is: `(kind, file name)`. A file
 /// name is only its last component, so a hostile name cannot point elsewhere.
-pub fn payload_kind(service: &str) -> (&'static str, Option<String>) {
+pub fn payload_kind(service: &str) -> (PayloadKind, Option<String>) {
     if service == TEXT_SERVICE {
-        return ("text", None);
+        return (PayloadKind::Text, None);
     }
     if let Some(encoded) = service
         .strip_prefix(FILE_SERVICE)
@@ -100,9 +119,9 @@ pub fn payload_kind(service: &str) -> (&'static str, Option<String>) {
             .next()
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .map(str::to_owned);
-        return ("file", name);
+        return (PayloadKind::File, name);
     }
-    ("data", None)
+    (PayloadKind::Data, None)
 }
 
 /// The longest file name `ferry dtn save` writes (most file systems' limit).
@@ -244,7 +263,7 @@ impl Dtn {
 fn inbox_item(bundle: &Bundle, delivered_unix_ms: u64) -> InboxItem {
     let service = bundle.destination().service();
     let (kind, file_name) = if bundle.is_admin_record() {
-        ("status-report", None)
+        (PayloadKind::StatusReport, None)
     } else {
         payload_kind(&service)
     };
@@ -253,8 +272,9 @@ fn inbox_item(bundle: &Bundle, delivered_unix_ms: u64) -> InboxItem {
         id: bundle.id().to_string(),
         source: bundle.source().to_string(),
         destination: bundle.destination().to_string(),
-        kind: kind.to_owned(),
-        text: (kind == "text").then(|| String::from_utf8_lossy(bundle.payload()).into_owned()),
+        kind,
+        text: (kind == PayloadKind::Text)
+            .then(|| String::from_utf8_lossy(bundle.payload()).into_owned()),
         file_name,
         size: bundle.payload().len() as u64,
         created_unix_ms: (created != 0).then(|| unix_ms_from_dtn_ms(created)),
@@ -268,22 +288,22 @@ mod tests {
 
     #[test]
     fn services_say_what_a_payload_is() {
-        assert_eq!(payload_kind("text"), ("text", None));
+        assert_eq!(payload_kind("text"), (PayloadKind::Text, None));
         assert_eq!(
             payload_kind("file/report%20v2.pdf"),
-            ("file", Some("report v2.pdf".into()))
+            (PayloadKind::File, Some("report v2.pdf".into()))
         );
-        assert_eq!(payload_kind("incoming"), ("data", None));
+        assert_eq!(payload_kind("incoming"), (PayloadKind::Data, None));
     }
 
     #[test]
     fn a_hostile_file_name_keeps_only_its_last_part() {
         assert_eq!(
             payload_kind("file/..%2F..%2Fetc%2Fpasswd"),
-            ("file", Some("passwd".into()))
+            (PayloadKind::File, Some("passwd".into()))
         );
-        assert_eq!(payload_kind("file/.."), ("file", None));
-        assert_eq!(payload_kind("file/"), ("file", None));
+        assert_eq!(payload_kind("file/.."), (PayloadKind::File, None));
+        assert_eq!(payload_kind("file/"), (PayloadKind::File, None));
     }
 
     #[test]

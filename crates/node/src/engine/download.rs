@@ -273,7 +273,7 @@ pub(crate) enum Done {
     /// The result written out to its output path.
     Exported {
         job: JobId,
-        result: Result<(), String>,
+        result: Result<(), NodeError>,
     },
 }
 
@@ -326,7 +326,10 @@ impl Downloads {
             return;
         };
         let partial = match result {
-            Err(e) => return self.fail_download(cx, job, format!("cannot read the store: {e}")),
+            Err(e) => {
+                let e = NodeError::Internal(format!("cannot read the store: {e}"));
+                return self.fail_download(cx, job, e);
+            }
             Ok(Opened::Complete {
                 size,
                 kind,
@@ -337,7 +340,7 @@ impl Downloads {
                     download.plan.kind.get_or_insert(kind);
                 }
                 if let Err(e) = self.blob_done(job, id, manifest) {
-                    return self.fail_download(cx, job, e);
+                    return self.fail_download(cx, job, NodeError::Invalid(e));
                 }
                 return self.next_blob(cx, job);
             }
@@ -379,7 +382,7 @@ impl Downloads {
             } => self.on_verified(cx, job, peer, groups, probe, result),
             Done::Manifest { job, id, result } => {
                 if let Err(e) = self.blob_done(job, id, Some(result)) {
-                    return self.fail_download(cx, job, e);
+                    return self.fail_download(cx, job, NodeError::Invalid(e));
                 }
                 self.next_blob(cx, job);
             }
@@ -621,7 +624,7 @@ impl Downloads {
             return;
         }
         if let Err(Received::Local(e)) = &result {
-            let e = format!("cannot store the download: {e}");
+            let e = NodeError::Storage(format!("cannot store the download: {e}"));
             return self.fail_download(cx, job, e);
         }
         let result = result.map_err(|e| match e {
@@ -638,7 +641,8 @@ impl Downloads {
             (Ok(have), Some(size)) => {
                 // The size was checked against MAX_FETCH_BYTES before the probe.
                 if let Err(e) = blob.sources.probe_verified(size, have, fetch_config(size)) {
-                    return self.fail_download(cx, job, format!("cannot fetch it: {e}"));
+                    let e = NodeError::TooLarge(format!("cannot fetch it: {e}"));
+                    return self.fail_download(cx, job, e);
                 }
                 // The proof of size is the one group fetched outside the
                 // scheduler, so it is counted here.
@@ -720,7 +724,7 @@ impl Downloads {
                 return;
             }
             if let Err(e) = self.blob_done(job, id, None) {
-                return self.fail_download(cx, job, e);
+                return self.fail_download(cx, job, NodeError::Invalid(e));
             }
             return self.next_blob(cx, job);
         }
@@ -853,9 +857,9 @@ impl Downloads {
             None if blob.asking.is_empty() && blob.sources.is_exhausted() && !blob.dht_lookup => {
                 self.fail_download(cx,
                     job,
-                    format!(
+                    NodeError::Unreachable(format!(
                         "no reachable peer has {id} (or every one that did sent bad data); connect to a peer that shares it (ferry connect), or get it with a ticket"
-                    ),
+                    )),
                 );
             }
             None => {}
@@ -899,10 +903,10 @@ impl Downloads {
                 let id = self.downloads[&job].plan.root;
                 self.fail_download(cx,
                     job,
-                    format!(
+                    NodeError::Unreachable(format!(
                         "lost every provider of {id} for {} s; run `ferry get` again to resume once a peer that has it is reachable",
                         STALL_GRACE.as_secs()
-                    ),
+                    )),
                 );
             } else if now.saturating_sub(last) >= millis(STALL_RETRY) {
                 if let Some(d) = self.downloads.get_mut(&job) {
@@ -947,16 +951,18 @@ impl Downloads {
         let manifest = download.manifest.clone();
         cx.blocking(move |store| {
             let result = match &manifest {
-                Some(manifest) => export::collection(store, manifest, &output, force),
+                Some(manifest) => {
+                    export::collection(store, manifest, &output, force).map_err(NodeError::from)
+                }
                 None => store
                     .move_blob_out(&root, &output, force)
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| NodeError::store("cannot write the download", &e)),
             };
             Work::Download(Done::Exported { job, result })
         });
     }
 
-    fn on_exported(&mut self, cx: &mut Shared, job: JobId, result: Result<(), String>) {
+    fn on_exported(&mut self, cx: &mut Shared, job: JobId, result: Result<(), NodeError>) {
         let Some(download) = self.downloads.remove(&job) else {
             return;
         };
@@ -978,7 +984,7 @@ impl Downloads {
             s.total_bytes = Some(size);
             s.get = Some(GetResult {
                 id: download.plan.root.to_string(),
-                kind: kind.as_str().into(),
+                kind,
                 output: download.plan.output.display().to_string(),
                 size,
                 files,
@@ -1052,7 +1058,7 @@ impl Downloads {
         });
     }
 
-    fn fail_download(&mut self, cx: &mut Shared, job: JobId, error: JobError) {
+    fn fail_download(&mut self, cx: &mut Shared, job: JobId, error: NodeError) {
         if self.downloads.remove(&job).is_some() {
             tracing::warn!(job, "download failed: {error}");
             cx.jobs.fail(job, error);

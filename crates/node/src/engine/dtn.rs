@@ -26,7 +26,7 @@ use super::hooks::{Every, Hooks};
 use super::{Shared, Work};
 use tokio::sync::watch;
 
-use crate::dtn::{Dtn, PeerRate, Rejection};
+use crate::dtn::{Dtn, OutgoingError, PeerRate, Rejection};
 
 /// Bundles sent to one peer and not yet answered.
 const WINDOW: usize = 8;
@@ -178,7 +178,7 @@ pub(crate) enum Done {
     Loaded {
         peer: PeerId,
         forward: Forward,
-        result: Result<Option<Vec<u8>>, String>,
+        result: Result<Option<Vec<u8>>, OutgoingError>,
     },
     Answered(PeerId),
 }
@@ -506,7 +506,7 @@ impl Links {
         cx: &mut Shared,
         peer: PeerId,
         forward: Forward,
-        result: Result<Option<Vec<u8>>, String>,
+        result: Result<Option<Vec<u8>>, OutgoingError>,
     ) {
         let Some(link) = self.links.get_mut(&peer) else {
             return;

@@ -22,7 +22,10 @@ use tokio::sync::oneshot;
 
 use super::Shared;
 use super::hooks::{Every, Hooks, Stored};
-use crate::control::types::{FindReply, NatInfo, ObservedAddr, PeerPath, RelayInfo};
+use crate::control::types::{
+    Connection, DhtMode, FindReply, Mapping, NatInfo, ObservedAddr, PeerPath, Reachability,
+    RelayInfo,
+};
 use crate::error::NodeError;
 
 /// How long a find waits for a connection after its lookup ended.
@@ -162,33 +165,13 @@ struct Path {
     hole_punched: bool,
 }
 
-/// How a connection reaches its peer, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Via {
-    Lan,
-    Direct,
-    HolePunched,
-    Relayed,
-}
-
-impl Via {
-    fn as_str(self) -> &'static str {
-        match self {
-            Via::Lan => "lan",
-            Via::Direct => "direct",
-            Via::HolePunched => "hole-punched",
-            Via::Relayed => "relayed",
-        }
-    }
-}
-
 impl Path {
-    fn via(&self) -> Via {
+    fn via(&self) -> Connection {
         if self.relayed {
-            return Via::Relayed;
+            return Connection::Relayed;
         }
         if self.hole_punched {
-            return Via::HolePunched;
+            return Connection::HolePunched;
         }
         let ip = self.remote.iter().find_map(|p| match p {
             Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
@@ -196,8 +179,10 @@ impl Path {
             _ => None,
         });
         match ip {
-            Some(ip) if ip.is_loopback() || ferry_net::interfaces::on_local_subnet(ip) => Via::Lan,
-            _ => Via::Direct,
+            Some(ip) if ip.is_loopback() || ferry_net::interfaces::on_local_subnet(ip) => {
+                Connection::Lan
+            }
+            _ => Connection::Direct,
         }
     }
 }
@@ -235,7 +220,7 @@ impl Reach {
         let relayed: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, path)| path.peer == peer && path.via() == Via::Relayed)
+            .filter(|(_, path)| path.peer == peer && path.via() == Connection::Relayed)
             .map(|(id, _)| *id)
             .collect();
         for connection in relayed {
@@ -306,7 +291,7 @@ impl Reach {
         for relay in wanted {
             let Some(addr) = self
                 .best_path(&relay)
-                .filter(|p| p.via() != Via::Relayed)
+                .filter(|p| p.via() != Connection::Relayed)
                 .map(|p| p.remote.clone())
             else {
                 continue;
@@ -473,7 +458,7 @@ impl Reach {
                 peer_id: peer.to_string(),
                 addrs: addrs.clone(),
                 connected_via: path.remote.to_string(),
-                connection: path.via().as_str().into(),
+                connection: path.via(),
                 elapsed_ms: started.elapsed().as_millis() as u64,
             }));
         }
@@ -618,9 +603,11 @@ impl Reach {
 
     pub(super) fn nat_info(&self, cx: &Shared) -> NatInfo {
         let (reachability, public_addr) = match &self.status {
-            Some(autonat::NatStatus::Public(addr)) => ("public", Some(addr.to_string())),
-            Some(autonat::NatStatus::Private) => ("private", None),
-            _ => ("unknown", None),
+            Some(autonat::NatStatus::Public(addr)) => {
+                (Reachability::Public, Some(addr.to_string()))
+            }
+            Some(autonat::NatStatus::Private) => (Reachability::Private, None),
+            _ => (Reachability::Unknown, None),
         };
         let mut peers: Vec<PeerPath> = cx
             .swarm
@@ -630,14 +617,14 @@ impl Reach {
                 Some(PeerPath {
                     peer_id: peer.to_string(),
                     name: cx.peers.get(peer).and_then(|e| e.name.clone()),
-                    connection: path.via().as_str().into(),
+                    connection: path.via(),
                     remote_addr: path.remote.to_string(),
                 })
             })
             .collect();
         peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         NatInfo {
-            reachability: reachability.into(),
+            reachability,
             public_addr,
             observed: self
                 .observed
@@ -652,12 +639,11 @@ impl Reach {
                     .iter()
                     .filter(|((_, udp), _)| *udp)
                     .map(|(_, addr)| addr),
-            )
-            .into(),
+            ),
             dht_mode: if self.status.as_ref().is_some_and(|s| s.is_public()) {
-                "server".into()
+                DhtMode::Server
             } else {
-                "client".into()
+                DhtMode::Client
             },
             relay_server: cx.swarm.behaviour().relay.is_enabled(),
             relays: self
@@ -680,7 +666,7 @@ impl Reach {
 /// saw different ports (a symmetric NAT), unknown with fewer than two reports.
 /// UDP, because QUIC uses one socket for every peer, so a difference can only
 /// come from the NAT; TCP dials use a fresh port each.
-fn mapping_behaviour<'a>(observed: impl Iterator<Item = &'a Multiaddr>) -> &'static str {
+fn mapping_behaviour<'a>(observed: impl Iterator<Item = &'a Multiaddr>) -> Mapping {
     let udp: Vec<(String, u16)> = observed
         .filter_map(|addr| {
             let mut ip = None;
@@ -697,13 +683,13 @@ fn mapping_behaviour<'a>(observed: impl Iterator<Item = &'a Multiaddr>) -> &'sta
         })
         .collect();
     if udp.len() < 2 {
-        return "unknown";
+        return Mapping::Unknown;
     }
     let distinct: HashSet<&(String, u16)> = udp.iter().collect();
     if distinct.len() == 1 {
-        "endpoint-independent"
+        Mapping::EndpointIndependent
     } else {
-        "endpoint-dependent"
+        Mapping::EndpointDependent
     }
 }
 

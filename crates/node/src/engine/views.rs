@@ -27,11 +27,7 @@ pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
         peer_id: entry.peer.to_string(),
         name: entry.name.clone(),
         addrs: entry.addrs.iter().map(ToString::to_string).collect(),
-        sources: entry
-            .sources
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect(),
+        sources: entry.sources.iter().copied().collect(),
         connected: entry.is_connected(),
         connected_via: entry.connected_via.as_ref().map(ToString::to_string),
         rtt_ms: entry.rtt_ms,
@@ -42,7 +38,7 @@ pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
 pub fn blob_entry(info: &BlobInfo) -> BlobEntry {
     BlobEntry {
         id: info.id.to_string(),
-        kind: info.kind.as_str().into(),
+        kind: info.kind,
         name: info.name.clone(),
         size: info.size,
         complete: info.complete,
