@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::control::types::{JobKind, JobState, JobStatus};
 use crate::error::NodeError;
+use crate::types::{JobKind, JobState, JobStatus};
 
 /// Finished jobs kept for the API to report; older ones are forgotten.
 const KEEP_FINISHED: usize = 256;

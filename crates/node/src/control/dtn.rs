@@ -15,9 +15,9 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::extract::ApiJson;
 use super::server::{ApiState, absolute, bad_request, internal};
-use super::types::*;
 use crate::dtn::{DEFAULT_LIFETIME_MS, Dtn, DtnError, FILE_SERVICE, TEXT_SERVICE, folder};
 use crate::error::NodeError;
+use crate::types::*;
 
 /// What a file name must not carry raw inside an endpoint id: separators, spaces, the
 /// escape character itself (non-ASCII is always escaped).

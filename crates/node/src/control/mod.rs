@@ -4,6 +4,7 @@ mod dtn;
 mod extract;
 mod file;
 pub mod server;
-pub mod types;
 
+/// The API's request and answer types, where clients have always found them.
+pub use crate::types;
 pub use file::ControlFile;

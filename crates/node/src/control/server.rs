@@ -17,13 +17,13 @@ use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::types::*;
 use crate::config::parse_multiaddr;
 use crate::dtn::{Dtn, safe_file_name};
 use crate::engine::{Command, GetPlan, blob_entry, message_view};
 use crate::error::{ErrorKind, NodeError};
 use crate::jobs::Jobs;
 use crate::share;
+use crate::types::*;
 
 /// How long a command may wait for the engine (a dial can take this long).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(15);

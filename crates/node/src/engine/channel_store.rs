@@ -20,8 +20,8 @@ use ferry_net::libp2p::request_response::ResponseChannel;
 use ferry_store::{ChannelWrite, Store, StoreError, StoredMessage};
 use tokio::sync::oneshot;
 
-use crate::control::types::MessageView;
 use crate::error::NodeError;
+use crate::types::MessageView;
 
 /// The most writes in one batch (one transaction): large enough that a flood
 /// costs few fsyncs, small enough that one transaction stays short.

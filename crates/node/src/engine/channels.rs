@@ -23,8 +23,8 @@ use tokio::sync::{oneshot, watch};
 use super::channel_store::{self, Done, Draft, Outcome, Pending};
 use super::hooks::{Every, Hooks, Stored};
 use super::{Shared, Work};
-use crate::control::types::MessageView;
 use crate::error::NodeError;
+use crate::types::MessageView;
 
 type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 

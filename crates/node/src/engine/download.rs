@@ -28,10 +28,10 @@ use ferry_store::blobs::verify_size;
 use super::hooks::{Hooks, millis};
 use super::reach::ProvidersFound;
 use super::{Shared, Work};
-use crate::control::types::{GetResult, JobState, ProviderProgress};
 use crate::error::NodeError;
 use crate::export;
 use crate::jobs::JobId;
+use crate::types::{GetResult, JobState, ProviderProgress};
 
 /// How long a download that lost every provider keeps asking them again.
 const STALL_GRACE: Duration = Duration::from_secs(30);

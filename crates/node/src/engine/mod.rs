@@ -48,10 +48,10 @@ use ferry_store::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
-use crate::control::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use crate::dtn::Dtn;
 use crate::error::NodeError;
 use crate::jobs::{JobId, Jobs};
+use crate::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use hooks::{Hooks, Stored};
 
 pub use download::GetPlan;

@@ -22,11 +22,11 @@ use tokio::sync::oneshot;
 
 use super::Shared;
 use super::hooks::{Every, Hooks, Stored};
-use crate::control::types::{
+use crate::error::NodeError;
+use crate::types::{
     Connection, DhtMode, FindReply, Mapping, NatInfo, ObservedAddr, PeerPath, Reachability,
     RelayInfo,
 };
-use crate::error::NodeError;
 
 /// How long a find waits for a connection after its lookup ended.
 const FIND_GRACE_MS: u64 = 10_000;

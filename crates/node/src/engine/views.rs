@@ -7,7 +7,7 @@ use ferry_store::StoredMessage;
 use ferry_core::content::GROUP_BYTES;
 use ferry_store::BlobInfo;
 
-use crate::control::types::{BlobEntry, MessageView, PeerInfo};
+use crate::types::{BlobEntry, MessageView, PeerInfo};
 
 pub fn message_view(stored: &StoredMessage) -> MessageView {
     let m = &stored.message;
