@@ -11,7 +11,7 @@ use ferry_node::control::types::MAX_READ_LIMIT;
 mod settings;
 
 use settings::{Check, Checked, settings_paragraph};
-pub use settings::{StartArgs, env_layer};
+pub(crate) use settings::{StartArgs, env_layer};
 
 const ABOUT: &str = "ferry: a peer-to-peer node for networks with no infrastructure";
 
@@ -67,7 +67,7 @@ Exit codes:
     after_help = AFTER_HELP,
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Which node: its data directory [default: ~/.local/share/ferry on Linux]
     ///
     /// A data directory holds one node's identity, messages and config.toml;
@@ -87,7 +87,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a node in the foreground until Ctrl-C.
     #[command(long_about = start_long_about())]
     Start(StartArgs),
@@ -264,7 +264,7 @@ node itself, it has no --json: `ferry status --json` reports on it.",
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Print a complete config.toml: every key at its default, with its flag and variable.
     #[command(long_about = "\
 Print a complete config.toml: every key at its default (or an example value where
@@ -280,7 +280,7 @@ the defaults, and which of them it came from. Takes the same flags as `ferry sta
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigShowArgs {
+pub(crate) struct ConfigShowArgs {
     #[command(flatten)]
     pub start: StartArgs,
     #[command(flatten)]
@@ -288,7 +288,7 @@ pub struct ConfigShowArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
@@ -298,7 +298,7 @@ pub struct CompletionsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write ferry.1 and a page for each command (ferry-start.1, ...) into DIR
     /// instead of printing ferry.1.
     #[arg(long, value_name = "DIR")]
@@ -309,7 +309,7 @@ pub struct ManArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DtnCommand {
+pub(crate) enum DtnCommand {
     /// Send a text or a file as a bundle to a peer id (or any endpoint id).
     #[command(long_about = "\
 Send a text or a file as a bundle. DESTINATION is a peer id (the bundle goes to
@@ -349,7 +349,7 @@ copies they name, and content is checked against its hash and stored, so that
 }
 
 #[derive(Debug, Args)]
-pub struct DtnSendArgs {
+pub(crate) struct DtnSendArgs {
     /// A peer id, or an endpoint id (dtn://NODE/SERVICE, ipn:N.S).
     #[arg(value_name = "DESTINATION")]
     pub destination: String,
@@ -411,7 +411,7 @@ fn parse_lifetime(text: &str) -> Result<u64, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct DtnSaveArgs {
+pub(crate) struct DtnSaveArgs {
     /// The bundle's id, as `ferry dtn inbox` shows it.
     #[arg(value_name = "BUNDLE_ID")]
     pub id: String,
@@ -427,7 +427,7 @@ pub struct DtnSaveArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DtnExportArgs {
+pub(crate) struct DtnExportArgs {
     /// The folder to write to (a USB drive's mount point, say).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -442,7 +442,7 @@ pub struct DtnExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DtnImportArgs {
+pub(crate) struct DtnImportArgs {
     /// The folder `ferry dtn export` wrote to.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -451,14 +451,14 @@ pub struct DtnImportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct JsonFlag {
+pub(crate) struct JsonFlag {
     /// Print JSON for scripts instead of text for people.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// The peer's address, e.g. /ip4/192.168.1.7/tcp/4001/p2p/12D3KooW...
     #[arg(value_name = "MULTIADDR")]
     pub addr: String,
@@ -468,7 +468,7 @@ pub struct ConnectArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct FindArgs {
+pub(crate) struct FindArgs {
     /// The peer's id, as its `ferry id` prints it (12D3KooW...).
     #[arg(value_name = "PEER_ID")]
     pub peer_id: String,
@@ -478,7 +478,7 @@ pub struct FindArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PostArgs {
+pub(crate) struct PostArgs {
     /// The channel, e.g. general.
     pub channel: String,
 
@@ -491,7 +491,7 @@ pub struct PostArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReadArgs {
+pub(crate) struct ReadArgs {
     /// The channel, e.g. general.
     pub channel: String,
 
@@ -509,7 +509,7 @@ pub struct ReadArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LeaveArgs {
+pub(crate) struct LeaveArgs {
     /// The channel, e.g. general.
     pub channel: String,
 
@@ -518,13 +518,13 @@ pub struct LeaveArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ChatArgs {
+pub(crate) struct ChatArgs {
     /// The channel, e.g. general.
     pub channel: String,
 }
 
 #[derive(Debug, Args)]
-pub struct ShareArgs {
+pub(crate) struct ShareArgs {
     /// The file or folder to share.
     pub path: PathBuf,
 
@@ -537,7 +537,7 @@ pub struct ShareArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// A ticket from `ferry share`, or a content id (64 hex digits).
     #[arg(value_name = "TICKET|ID")]
     pub target: String,
@@ -556,7 +556,7 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// The content id, or its first 8 or more hex digits.
     pub id: String,
 
@@ -565,7 +565,7 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct JobsArgs {
+pub(crate) struct JobsArgs {
     #[command(subcommand)]
     pub command: Option<JobsCommand>,
 
@@ -574,7 +574,7 @@ pub struct JobsArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum JobsCommand {
+pub(crate) enum JobsCommand {
     /// Stop a running download and remove the data it fetched (unless --keep).
     #[command(long_about = "\
 Stop a running download (by the job id `ferry jobs` shows) and remove the partial
@@ -585,7 +585,7 @@ completed stay in the store either way (`ferry rm` removes them).")]
 }
 
 #[derive(Debug, Args)]
-pub struct JobCancelArgs {
+pub(crate) struct JobCancelArgs {
     /// The job's id, as `ferry jobs` shows it.
     #[arg(value_name = "ID")]
     pub job: u64,
@@ -609,7 +609,7 @@ fn parse_limit(text: &str) -> anyhow::Result<usize> {
 impl Cli {
     /// The data directory to use, made absolute so messages and the node's
     /// `data_dir` name the same place whatever the working directory.
-    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn data_dir(&self) -> anyhow::Result<PathBuf> {
         let dir = match &self.data_dir {
             Some(dir) => dir.clone(),
             None => directories::ProjectDirs::from("", "", "ferry")

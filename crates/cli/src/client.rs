@@ -34,7 +34,7 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// No node runs on the data directory: the one failure every command shares,
 /// so it says what to do about it.
 #[derive(Debug)]
-pub struct NodeNotRunning(pub PathBuf);
+pub(crate) struct NodeNotRunning(pub PathBuf);
 
 impl fmt::Display for NodeNotRunning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,13 +51,13 @@ impl std::error::Error for NodeNotRunning {}
 /// A request the node (or this command, for what it checks itself) refused,
 /// with the node's class of failure, which decides the exit code.
 #[derive(Debug)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub kind: ErrorKind,
     pub message: String,
 }
 
 impl Refused {
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::NotFound,
             message: message.into(),
@@ -81,7 +81,7 @@ impl std::error::Error for Refused {}
 
 /// A connection to the node of one data directory.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     agent: Agent,
     base: String,
     authorization: String,
@@ -92,7 +92,7 @@ pub struct Client {
 impl Client {
     /// Reads the data directory's `control.json`. It does not contact the node:
     /// the first request finds out whether it is really there.
-    pub fn new(data_dir: &Path, verbose: bool) -> anyhow::Result<Self> {
+    pub(crate) fn new(data_dir: &Path, verbose: bool) -> anyhow::Result<Self> {
         let control = ControlFile::read(data_dir)
             .with_context(|| format!("cannot read {}", ControlFile::path(data_dir).display()))?
             .ok_or_else(|| NodeNotRunning(data_dir.to_owned()))?;
@@ -114,7 +114,7 @@ impl Client {
         })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let url = self.url(path);
         self.trace("GET", &url);
         let answer = self
@@ -125,7 +125,7 @@ impl Client {
         self.finish(answer)
     }
 
-    pub fn post<T: DeserializeOwned>(
+    pub(crate) fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -140,7 +140,7 @@ impl Client {
         self.finish(answer)
     }
 
-    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let url = self.url(path);
         self.trace("DELETE", &url);
         let answer = self
@@ -151,7 +151,11 @@ impl Client {
         self.finish(answer)
     }
 
-    pub fn post_message(&self, channel: &ChannelName, text: String) -> anyhow::Result<MessageView> {
+    pub(crate) fn post_message(
+        &self,
+        channel: &ChannelName,
+        text: String,
+    ) -> anyhow::Result<MessageView> {
         self.post(
             &format!("/v1/channels/{channel}/messages"),
             &PostRequest { text },
@@ -160,7 +164,7 @@ impl Client {
 
     /// One read of a channel; with `wait_ms` it is a long poll, and the request
     /// is given that long plus some slack before it times out.
-    pub fn read_messages(
+    pub(crate) fn read_messages(
         &self,
         channel: &ChannelName,
         query: &ReadQuery,

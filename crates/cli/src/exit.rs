@@ -13,18 +13,18 @@ use crate::args::{Cli, Command, ConfigCommand, DtnCommand, JobsCommand};
 use crate::client::{NodeNotRunning, Refused};
 
 /// Something failed (the node refused the request, or it failed).
-pub const ERROR: u8 = 1;
+pub(crate) const ERROR: u8 = 1;
 /// The command line is wrong (clap's own code).
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// No node runs for the data directory: control.json is missing, or the node
 /// behind it does not answer.
-pub const NO_NODE: u8 = 3;
+pub(crate) const NO_NODE: u8 = 3;
 /// What the command names (a job, content, a bundle, a peer) does not exist.
-pub const NOT_FOUND: u8 = 4;
+pub(crate) const NOT_FOUND: u8 = 4;
 
 /// What `--json` prints for an error.
 #[derive(Debug, Serialize)]
-pub struct ErrorReport {
+pub(crate) struct ErrorReport {
     /// The node's error kind (`not_found`, `storage`, …), or `no_node`,
     /// `usage` or `error` for failures the command meets itself.
     pub kind: String,
@@ -33,7 +33,7 @@ pub struct ErrorReport {
 }
 
 impl ErrorReport {
-    pub fn of(error: &anyhow::Error) -> Self {
+    pub(crate) fn of(error: &anyhow::Error) -> Self {
         let (kind, exit_code) = classify(error);
         Self {
             kind,
@@ -43,7 +43,7 @@ impl ErrorReport {
     }
 
     /// A command line clap refused.
-    pub fn usage(error: &clap::Error) -> Self {
+    pub(crate) fn usage(error: &clap::Error) -> Self {
         Self {
             kind: "usage".into(),
             message: error.kind().as_str().map_or_else(
@@ -56,7 +56,7 @@ impl ErrorReport {
 
     /// Prints the report as `--json` asks (JSON) or as text, on stderr, and
     /// returns the exit code.
-    pub fn print(&self, json: bool) -> ExitCode {
+    pub(crate) fn print(&self, json: bool) -> ExitCode {
         let text = if json {
             serde_json::to_string(self).unwrap_or_else(|_| self.message.clone())
         } else {
@@ -97,7 +97,7 @@ fn message(error: &anyhow::Error) -> String {
 }
 
 /// Whether the command asked for JSON; `start` and `chat` have no JSON form.
-pub fn wants_json(cli: &Cli) -> bool {
+pub(crate) fn wants_json(cli: &Cli) -> bool {
     match &cli.command {
         Command::Start(_) | Command::Chat(_) => false,
         Command::Id(a)

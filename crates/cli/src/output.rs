@@ -2,8 +2,8 @@
 //! chose (names, message text, file names) passes through [`printable`] first, so
 //! it cannot drive the terminal with escape sequences.
 
-pub mod dtn;
-pub mod settings;
+pub(crate) mod dtn;
+pub(crate) mod settings;
 
 use chrono::{DateTime, Local};
 use ferry_node::control::types::{
@@ -16,11 +16,11 @@ use unicode_width::UnicodeWidthStr;
 use crate::commands::StatusReport;
 
 /// How many hex digits of a content id `ferry ls` shows; `ferry rm` takes them.
-pub const SHORT_CONTENT_ID: usize = 12;
+pub(crate) const SHORT_CONTENT_ID: usize = 12;
 
 /// `[2026-11-27 14:03:05] ana (12D3Koo…abcd): hello`, in local time. Further
 /// lines of a multi-line message are indented so they stay visibly one message.
-pub fn message_line(message: &MessageView) -> String {
+pub(crate) fn message_line(message: &MessageView) -> String {
     let text = printable(&message.text, true).replace('\n', "\n    ");
     format!(
         "[{}] {} ({}): {text}",
@@ -30,7 +30,7 @@ pub fn message_line(message: &MessageView) -> String {
     )
 }
 
-pub fn id_text(id: &IdInfo) -> String {
+pub(crate) fn id_text(id: &IdInfo) -> String {
     let mut text = format!(
         "peer id   {}\nname      {}\ndata dir  {}\nversion   {}\nstorage   {}\nlistening on\n",
         id.peer_id,
@@ -60,7 +60,7 @@ fn storage_text(storage: &StorageInfo) -> String {
     text
 }
 
-pub fn peers_table(peers: &[PeerInfo]) -> String {
+pub(crate) fn peers_table(peers: &[PeerInfo]) -> String {
     if peers.is_empty() {
         return "no peers known yet\n".to_owned();
     }
@@ -99,7 +99,7 @@ pub fn peers_table(peers: &[PeerInfo]) -> String {
 }
 
 /// What `ferry connect` prints.
-pub fn connect_line(reply: &ConnectReply) -> String {
+pub(crate) fn connect_line(reply: &ConnectReply) -> String {
     format!(
         "connected to {} via {}\n",
         printable(&reply.peer_id, false),
@@ -108,7 +108,7 @@ pub fn connect_line(reply: &ConnectReply) -> String {
 }
 
 /// The line `ferry chat` starts with, on stderr.
-pub fn chat_banner(channel: &str, name: &str, peer_id: &str) -> String {
+pub(crate) fn chat_banner(channel: &str, name: &str, peer_id: &str) -> String {
     format!(
         "-- #{} as {} ({}); type a message and press Enter, /quit leaves --",
         printable(channel, false),
@@ -118,11 +118,11 @@ pub fn chat_banner(channel: &str, name: &str, peer_id: &str) -> String {
 }
 
 /// What `/help` in `ferry chat` prints.
-pub const CHAT_HELP: &str = "-- type a message and press Enter; /quit (or Ctrl-D) leaves --";
+pub(crate) const CHAT_HELP: &str = "-- type a message and press Enter; /quit (or Ctrl-D) leaves --";
 
 /// The text beside a job's progress bar: its phase and, for a download,
 /// how many providers still send.
-pub fn progress_message(status: &JobStatus) -> String {
+pub(crate) fn progress_message(status: &JobStatus) -> String {
     let phase = printable(&status.phase, false);
     if status.kind != JobKind::Get {
         return phase;
@@ -135,7 +135,7 @@ pub fn progress_message(status: &JobStatus) -> String {
 
 /// What `ferry find` prints: whom it reached, how, over which address, how
 /// long it took, and every address the lookup turned up.
-pub fn find_text(find: &FindReply) -> String {
+pub(crate) fn find_text(find: &FindReply) -> String {
     let mut text = format!(
         "found      {}\nconnected  {} via {}\ntook       {}\n",
         find.peer_id,
@@ -160,7 +160,7 @@ pub fn find_text(find: &FindReply) -> String {
 
 /// What `ferry nat` prints: reachability and the NAT's behaviour first, then
 /// the observed addresses, the relays and a table of the connected peers.
-pub fn nat_text(nat: &NatInfo) -> String {
+pub(crate) fn nat_text(nat: &NatInfo) -> String {
     let reachability = match nat.reachability.as_str() {
         "public" => "public (peers can dial this node)".to_owned(),
         "private" => {
@@ -268,7 +268,7 @@ fn millis(ms: u64) -> String {
     }
 }
 
-pub fn channels_table(channels: &[ChannelInfo]) -> String {
+pub(crate) fn channels_table(channels: &[ChannelInfo]) -> String {
     if channels.is_empty() {
         return "no channels joined yet; `ferry chat general` joins one\n".to_owned();
     }
@@ -279,7 +279,7 @@ pub fn channels_table(channels: &[ChannelInfo]) -> String {
 }
 
 /// What `ferry leave` prints.
-pub fn leave_line(reply: &LeaveReply) -> String {
+pub(crate) fn leave_line(reply: &LeaveReply) -> String {
     if reply.left {
         format!(
             "left #{}; its stored messages stay readable until retention removes them",
@@ -292,7 +292,7 @@ pub fn leave_line(reply: &LeaveReply) -> String {
 
 /// What `ferry share` prints: the ticket alone on the last line, so it can be
 /// copied with a triple click.
-pub fn share_text(share: &ShareResult) -> String {
+pub(crate) fn share_text(share: &ShareResult) -> String {
     format!(
         "shared  {} ({})\nid      {}\nticket  (on another node, `ferry get TICKET` fetches it)\n{}\n",
         printable(&share.name, false),
@@ -304,7 +304,7 @@ pub fn share_text(share: &ShareResult) -> String {
 
 /// What `ferry get` prints: where it went, how much came over the network from
 /// how many peers, and which peers were dropped.
-pub fn get_text(get: &GetResult) -> String {
+pub(crate) fn get_text(get: &GetResult) -> String {
     let peers = get.providers.iter().filter(|p| p.bytes > 0).count();
     let from = match peers {
         0 => String::new(),
@@ -347,7 +347,7 @@ fn describe(kind: ContentKind, files: u64, size: u64) -> String {
     }
 }
 
-pub fn blobs_table(blobs: &[BlobEntry]) -> String {
+pub(crate) fn blobs_table(blobs: &[BlobEntry]) -> String {
     if blobs.is_empty() {
         return "the store is empty; `ferry share PATH` adds a file or folder\n".to_owned();
     }
@@ -389,7 +389,7 @@ fn percent(part: u64, whole: u64) -> u64 {
 }
 
 /// `512 B`, `1.5 KiB`, `3.1 MiB`: binary units, as the progress bars use.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -435,7 +435,7 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
 }
 
 /// `12D3Koo…abcd`: enough to tell peers apart at a glance.
-pub fn short_id(peer_id: &str) -> String {
+pub(crate) fn short_id(peer_id: &str) -> String {
     let chars: Vec<char> = peer_id.chars().collect();
     if chars.len() <= 12 {
         return peer_id.to_owned();
@@ -473,7 +473,7 @@ fn ago(ms: u64) -> String {
 /// Replaces control characters (escape sequences start with one) and bidi
 /// overrides (which make text read differently than it is) with U+FFFD.
 /// `keep_newlines` lets message text keep its line breaks and tabs.
-pub fn printable(text: &str, keep_newlines: bool) -> String {
+pub(crate) fn printable(text: &str, keep_newlines: bool) -> String {
     text.chars()
         .map(|c| {
             let allowed = keep_newlines && (c == '\n' || c == '\t');
@@ -488,7 +488,7 @@ pub fn printable(text: &str, keep_newlines: bool) -> String {
 }
 
 /// `ferry jobs`: each transfer, its state and progress.
-pub fn jobs_table(jobs: &[JobStatus]) -> String {
+pub(crate) fn jobs_table(jobs: &[JobStatus]) -> String {
     if jobs.is_empty() {
         return "no transfers since the node started\n".to_owned();
     }
@@ -524,7 +524,7 @@ pub fn jobs_table(jobs: &[JobStatus]) -> String {
 }
 
 /// What `ferry jobs cancel` prints.
-pub fn cancelled_line(job: &JobStatus, keep: bool) -> String {
+pub(crate) fn cancelled_line(job: &JobStatus, keep: bool) -> String {
     let kept = if keep {
         "; its partial data is kept, and `ferry get` of the same ticket resumes from it"
     } else {
@@ -538,7 +538,7 @@ pub fn cancelled_line(job: &JobStatus, keep: bool) -> String {
 }
 
 /// `ferry status`: the node on one screen.
-pub fn status_text(status: &StatusReport) -> String {
+pub(crate) fn status_text(status: &StatusReport) -> String {
     let id = &status.id;
     let nat = &status.nat;
     let mut text = format!(

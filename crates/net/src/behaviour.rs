@@ -26,7 +26,7 @@ use crate::{NetConfig, NetError, RelayLimits};
 pub const KAD_PROTOCOL: &str = "/ferry/kad/1";
 /// The largest DHT message: provider records and peer lists only, so small.
 /// Anything larger is refused by the DHT protocol itself.
-pub const KAD_MAX_PACKET: usize = 16 * 1024;
+pub(crate) const KAD_MAX_PACKET: usize = 16 * 1024;
 
 /// The identify protocol name: peers that speak it are ferry nodes.
 pub const IDENTIFY_PROTOCOL: &str = "/ferry/id/1";
@@ -48,7 +48,7 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 /// `MAX_SERVING_PER_PEER` (16) at a time, the rest answered "busy"; our own
 /// requests are 4 per provider per download. Responses, up to 8 MiB, come
 /// only to requests this node sent.
-pub const BLOB_STREAMS_PER_CONNECTION: usize = 64;
+pub(crate) const BLOB_STREAMS_PER_CONNECTION: usize = 64;
 
 /// Streams of `/ferry/dtn/1` at once on one connection, both ways: the
 /// contact window of 8 bundles in flight each way and summaries, with room
@@ -57,26 +57,26 @@ pub const BLOB_STREAMS_PER_CONNECTION: usize = 64;
 /// only within [`DTN_REQUESTS_READ_AT_ONCE`], so a stream waiting for that
 /// holds only its yamux window (256 KiB): the streams cost at most 16 MiB
 /// of the connection's yamux bound, whatever the bundles claim.
-pub const DTN_STREAMS_PER_CONNECTION: usize = 64;
+pub(crate) const DTN_STREAMS_PER_CONNECTION: usize = 64;
 
 /// Maximal DTN requests (16 MiB bundles) read at once, node-wide, over all
 /// peers and connections; more wait for room before their bodies are read.
 /// Smaller bundles share the same budget by size. This is what bounds the
 /// memory bundles from peers hold, whoever sends them.
-pub const DTN_REQUESTS_READ_AT_ONCE: usize = 4;
+pub(crate) const DTN_REQUESTS_READ_AT_ONCE: usize = 4;
 
 /// Streams of `/ferry/sync/1` at once on one connection, both ways: a
 /// history request per joined channel on connect, a hello. A request is at
 /// most [`SYNC_MAX_REQUEST`].
-pub const SYNC_STREAMS_PER_CONNECTION: usize = 16;
+pub(crate) const SYNC_STREAMS_PER_CONNECTION: usize = 16;
 
 /// The largest `/ferry/sync/1` request: 5,000 message ids (32 bytes, CBOR
 /// arrays of up to 2 bytes an element) with room to spare.
-pub const SYNC_MAX_REQUEST: u64 = 512 * 1024;
+pub(crate) const SYNC_MAX_REQUEST: u64 = 512 * 1024;
 
 /// The largest `/ferry/sync/1` response: a history batch (4 MiB of
 /// messages) in CBOR.
-pub const SYNC_MAX_RESPONSE: u64 = 10 * 1024 * 1024;
+pub(crate) const SYNC_MAX_RESPONSE: u64 = 10 * 1024 * 1024;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {

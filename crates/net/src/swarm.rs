@@ -106,7 +106,7 @@ pub fn build_swarm(keypair: Keypair, config: &NetConfig) -> Result<Swarm<Behavio
 /// the DTN window of 8 each way, a few sync and DHT requests), and equal to
 /// libp2p's own limit of streams negotiating at once; a stream over it is
 /// refused, which the protocols treat like a busy answer.
-pub const YAMUX_MAX_STREAMS: usize = 128;
+pub(crate) const YAMUX_MAX_STREAMS: usize = 128;
 
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();

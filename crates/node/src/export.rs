@@ -59,7 +59,7 @@ impl From<ExportError> for NodeError {
     }
 }
 
-pub fn collection(
+pub(crate) fn collection(
     store: &Store,
     manifest: &Manifest,
     target: &Path,

@@ -10,7 +10,7 @@ use crate::types::{JobKind, JobState, JobStatus};
 /// Finished jobs kept for the API to report; older ones are forgotten.
 const KEEP_FINISHED: usize = 256;
 
-pub type JobId = u64;
+pub(crate) type JobId = u64;
 
 #[derive(Clone, Default)]
 pub struct Jobs {

@@ -59,7 +59,7 @@ fn store_error(path: &Path) -> impl FnOnce(StoreError) -> ShareError + '_ {
 }
 
 /// What was shared.
-pub struct Shared {
+pub(crate) struct Shared {
     pub id: ContentId,
     pub kind: ContentKind,
     pub name: String,
@@ -69,7 +69,7 @@ pub struct Shared {
 
 /// Shares `path` (a file or a directory). `progress` gets the bytes hashed so
 /// far and the total.
-pub fn share(
+pub(crate) fn share(
     store: &Store,
     path: &Path,
     in_place: bool,

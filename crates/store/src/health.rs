@@ -18,12 +18,12 @@ use crate::{Store, StoreError};
 /// Space left free on the data directory's filesystem by default: room for the
 /// database to finish what it is doing and for the rest of the system to keep
 /// working (logs, other programs).
-pub const DEFAULT_RESERVE_BYTES: u64 = 64 << 20;
+pub(crate) const DEFAULT_RESERVE_BYTES: u64 = 64 << 20;
 /// Bundles the DTN inbox holds at most by default: a peer that sends this node
 /// thousands of small bundles fills a bounded list, not the disk.
-pub const DEFAULT_INBOX_MAX_BUNDLES: u64 = 10_000;
+pub(crate) const DEFAULT_INBOX_MAX_BUNDLES: u64 = 10_000;
 /// Bytes the DTN inbox holds at most by default (bundle bytes, inline or files).
-pub const DEFAULT_INBOX_MAX_BYTES: u64 = 1 << 30;
+pub(crate) const DEFAULT_INBOX_MAX_BYTES: u64 = 1 << 30;
 
 /// The store's limits against a full disk. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

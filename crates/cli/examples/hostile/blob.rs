@@ -27,7 +27,7 @@ use ferry_net::libp2p::swarm::SwarmEvent;
 use ferry_net::libp2p::{Multiaddr, StreamProtocol, multiaddr::Protocol};
 use ferry_store::{DataDir, Store, identity};
 
-pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     match (mode, rest) {
         ("blob-bad-bitfield", [file]) => serve_bad_bitfield(&data_dir, Path::new(file)).await,
         _ => bail!("usage: hostile_peer blob-bad-bitfield DATA_DIR FILE"),

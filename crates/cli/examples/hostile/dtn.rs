@@ -60,7 +60,7 @@ const HANGUP_WAIT: Duration = Duration::from_secs(10);
 /// The oversize frame's body: 17 MiB, over `MAX_REQUEST_BYTES`.
 const OVERSIZE_FRAME_BODY: usize = 17 * 1024 * 1024;
 
-pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     let target: Multiaddr = match rest.first() {
         Some(addr) => addr.parse().context("ADDR is not a multiaddr")?,
         None => bail!("{mode} needs the node's ADDR"),

@@ -66,7 +66,7 @@ const LIMIT_RETRIES: usize = 10;
 const LEAVE_IDS: u64 = 100_000;
 
 /// How a mode speaks `/ferry/dtn/1`: `dtn-summary-leave` only asks, never answers.
-pub fn support(mode: &str) -> ProtocolSupport {
+pub(super) fn support(mode: &str) -> ProtocolSupport {
     if mode == "dtn-summary-leave" {
         ProtocolSupport::Outbound
     } else {
@@ -74,7 +74,11 @@ pub fn support(mode: &str) -> ProtocolSupport {
     }
 }
 
-pub async fn run(mode: &str, contact: &mut Contact, rest: &[String]) -> anyhow::Result<Report> {
+pub(super) async fn run(
+    mode: &str,
+    contact: &mut Contact,
+    rest: &[String],
+) -> anyhow::Result<Report> {
     match (mode, rest) {
         ("dtn-forge-source", [count]) => forge_source(contact, count.parse()?).await,
         ("dtn-forge-acks", destinations) => {

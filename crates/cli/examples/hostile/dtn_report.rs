@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a DTN mode prints.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Report {
+pub(super) struct Report {
     pub peer_id: String,
     pub target: String,
     /// One entry per request, in order (`dtn-malformed`, `dtn-oversize`).
@@ -21,7 +21,7 @@ pub struct Report {
 
 /// One request and its answer.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Sent {
+pub(super) struct Sent {
     pub what: String,
     /// Bytes of the bundle (or of the frame's body, for a raw frame).
     pub bytes: usize,
@@ -35,7 +35,7 @@ pub struct Sent {
 
 /// How a flood's bundles were answered.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct FloodReport {
+pub(super) struct FloodReport {
     pub count: usize,
     pub payload_bytes: usize,
     /// The largest bundle's encoded size (all are within a byte or two).

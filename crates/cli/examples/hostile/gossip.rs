@@ -73,7 +73,7 @@ struct Gossiper {
     prepared: Vec<Vec<u8>>,
 }
 
-pub async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     let (addr, channel, numbers) = match rest {
         [addr, channel, numbers @ ..] => (addr, channel, numbers),
         _ => bail!("{mode} needs ADDR CHANNEL and a count"),

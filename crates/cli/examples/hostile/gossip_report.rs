@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct GossipReport {
+pub(super) struct GossipReport {
     /// Messages handed to gossipsub.
     pub sent: u64,
     /// Publishes gossipsub refused (its queues to the node were full).

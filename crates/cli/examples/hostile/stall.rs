@@ -24,7 +24,7 @@ use ferry_net::libp2p::{Multiaddr, multiaddr::Protocol};
 use ferry_net::{BehaviourEvent, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
 
-pub async fn run(data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     let [file, answers] = rest else {
         bail!("usage: hostile_peer stall-after DATA_DIR FILE ANSWERS");
     };

@@ -66,7 +66,7 @@ struct ConnectionsReport {
     open: usize,
 }
 
-pub async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(mode: &str, data_dir: &Path, rest: &[String]) -> anyhow::Result<()> {
     let (target, count): (Multiaddr, usize) = match rest {
         [addr, count] if matches!(mode, "streams-hold" | "streams-connections") => (
             addr.parse().context("ADDR is not a multiaddr")?,

@@ -12,7 +12,7 @@ use ferry_net::libp2p::{StreamProtocol, Swarm, SwarmBuilder, identify, noise, pi
 
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "ferry_net::libp2p::swarm::derive_prelude")]
-pub struct Raw<C>
+pub(crate) struct Raw<C>
 where
     C: Codec + Clone + Send + 'static,
 {
@@ -24,7 +24,7 @@ where
 
 /// A swarm over TCP and QUIC that speaks `protocol` with `codec`; connections
 /// idle for `idle` are closed.
-pub fn raw_swarm<C>(
+pub(crate) fn raw_swarm<C>(
     keypair: Keypair,
     protocol: &'static str,
     codec: C,

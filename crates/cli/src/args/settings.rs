@@ -14,7 +14,7 @@ use ferry_node::config::{ConfigError, Layer, check_text};
 /// The flags of `ferry start` (and of `ferry config show`, which shows what they
 /// would make of the settings).
 #[derive(Debug, Clone, Default)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     pub flags: Layer,
 }
 
@@ -94,7 +94,7 @@ fn flag_arg(key: &'static Key) -> Option<Arg> {
 }
 
 /// The layer of the `FERRY_*` variables set in this process's environment.
-pub fn env_layer() -> Result<Layer, ConfigError> {
+pub(crate) fn env_layer() -> Result<Layer, ConfigError> {
     Layer::from_env(|name| match std::env::var(name) {
         Ok(text) => Ok(Some(text)),
         Err(std::env::VarError::NotPresent) => Ok(None),
@@ -105,7 +105,7 @@ pub fn env_layer() -> Result<Layer, ConfigError> {
 }
 
 /// `ferry start --help`'s paragraph on where settings come from, with every key.
-pub fn settings_paragraph() -> String {
+pub(super) fn settings_paragraph() -> String {
     let keys: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
     let text = format!(
         "Flags win over FERRY_<KEY> environment variables, which win over the data \
@@ -215,7 +215,7 @@ mod tests {
 
 /// How [`Checked`] checks a value.
 #[derive(Clone, Copy)]
-pub enum Check {
+pub(super) enum Check {
     /// As the node checks the key's value in any layer.
     Key(&'static Key),
     /// As the node parses a request field.
@@ -226,7 +226,7 @@ pub enum Check {
 /// explained) that help and shell completion list. The check, not the list, says
 /// what is accepted, so `spray:8` passes where `spray` is listed.
 #[derive(Clone, Copy)]
-pub struct Checked {
+pub(super) struct Checked {
     pub choices: &'static [(&'static str, &'static str)],
     pub check: Check,
 }

@@ -17,7 +17,7 @@ const FOLLOW_WAIT_MS: u64 = 30_000;
 /// How much history `ferry chat` shows when it opens.
 const CHAT_HISTORY: usize = 50;
 
-pub fn post(client: &Client, args: PostArgs) -> anyhow::Result<()> {
+pub(super) fn post(client: &Client, args: PostArgs) -> anyhow::Result<()> {
     let channel = channel_name(&args.channel)?;
     let text = if args.text == ["-"] {
         read_stdin()?
@@ -35,7 +35,7 @@ pub fn post(client: &Client, args: PostArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn read(client: &Client, args: ReadArgs) -> anyhow::Result<()> {
+pub(super) fn read(client: &Client, args: ReadArgs) -> anyhow::Result<()> {
     let channel = channel_name(&args.channel)?;
     let print = |message: &MessageView| print_message(message, args.json);
     let recent = client.read_messages(
@@ -52,7 +52,7 @@ pub fn read(client: &Client, args: ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<()> {
+pub(super) fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<()> {
     let channel = channel_name(&args.channel)?;
     let reply: LeaveReply = client.post(
         &format!("/v1/channels/{channel}/leave"),
@@ -67,7 +67,7 @@ pub fn leave(client: &Client, args: LeaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn chat(client: &Client, channel: &str) -> anyhow::Result<()> {
+pub(super) fn chat(client: &Client, channel: &str) -> anyhow::Result<()> {
     let channel = channel_name(channel)?;
     let me: IdInfo = client.get("/v1/id")?;
     let recent = client.read_messages(

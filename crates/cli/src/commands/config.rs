@@ -18,7 +18,7 @@ struct ExampleConfig {
     config_toml: String,
 }
 
-pub fn run(data_dir: &Path, command: ConfigCommand) -> anyhow::Result<()> {
+pub(super) fn run(data_dir: &Path, command: ConfigCommand) -> anyhow::Result<()> {
     match command {
         ConfigCommand::Example(output) => {
             let config_toml = example_toml();

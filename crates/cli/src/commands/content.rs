@@ -26,7 +26,7 @@ const POLL_EVERY: Duration = Duration::from_millis(150);
 /// does not match something else.
 const MIN_ID_PREFIX: usize = 8;
 
-pub fn share(client: &Client, args: ShareArgs) -> anyhow::Result<()> {
+pub(super) fn share(client: &Client, args: ShareArgs) -> anyhow::Result<()> {
     let path = share_path(&args.path)?;
     let started: JobStarted = client.post(
         "/v1/share",
@@ -42,7 +42,7 @@ pub fn share(client: &Client, args: ShareArgs) -> anyhow::Result<()> {
     print(args.output.json, &share, || output::share_text(&share))
 }
 
-pub fn get(client: &Client, args: GetArgs) -> anyhow::Result<()> {
+pub(super) fn get(client: &Client, args: GetArgs) -> anyhow::Result<()> {
     let started: JobStarted = client.post(
         "/v1/get",
         &GetRequest {
@@ -58,12 +58,12 @@ pub fn get(client: &Client, args: GetArgs) -> anyhow::Result<()> {
     print(args.json.json, &get, || output::get_text(&get))
 }
 
-pub fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn ls(client: &Client, json: bool) -> anyhow::Result<()> {
     let blobs: Vec<BlobEntry> = client.get("/v1/blobs")?;
     print(json, &blobs, || output::blobs_table(&blobs))
 }
 
-pub fn rm(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
+pub(super) fn rm(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
     let id = resolve_id(client, id)?;
     let removed: Removed = client.delete(&format!("/v1/blobs/{id}"))?;
     if !removed.removed {

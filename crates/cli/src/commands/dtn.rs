@@ -17,7 +17,7 @@ use crate::output::dtn::{
     export_line, import_text, inbox_text, queued_line, renamed_line, saved_line, status_text,
 };
 
-pub fn run(client: &Client, command: DtnCommand) -> anyhow::Result<()> {
+pub(super) fn run(client: &Client, command: DtnCommand) -> anyhow::Result<()> {
     match command {
         DtnCommand::Send(args) => send(client, args),
         DtnCommand::Inbox(args) => {

@@ -8,7 +8,7 @@ use crate::args::{JobsArgs, JobsCommand};
 use crate::client::Client;
 use crate::output;
 
-pub fn run(client: &Client, args: JobsArgs) -> anyhow::Result<()> {
+pub(super) fn run(client: &Client, args: JobsArgs) -> anyhow::Result<()> {
     match args.command {
         None => {
             let jobs: Vec<JobStatus> = client.get("/v1/jobs")?;

@@ -10,7 +10,7 @@ mod shell;
 mod start;
 mod status;
 
-pub use status::StatusReport;
+pub(crate) use status::StatusReport;
 
 use std::io::Write;
 
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::args::{Cli, Command};
 use crate::client::Client;
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = cli.data_dir()?;
     // `start` is the node itself; every other command is a client of one.
     let client = || Client::new(&data_dir, cli.verbose > 0);

@@ -9,17 +9,17 @@ use super::print;
 use crate::client::Client;
 use crate::output;
 
-pub fn id(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn id(client: &Client, json: bool) -> anyhow::Result<()> {
     let id: IdInfo = client.get("/v1/id")?;
     print(json, &id, || output::id_text(&id))
 }
 
-pub fn peers(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn peers(client: &Client, json: bool) -> anyhow::Result<()> {
     let peers: Vec<PeerInfo> = client.get("/v1/peers")?;
     print(json, &peers, || output::peers_table(&peers))
 }
 
-pub fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
+pub(super) fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
     let reply: ConnectReply = client.post(
         "/v1/connect",
         &ConnectRequest {
@@ -29,7 +29,7 @@ pub fn connect(client: &Client, addr: &str, json: bool) -> anyhow::Result<()> {
     print(json, &reply, || output::connect_line(&reply))
 }
 
-pub fn find(client: &Client, peer_id: &str, json: bool) -> anyhow::Result<()> {
+pub(super) fn find(client: &Client, peer_id: &str, json: bool) -> anyhow::Result<()> {
     let reply: FindReply = client.post(
         "/v1/find",
         &FindRequest {
@@ -39,12 +39,12 @@ pub fn find(client: &Client, peer_id: &str, json: bool) -> anyhow::Result<()> {
     print(json, &reply, || output::find_text(&reply))
 }
 
-pub fn nat(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn nat(client: &Client, json: bool) -> anyhow::Result<()> {
     let nat: NatInfo = client.get("/v1/nat")?;
     print(json, &nat, || output::nat_text(&nat))
 }
 
-pub fn channels(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn channels(client: &Client, json: bool) -> anyhow::Result<()> {
     let channels: Vec<ChannelInfo> = client.get("/v1/channels")?;
     print(json, &channels, || output::channels_table(&channels))
 }

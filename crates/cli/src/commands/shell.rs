@@ -14,7 +14,7 @@ use super::print;
 use crate::args::Cli;
 
 /// The completion script for `shell`, on stdout (bare, or in a JSON object).
-pub fn completions(shell: Shell, json: bool) -> anyhow::Result<()> {
+pub(super) fn completions(shell: Shell, json: bool) -> anyhow::Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut script);
     if json {
@@ -30,7 +30,7 @@ pub fn completions(shell: Shell, json: bool) -> anyhow::Result<()> {
 }
 
 /// ferry(1) as roff on stdout, or every page (one a command) written into `dir`.
-pub fn man(dir: Option<&Path>, json: bool) -> anyhow::Result<()> {
+pub(super) fn man(dir: Option<&Path>, json: bool) -> anyhow::Result<()> {
     match dir {
         None => {
             let mut page = Vec::new();

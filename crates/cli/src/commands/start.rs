@@ -14,7 +14,7 @@ use crate::args::{StartArgs, env_layer};
 const FERRY_DEBUG: &str =
     "info,ferry=debug,ferry_node=debug,ferry_net=debug,ferry_store=debug,ferry_core=debug";
 
-pub fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<()> {
+pub(super) fn start(data_dir: PathBuf, args: StartArgs, verbose: u8) -> anyhow::Result<()> {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(log_filter(verbose)?)
         .with_writer(std::io::stderr)

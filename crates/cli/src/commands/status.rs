@@ -14,7 +14,7 @@ use crate::output;
 
 /// What `ferry status` shows, and prints with `--json`.
 #[derive(Debug, Serialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     pub id: IdInfo,
     /// Reachability, NAT mapping, DHT mode, relays (and every connected peer's path).
     pub nat: NatInfo,
@@ -31,7 +31,7 @@ pub struct StatusReport {
 
 /// The DTN store at a glance; `ferry dtn status` has the details.
 #[derive(Debug, Serialize)]
-pub struct DtnSummary {
+pub(crate) struct DtnSummary {
     pub strategy: String,
     /// Bundles held for others (and this node's own, until delivered).
     pub bundles: usize,
@@ -42,7 +42,7 @@ pub struct DtnSummary {
     pub contacts_connected: usize,
 }
 
-pub fn status(client: &Client, json: bool) -> anyhow::Result<()> {
+pub(super) fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     let id: IdInfo = client.get("/v1/id")?;
     let nat: NatInfo = client.get("/v1/nat")?;
     let peers: Vec<PeerInfo> = client.get("/v1/peers")?;

@@ -21,7 +21,7 @@ fn short_node(node: &str) -> String {
 }
 
 /// What `ferry dtn send` prints.
-pub fn queued_line(reply: &DtnSendReply) -> String {
+pub(crate) fn queued_line(reply: &DtnSendReply) -> String {
     format!(
         "queued {} ({}) for {}\n",
         printable(&reply.id, false),
@@ -31,7 +31,7 @@ pub fn queued_line(reply: &DtnSendReply) -> String {
 }
 
 /// What `ferry dtn save` prints.
-pub fn saved_line(reply: &DtnSaveReply) -> String {
+pub(crate) fn saved_line(reply: &DtnSaveReply) -> String {
     format!(
         "wrote {} to {}\n",
         human_bytes(reply.bytes),
@@ -40,7 +40,7 @@ pub fn saved_line(reply: &DtnSaveReply) -> String {
 }
 
 /// What `ferry dtn export` prints.
-pub fn export_line(report: &ExportReport) -> String {
+pub(crate) fn export_line(report: &ExportReport) -> String {
     format!(
         "exported {} bundles ({} new), {} acks, {} content blobs to {}\n",
         report.bundles,
@@ -52,7 +52,7 @@ pub fn export_line(report: &ExportReport) -> String {
 }
 
 /// What `ferry dtn inbox` prints: each bundle, who sent it, its text or file.
-pub fn inbox_text(items: &[InboxItem]) -> String {
+pub(crate) fn inbox_text(items: &[InboxItem]) -> String {
     if items.is_empty() {
         return "inbox is empty\n".into();
     }
@@ -78,7 +78,7 @@ pub fn inbox_text(items: &[InboxItem]) -> String {
 
 /// The warning `ferry dtn save` without `-o` prints when the sender's file
 /// name is special and the file is saved under a safe one.
-pub fn renamed_line(sent: &str, saved: &str) -> String {
+pub(crate) fn renamed_line(sent: &str, saved: &str) -> String {
     format!(
         "the sender named the file {:?}; saving it as {:?} (choose the name with -o PATH)",
         printable(sent, false),
@@ -87,7 +87,7 @@ pub fn renamed_line(sent: &str, saved: &str) -> String {
 }
 
 /// What `ferry dtn status` prints.
-pub fn status_text(status: &DtnStatus) -> String {
+pub(crate) fn status_text(status: &DtnStatus) -> String {
     let mut text = format!(
         "node {}  strategy {}\nholding {} bundles, {} of {}; {} acks known; inbox {}\nreceived {}, delivered {}, forwarded {}, refused {}\n",
         printable(&status.node_id, false),
@@ -158,7 +158,7 @@ fn duration(secs: u64) -> String {
 
 /// What `ferry dtn import` prints. The rejected files are named by whoever wrote
 /// the folder, and the reasons quote them.
-pub fn import_text(report: &ImportReport) -> String {
+pub(crate) fn import_text(report: &ImportReport) -> String {
     let mut text = format!(
         "imported from {}: {} delivered here, {} to carry on, {} already known; {} acks freed {} copies; {} content blobs\n",
         printable(&report.folder, false),

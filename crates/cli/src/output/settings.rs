@@ -7,7 +7,7 @@ use super::{printable, table};
 
 /// The settings in effect on a data directory, for `ferry config show`.
 #[derive(Debug, Serialize)]
-pub struct ConfigShow {
+pub(crate) struct ConfigShow {
     pub data_dir: String,
     pub config_file: String,
     pub config_file_exists: bool,
@@ -15,7 +15,7 @@ pub struct ConfigShow {
 }
 
 /// The file, then a table of every key, its value and where the value came from.
-pub fn config_show_text(show: &ConfigShow) -> String {
+pub(crate) fn config_show_text(show: &ConfigShow) -> String {
     let file = if show.config_file_exists {
         printable(&show.config_file, false)
     } else {

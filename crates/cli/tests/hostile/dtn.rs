@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use ferry_node::control::types::DtnStatus;
 
 use crate::dtn_report::Report as DtnReport;
-pub use ferry_testkit::harness::tcp_addr;
+pub(crate) use ferry_testkit::harness::tcp_addr;
 use ferry_testkit::harness::{Node, run_with_deadline};
 
 /// How long a hostile DTN run may take (the flood is the longest, a few seconds).
-pub const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const HOSTILE_DTN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `hostile_peer MODE DATA_DIR ADDR EXTRA…` against `target` to the end.
-pub fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
+pub(crate) fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(ferry_testkit::hostile::binary());
     command
@@ -50,14 +50,14 @@ pub fn hostile_dtn(mode: &str, target: &Node, extra: &[&str]) -> DtnReport {
 }
 
 /// A peer id that no node has: bundles for it stay where they are.
-pub fn absent_peer() -> String {
+pub(crate) fn absent_peer() -> String {
     ferry_net::libp2p::PeerId::random().to_string()
 }
 
-pub fn dtn_status(node: &Node) -> DtnStatus {
+pub(crate) fn dtn_status(node: &Node) -> DtnStatus {
     node.ferry(&["dtn", "status", "--json"]).ok().json()
 }
 
-pub fn dtn_node_id(peer_id: &str) -> String {
+pub(crate) fn dtn_node_id(peer_id: &str) -> String {
     format!("dtn://{peer_id}/")
 }

@@ -31,7 +31,7 @@ type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 /// The most channels a node is in at once. Each joined channel costs a gossip
 /// subscription (mesh upkeep with every peer in it) and a history exchange
 /// with every new peer; a person follows far fewer.
-pub const MAX_JOINED_CHANNELS: usize = 256;
+pub(super) const MAX_JOINED_CHANNELS: usize = 256;
 /// Gossip messages one peer may make this node store: a burst of 500, then 100
 /// a second. A busy chat relayed by one neighbour stays far below; past it,
 /// the peer's messages are ignored (neither stored nor forwarded) before they

@@ -54,8 +54,8 @@ use crate::jobs::{JobId, Jobs};
 use crate::types::{ConnectReply, FindReply, IdInfo, MessageView, NatInfo, PeerInfo};
 use hooks::{Hooks, Stored};
 
-pub use download::GetPlan;
-pub use views::{blob_entry, message_view};
+pub(crate) use download::GetPlan;
+pub(crate) use views::{blob_entry, message_view};
 
 /// How often the protocols' timers are checked ([`Hooks::on_tick`]); each
 /// timer's own period is a named `Duration` in its protocol's module.
@@ -155,7 +155,7 @@ impl Shared {
     }
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     cx: Shared,
     /// `ferry connect` calls waiting for their dial to end.
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<ConnectReply, NodeError>>>,
@@ -168,7 +168,7 @@ pub struct Engine {
 }
 
 /// What the engine is built from.
-pub struct Parts {
+pub(crate) struct Parts {
     pub swarm: Swarm<Behaviour>,
     pub keypair: Keypair,
     pub name: String,
@@ -187,7 +187,7 @@ pub struct Parts {
 
 impl Engine {
     /// The engine, and the receiving end of its work channel for `run`.
-    pub fn new(parts: Parts) -> (Self, mpsc::UnboundedReceiver<Work>) {
+    pub(crate) fn new(parts: Parts) -> (Self, mpsc::UnboundedReceiver<Work>) {
         let local = *parts.swarm.local_peer_id();
         let (work, work_done) = mpsc::unbounded_channel();
         let clock = Clock::new();
@@ -217,7 +217,7 @@ impl Engine {
     }
 
     /// Runs until `shutdown` resolves.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut work_done: mpsc::UnboundedReceiver<Work>,

@@ -9,7 +9,7 @@ use ferry_store::BlobInfo;
 
 use crate::types::{BlobEntry, MessageView, PeerInfo};
 
-pub fn message_view(stored: &StoredMessage) -> MessageView {
+pub(crate) fn message_view(stored: &StoredMessage) -> MessageView {
     let m = &stored.message;
     MessageView {
         seq: stored.seq,
@@ -22,7 +22,7 @@ pub fn message_view(stored: &StoredMessage) -> MessageView {
     }
 }
 
-pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
+pub(super) fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
     PeerInfo {
         peer_id: entry.peer.to_string(),
         name: entry.name.clone(),
@@ -35,7 +35,7 @@ pub fn peer_info(entry: &PeerEntry, now: Millis) -> PeerInfo {
     }
 }
 
-pub fn blob_entry(info: &BlobInfo) -> BlobEntry {
+pub(crate) fn blob_entry(info: &BlobInfo) -> BlobEntry {
     BlobEntry {
         id: info.id.to_string(),
         kind: info.kind,

@@ -64,7 +64,7 @@ pub(super) struct Stamp {
 }
 
 impl Stamp {
-    pub fn of(meta: &Metadata) -> Self {
+    pub(super) fn of(meta: &Metadata) -> Self {
         let (mtime_s, mtime_ns) = match meta.modified() {
             Ok(t) => match t.duration_since(UNIX_EPOCH) {
                 Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
