@@ -447,6 +447,8 @@ impl Downloads {
                             matches!(error, request_response::OutboundFailure::ConnectionClosed);
                         if closed && cx.swarm.is_connected(&asked.peer) {
                             self.ask_again_of(cx, asked);
+                        } else if closed {
+                            self.on_connection_lost(cx, asked);
                         } else {
                             self.on_unanswered(cx, asked, Failure::Timeout);
                         }
@@ -501,6 +503,22 @@ impl Downloads {
         };
         let request = asked.what.request(id);
         self.ask_blob(cx, asked.job, asked.peer, request, asked.what);
+    }
+
+    /// A request whose connection closed with no other to the peer left. The
+    /// peer may be back in a moment: a hole punch that replaces the relayed
+    /// path can close the relayed connection on this side before the direct one
+    /// is up. So the download counts as stalled (asked again every
+    /// [`STALL_RETRY`], given up after [`STALL_GRACE`]) instead of failing at
+    /// once for want of a provider.
+    fn on_connection_lost(&mut self, cx: &mut Shared, asked: Asked) {
+        if let Some(download) = self.downloads.get_mut(&asked.job)
+            && download.stalled.is_none()
+        {
+            let now = cx.clock.mono_ms();
+            download.stalled = Some((now, now));
+        }
+        self.on_unanswered(cx, asked, Failure::Timeout);
     }
 
     /// A request that got no usable answer.
@@ -837,9 +855,14 @@ impl Downloads {
     }
 
     fn check_stalled(&mut self, cx: &mut Shared, job: JobId) {
-        let Some(blob) = self.downloads.get(&job).and_then(|d| d.blob.as_ref()) else {
+        let Some(download) = self.downloads.get(&job) else {
             return;
         };
+        let Some(blob) = download.blob.as_ref() else {
+            return;
+        };
+        // Already waiting for a provider to come back: the stall timer decides.
+        let waiting = download.stalled.is_some();
         let id = blob.id;
         match blob.sources.fetch() {
             // A resumed download has its scheduler before any provider
@@ -854,7 +877,11 @@ impl Downloads {
                 }
             }
             Some(_) => {}
-            None if blob.asking.is_empty() && blob.sources.is_exhausted() && !blob.dht_lookup => {
+            None if blob.asking.is_empty()
+                && blob.sources.is_exhausted()
+                && !blob.dht_lookup
+                && !waiting =>
+            {
                 self.fail_download(cx,
                     job,
                     NodeError::Unreachable(format!(
