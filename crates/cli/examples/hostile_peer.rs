@@ -44,7 +44,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferry_core::content::{ContentId, ContentKind, Entry, EntryKind, Manifest, Ticket};
+use ferry_core::content::{ContentId, ContentKind, Entry, EntryKind, Manifest};
 use ferry_core::transfer::{BlobRequest, BlobResponse};
 use ferry_net::libp2p::futures::StreamExt;
 use ferry_net::libp2p::request_response::{self, Message};
@@ -53,6 +53,10 @@ use ferry_net::libp2p::{Multiaddr, Swarm, identify, kad, multiaddr::Protocol};
 use ferry_net::{Behaviour, BehaviourEvent, KAD_PROTOCOL, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
 
+use announce::announce_provider;
+
+#[path = "hostile/announce.rs"]
+mod announce;
 #[path = "hostile/blob.rs"]
 mod blob;
 #[path = "hostile/dtn.rs"]
@@ -126,28 +130,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     listen_all(&mut swarm, &["/ip4/127.0.0.1/tcp/0".parse::<Multiaddr>()?])?;
-    let peer_id = *swarm.local_peer_id();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address;
-        }
-    };
-    let ticket = Ticket {
-        id,
-        kind,
-        name: Some("hostile".into()),
-        provider: peer_id,
-        addrs: vec![addr.clone()],
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "peer_id": peer_id.to_string(),
-            "addr": addr.with(Protocol::P2p(peer_id)).to_string(),
-            "id": id.to_string(),
-            "ticket": ticket.to_string(),
-        })
-    );
+    announce_provider(&mut swarm, id, kind, "hostile").await;
 
     loop {
         let SwarmEvent::Behaviour(BehaviourEvent::Blob(request_response::Event::Message {

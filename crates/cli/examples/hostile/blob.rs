@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use crate::swarm::{RawEvent, raw_swarm};
 use anyhow::bail;
-use ferry_core::content::{ContentKind, Ticket, group_count};
+use ferry_core::content::{ContentKind, group_count};
 use ferry_core::transfer::{BlobRequest, BlobResponse, MAX_REQUEST_BYTES, PROTOCOL};
+use ferry_net::libp2p::StreamProtocol;
 use ferry_net::libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use ferry_net::libp2p::request_response::{self, Codec, Message};
 use ferry_net::libp2p::swarm::SwarmEvent;
-use ferry_net::libp2p::{Multiaddr, StreamProtocol, multiaddr::Protocol};
 use ferry_store::{DataDir, Store, identity};
+
+use crate::announce::announce_provider;
 
 pub(crate) async fn run(mode: &str, data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     match (mode, rest) {
@@ -48,28 +50,7 @@ async fn serve_bad_bitfield(data_dir: &Path, file: &Path) -> anyhow::Result<()> 
         Duration::from_secs(60),
     )?;
     swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
-    let peer_id = *swarm.local_peer_id();
-    let addr: Multiaddr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address;
-        }
-    };
-    let ticket = Ticket {
-        id: info.id,
-        kind: ContentKind::Blob,
-        name: Some("hostile".into()),
-        provider: peer_id,
-        addrs: vec![addr.clone()],
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "peer_id": peer_id.to_string(),
-            "addr": addr.with(Protocol::P2p(peer_id)).to_string(),
-            "id": info.id.to_string(),
-            "ticket": ticket.to_string(),
-        })
-    );
+    announce_provider(&mut swarm, info.id, ContentKind::Blob, "hostile").await;
     loop {
         let SwarmEvent::Behaviour(RawEvent::Proto(request_response::Event::Message {
             message: Message::Request {

@@ -15,14 +15,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use ferry_core::content::{ContentKind, Ticket};
+use ferry_core::content::ContentKind;
 use ferry_core::transfer::{BlobRequest, BlobResponse};
+use ferry_net::libp2p::Multiaddr;
 use ferry_net::libp2p::futures::StreamExt;
 use ferry_net::libp2p::request_response::{self, Message};
 use ferry_net::libp2p::swarm::SwarmEvent;
-use ferry_net::libp2p::{Multiaddr, multiaddr::Protocol};
 use ferry_net::{BehaviourEvent, NetConfig, build_swarm, listen_all};
 use ferry_store::{DataDir, Store, identity};
+
+use crate::announce::announce_provider;
 
 pub(crate) async fn run(data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()> {
     let [file, answers] = rest else {
@@ -41,28 +43,7 @@ pub(crate) async fn run(data_dir: PathBuf, rest: &[String]) -> anyhow::Result<()
         },
     )?;
     listen_all(&mut swarm, &["/ip4/127.0.0.1/tcp/0".parse::<Multiaddr>()?])?;
-    let peer_id = *swarm.local_peer_id();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address;
-        }
-    };
-    let ticket = Ticket {
-        id: info.id,
-        kind: ContentKind::Blob,
-        name: Some("stalled.bin".into()),
-        provider: peer_id,
-        addrs: vec![addr.clone()],
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "peer_id": peer_id.to_string(),
-            "addr": addr.with(Protocol::P2p(peer_id)).to_string(),
-            "id": info.id.to_string(),
-            "ticket": ticket.to_string(),
-        })
-    );
+    announce_provider(&mut swarm, info.id, ContentKind::Blob, "stalled.bin").await;
 
     // Requests past the answered ones are kept here, unanswered: dropping
     // one would close its stream and tell the node at once.
