@@ -10,12 +10,12 @@ use std::process::{Command, Stdio};
 
 use ferry_node::control::types::{GetResult, JobState, JobStatus};
 use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, ferry_binary, random_bytes, wait_until};
-use ferry_testkit::hostile::start_hostile;
+use ferry_testkit::hostile::stalling_provider;
 
 /// Large enough that the stalling provider's answers are a small part of it.
 const FILE_BYTES: usize = 8 << 20;
 /// Chunk-group requests the stalling provider answers: the size probe and two more.
-const ANSWERS: &str = "3";
+const ANSWERS: usize = 3;
 /// The signal Ctrl-C sends (its number on Linux).
 const SIGINT: i32 = 2;
 
@@ -27,10 +27,8 @@ fn get_jobs(node: &Node) -> Vec<JobStatus> {
 #[test]
 fn get_interrupted_by_ctrl_c_goes_on_in_the_node_and_get_again_follows_it() {
     let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("big.bin");
     let bytes = random_bytes("resume after ctrl-c", FILE_BYTES);
-    std::fs::write(&file, &bytes).unwrap();
-    let provider = start_hostile(&["stall-after", file.to_str().unwrap(), ANSWERS]);
+    let provider = stalling_provider(work.path(), &bytes, ANSWERS);
     let ticket = provider.announced.ticket.clone();
     let id = provider.announced.id.clone();
     let node = Node::start("leecher");
@@ -81,7 +79,11 @@ fn get_interrupted_by_ctrl_c_goes_on_in_the_node_and_get_again_follows_it() {
     drop(provider);
     let seeder = Node::start("seeder");
     let shared: serde_json::Value = seeder
-        .ferry(&["share", file.to_str().unwrap(), "--json"])
+        .ferry(&[
+            "share",
+            work.path().join("big.bin").to_str().unwrap(),
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(shared["id"], id.as_str());

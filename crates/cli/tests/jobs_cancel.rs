@@ -3,19 +3,17 @@
 //! holds every later request keeps the download running with progress, so the
 //! test cancels a transfer that is certainly under way, without timing.
 
-use ferry_testkit::hostile;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use ferry_node::control::types::{BlobEntry, GetResult, JobState, JobStatus};
 use ferry_testkit::harness::{Node, SPREAD_TIMEOUT, ferry_binary, random_bytes, wait_until};
-use hostile::start_hostile;
+use ferry_testkit::hostile::stalling_provider;
 
 /// Large enough that three answered requests are a small part of it.
 const FILE_BYTES: usize = 8 << 20;
 /// Chunk-group requests the stalling provider answers: the size probe and two more.
-const ANSWERS: &str = "3";
+const ANSWERS: usize = 3;
 
 fn jobs(node: &Node) -> Vec<JobStatus> {
     node.ferry(&["jobs", "--json"]).ok().json()
@@ -84,9 +82,7 @@ fn finished(mut child: Child) -> (Option<i32>, String) {
 #[test]
 fn a_cancelled_download_stops_and_its_partial_data_is_removed() {
     let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("big.bin");
-    std::fs::write(&file, random_bytes("cancel", FILE_BYTES)).unwrap();
-    let provider = start_hostile(&["stall-after", file.to_str().unwrap(), ANSWERS]);
+    let provider = stalling_provider(work.path(), &random_bytes("cancel", FILE_BYTES), ANSWERS);
     let id = provider.announced.id.clone();
     let node = Node::start("leecher");
     let output = work.path().join("out.bin");
@@ -133,10 +129,8 @@ fn a_cancelled_download_stops_and_its_partial_data_is_removed() {
 #[test]
 fn a_download_cancelled_with_keep_is_resumed_by_the_next_get() {
     let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("big.bin");
     let bytes = random_bytes("keep", FILE_BYTES);
-    std::fs::write(&file, &bytes).unwrap();
-    let provider = start_hostile(&["stall-after", file.to_str().unwrap(), ANSWERS]);
+    let provider = stalling_provider(work.path(), &bytes, ANSWERS);
     let id = provider.announced.id.clone();
     let node = Node::start("leecher");
     let output = work.path().join("out.bin");
@@ -158,7 +152,11 @@ fn a_download_cancelled_with_keep_is_resumed_by_the_next_get() {
     drop(provider);
     let seeder = Node::start("seeder");
     let shared: serde_json::Value = seeder
-        .ferry(&["share", file.to_str().unwrap(), "--json"])
+        .ferry(&[
+            "share",
+            work.path().join("big.bin").to_str().unwrap(),
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(shared["id"], id.as_str());

@@ -54,6 +54,15 @@ impl Drop for Hostile {
     }
 }
 
+/// A provider of `bytes` (written to `dir/big.bin`) that answers the first
+/// `answers` blob requests and holds every later one unanswered
+/// (`hostile_peer stall-after`): a download from it starts, then stalls.
+pub fn stalling_provider(dir: &Path, bytes: &[u8], answers: usize) -> Hostile {
+    let file = dir.join("big.bin");
+    std::fs::write(&file, bytes).unwrap();
+    start_hostile(&["stall-after", file.to_str().unwrap(), &answers.to_string()])
+}
+
 /// Starts `hostile_peer MODE DATA_DIR ARGS…` (`args[0]` is the mode) and
 /// reads its announcement.
 pub fn start_hostile(args: &[&str]) -> Hostile {
